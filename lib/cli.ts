@@ -1,0 +1,24 @@
+/**
+ * The list of `sigil` subcommands, gathered from each role's `cli.ts`.
+ * @module
+ */
+import type { Command } from "./common/mod.ts";
+import { CONFIG_COMMANDS } from "./config/cli.ts";
+import { CA_COMMANDS } from "./ca/cli.ts";
+import { ROTATOR_COMMANDS } from "./rotator/cli.ts";
+import { PROXY_COMMANDS } from "./proxy/cli.ts";
+import { ROUTER_COMMANDS } from "./router/cli.ts";
+import { DEV_COMMANDS } from "./dev/cli.ts";
+
+/** Sigil's version. */
+export const VERSION = "0.1.0";
+
+/** Every subcommand, in help order. */
+export const COMMANDS: Command[] = [
+  ...DEV_COMMANDS,
+  ...CA_COMMANDS,
+  ...ROTATOR_COMMANDS,
+  ...PROXY_COMMANDS,
+  ...ROUTER_COMMANDS,
+  ...CONFIG_COMMANDS,
+];

@@ -1,0 +1,62 @@
+/**
+ * Base error class for every condition a Sigil caller is expected to catch.
+ *
+ * Each role defines one subclass per condition in `lib/<role>/errors.ts`. The
+ * `code` is stable (`"ERR_CA_CSR_INVALID"`) so callers, HTTP edges and tests can
+ * branch on it; the message is for people and never carries secret material.
+ *
+ * @example
+ * ```ts
+ * import { ApplianceError } from "./errors.ts";
+ * class CaError extends ApplianceError {}
+ * const err = new CaError("ERR_CA_CSR_INVALID", 'Cannot issue certificate for "a7c": CSR signature is invalid');
+ * console.assert(err.name === "CaError" && err.code === "ERR_CA_CSR_INVALID");
+ * ```
+ */
+export class ApplianceError extends Error {
+  /** Stable machine-readable code such as `ERR_CA_CSR_INVALID`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.name = this.constructor.name;
+  }
+}
+
+/**
+ * A command-line usage mistake: unknown flag, missing argument, bad value.
+ * `main.ts` maps it to exit code 2.
+ *
+ * @example
+ * ```ts
+ * import { UsageError } from "./errors.ts";
+ * const err = new UsageError('Missing required flag "--dir"');
+ * console.assert(err.code === "ERR_USAGE");
+ * ```
+ */
+export class UsageError extends ApplianceError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_USAGE", message, options);
+  }
+}
+
+/**
+ * Returns a short, secret-free description of any thrown value, for logs.
+ *
+ * @example
+ * ```ts
+ * import { describeError } from "./errors.ts";
+ * console.assert(describeError(new Error("boom")) === "boom");
+ * ```
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string" && !err.message.includes(code)) {
+      return `${err.message} (${code})`;
+    }
+    return err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,18 @@
+/**
+ * Shared building blocks: the error base class, durations, the clock, and the
+ * subcommand shape used by `main.ts`.
+ *
+ * @example
+ * ```ts
+ * import { ApplianceError, parseDuration } from "./mod.ts";
+ * console.assert(parseDuration("2m") === 120_000);
+ * console.assert(new ApplianceError("ERR_X", "x").code === "ERR_X");
+ * ```
+ * @module
+ */
+export { ApplianceError, describeError, UsageError } from "./errors.ts";
+export { formatDuration, parseDuration } from "./duration.ts";
+export { FakeClock, systemClock } from "./clock.ts";
+export type { Clock, TimerId } from "./clock.ts";
+export { listFlag, requireFlag, stringFlag } from "./command.ts";
+export type { Command, FlagSpec, FlagValues } from "./command.ts";

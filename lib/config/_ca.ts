@@ -1,0 +1,39 @@
+/** The `ca` section: `sigil ca serve`. @module */
+import { z } from "zod";
+import { Address, Duration, FilePath, KeyType } from "./_common.ts";
+
+/** Settings of the certificate authority server. */
+export const CaSection = z.strictObject({
+  /** CA directory written by `sigil ca init` (keys, certificates, ledger). */
+  dir: FilePath,
+  /** HTTPS listen address of the signing API. */
+  listen: Address.prefault("127.0.0.1:8443"),
+  /** DNS names in the CA server's own TLS certificate. */
+  server_names: z.array(z.string().min(1)).default(["localhost"]),
+  /** IP addresses in the CA server's own TLS certificate. */
+  server_ips: z.array(z.ipv4().or(z.ipv6())).default(["127.0.0.1"]),
+  /** Validity of an instance certificate when the request names none. */
+  default_validity: Duration.prefault("24h"),
+  /** Longest validity a request may ask for. */
+  max_validity: Duration.prefault("168h"),
+  /** How far notBefore is backdated to tolerate clock skew. */
+  backdate: Duration.prefault("1m"),
+  /** Key types accepted in CSRs. */
+  allowed_key_types: z.array(KeyType).min(1).default([
+    "ec-p256",
+    "ec-p384",
+    "rsa-2048",
+    "rsa-3072",
+  ]),
+  /** Per-caller (token subject) rate limit on /v1/sign. */
+  rate_limit: z.strictObject({
+    /** Sustained requests per second per caller. */
+    per_second: z.number().positive().default(50),
+    /** Burst size per caller. */
+    burst: z.number().int().positive().default(100),
+  }).prefault({}),
+  /** Largest accepted request body in bytes. */
+  max_body_bytes: z.number().int().positive().default(65536),
+});
+/** Resolved `ca` section. */
+export type CaSection = z.output<typeof CaSection>;

@@ -1,0 +1,31 @@
+/**
+ * Configuration: one YAML file, a zod `strictObject` per section (`ca`,
+ * `rotator`, `proxy`, `router`, `dev`), defaults in the schema, and errors that
+ * name every problem with its path and line.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./mod.ts";
+ * const cfg = parseConfig("ca:\n  dir: /var/lib/sigil/ca\n");
+ * console.assert(cfg.ca?.default_validity === 86_400_000);
+ * ```
+ * @module
+ */
+export { Config } from "./schema.ts";
+export type { ConfigInput } from "./schema.ts";
+export { loadConfig, parseConfig, requireSection } from "./load.ts";
+export { ConfigError } from "./errors.ts";
+export type { ConfigIssue } from "./errors.ts";
+export {
+  Address,
+  Duration,
+  FilePath,
+  formatAddress,
+  IdentityValue,
+  KeyType,
+} from "./_common.ts";
+export { CaSection } from "./_ca.ts";
+export { RotatorSection } from "./_rotator.ts";
+export { ProxySection } from "./_proxy.ts";
+export { RouterSection } from "./_router.ts";
+export { DevSection } from "./_dev.ts";

@@ -1,0 +1,5 @@
+/** `sigil proxy` subcommands. @module */
+import type { Command } from "../common/mod.ts";
+
+/** Commands of the proxy role. */
+export const PROXY_COMMANDS: Command[] = [];

@@ -1,0 +1,126 @@
+/**
+ * The `sigil` command line: parse argv, pick the subcommand, map known errors
+ * to exit codes (0 ok, 1 runtime failure, 2 usage or config error).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
+import { ApplianceError, describeError, UsageError } from "./lib/common/mod.ts";
+import type { Command, FlagValues } from "./lib/common/mod.ts";
+import { ConfigError } from "./lib/config/mod.ts";
+import { COMMANDS, VERSION } from "./lib/cli.ts";
+
+function findCommand(args: string[]): [Command, string[]] | undefined {
+  let best: Command | undefined;
+  for (const cmd of COMMANDS) {
+    const words = cmd.name.split(" ");
+    if (
+      words.every((w, i) => args[i] === w) &&
+      (!best || words.length > best.name.split(" ").length)
+    ) {
+      best = cmd;
+    }
+  }
+  return best ? [best, args.slice(best.name.split(" ").length)] : undefined;
+}
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    `sigil ${VERSION}: short-lived X.509 identities for app instances, and a router that verifies them`,
+    "",
+    "Usage: sigil <command> [flags]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Run 'sigil <command> --help' for the flags of a command.",
+  ].join("\n");
+}
+
+function commandHelp(cmd: Command): string {
+  const flags = Object.entries(cmd.flags).map(([name, f]) => {
+    const arg = f.type === "string" ? ` ${f.arg ?? "VALUE"}` : "";
+    const short = f.short ? `-${f.short}, ` : "    ";
+    const rep = f.multiple ? " (repeatable)" : "";
+    return `  ${short}--${name}${arg}\n        ${f.description}${rep}`;
+  });
+  return [
+    `Usage: sigil ${cmd.name} [flags]${
+      cmd.positionals ? " " + cmd.positionals : ""
+    }`,
+    "",
+    cmd.summary,
+    "",
+    "Flags:",
+    ...flags,
+    "  -h, --help\n        Show this help",
+  ].join("\n");
+}
+
+async function main(args: string[]): Promise<number> {
+  if (
+    args.length === 0 || args[0] === "--help" || args[0] === "-h" ||
+    args[0] === "help"
+  ) {
+    console.log(usage());
+    return args.length === 0 ? 2 : 0;
+  }
+  if (args[0] === "version" || args[0] === "--version") {
+    console.log(`sigil ${VERSION} (deno ${Deno.version.deno})`);
+    return 0;
+  }
+  const found = findCommand(args);
+  if (!found) {
+    throw new UsageError(
+      `Unknown command "${args.join(" ")}": run 'sigil --help' for the list`,
+    );
+  }
+  const [cmd, rest] = found;
+  const options: ParseArgsOptionsConfig = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, f] of Object.entries(cmd.flags)) {
+    options[name] = { type: f.type, multiple: f.multiple, short: f.short };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options,
+      strict: true,
+      allowPositionals: !!cmd.positionals,
+    });
+  } catch (err) {
+    throw new UsageError(
+      `Invalid arguments for "sigil ${cmd.name}": ${describeError(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (parsed.values.help) {
+    console.log(commandHelp(cmd));
+    return 0;
+  }
+  return await cmd.run(parsed.values as FlagValues, parsed.positionals);
+}
+
+if (import.meta.main) {
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      console.error(`sigil: ${err.message}`);
+      code = 2;
+    } else if (err instanceof ApplianceError) {
+      console.error(`sigil: ${err.message}`);
+      code = 1;
+    } else {
+      throw err;
+    }
+  }
+  Deno.exit(code);
+}
