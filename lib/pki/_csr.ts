@@ -1,0 +1,110 @@
+/**
+ * Certificate signing requests: creation on the cell, verification at the CA.
+ * @module
+ */
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import type { Identity } from "./_identity.ts";
+import { keyTypeOf, signingAlgorithm } from "./_keys.ts";
+import type { KeyPair, KeyType } from "./_keys.ts";
+import { PkiError } from "./errors.ts";
+
+/**
+ * Creates a PEM CSR signed by the key pair. The subject is `CN=<instance id>`
+ * when an identity is given; the CA decides the final subject and SANs itself.
+ *
+ * @example
+ * ```ts
+ * import { createCsr, generateKeyPair } from "./mod.ts";
+ * const csr = await createCsr(await generateKeyPair());
+ * console.assert(csr.includes("CERTIFICATE REQUEST"));
+ * ```
+ */
+export async function createCsr(
+  keys: KeyPair,
+  identity?: Identity,
+): Promise<string> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: identity
+      ? [{ CN: [identity.instanceId] }]
+      : [{ CN: ["sigil-instance"] }],
+    keys: { privateKey: keys.privateKey, publicKey: keys.publicKey },
+    signingAlgorithm: signingAlgorithm(keys.type),
+  });
+  return csr.toString("pem");
+}
+
+/** What a verified CSR yields. */
+export interface VerifiedCsr {
+  publicKey: CryptoKey;
+  keyType: KeyType;
+}
+
+/**
+ * Parses a PEM CSR and checks its self-signature.
+ *
+ * @param pem The CSR.
+ * @returns Its public key and key type.
+ * @throws {PkiError} `ERR_PKI_CSR_INVALID` when it is not a CSR, its key type is
+ *   unsupported, or its signature does not verify.
+ *
+ * @example
+ * ```ts
+ * import { createCsr, generateKeyPair, verifyCsr } from "./mod.ts";
+ * const v = await verifyCsr(await createCsr(await generateKeyPair()));
+ * console.assert(v.keyType === "ec-p256");
+ * ```
+ */
+export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
+  if (
+    typeof pem !== "string" ||
+    !pem.includes("-----BEGIN CERTIFICATE REQUEST-----")
+  ) {
+    throw new PkiError(
+      "ERR_PKI_CSR_INVALID",
+      "Invalid CSR: expected a PEM block 'BEGIN CERTIFICATE REQUEST'",
+    );
+  }
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(pem);
+  } catch (err) {
+    throw new PkiError(
+      "ERR_PKI_CSR_INVALID",
+      "Invalid CSR: cannot parse the PEM/DER structure",
+      {
+        cause: err,
+      },
+    );
+  }
+  let publicKey: CryptoKey;
+  try {
+    publicKey = await csr.publicKey.export();
+  } catch (err) {
+    throw new PkiError(
+      "ERR_PKI_CSR_INVALID",
+      "Invalid CSR: unsupported public key (use ECDSA P-256/P-384 or RSA 2048/3072)",
+      { cause: err },
+    );
+  }
+  const keyType = keyTypeOf(publicKey);
+  if (!keyType) {
+    throw new PkiError(
+      "ERR_PKI_CSR_INVALID",
+      "Invalid CSR: unsupported public key (use ECDSA P-256/P-384 or RSA 2048/3072)",
+    );
+  }
+  let ok = false;
+  try {
+    ok = await csr.verify();
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new PkiError(
+      "ERR_PKI_CSR_INVALID",
+      "Invalid CSR: signature does not verify",
+    );
+  }
+  return { publicKey, keyType };
+}

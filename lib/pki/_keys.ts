@@ -1,0 +1,202 @@
+/**
+ * Key generation, PEM export and import (WebCrypto; PKCS#8 for private keys).
+ * @module
+ */
+import { PkiError } from "./errors.ts";
+
+/** Supported key algorithms. */
+export type KeyType = "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-3072";
+
+/** A key pair with its Sigil key type. */
+export interface KeyPair {
+  type: KeyType;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+}
+
+/** WebCrypto generation parameters per key type. */
+export function keyAlgorithm(
+  type: KeyType,
+): RsaHashedKeyGenParams | EcKeyGenParams {
+  switch (type) {
+    case "ec-p256":
+      return { name: "ECDSA", namedCurve: "P-256" };
+    case "ec-p384":
+      return { name: "ECDSA", namedCurve: "P-384" };
+    case "rsa-2048":
+    case "rsa-3072":
+      return {
+        name: "RSASSA-PKCS1-v1_5",
+        modulusLength: type === "rsa-2048" ? 2048 : 3072,
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: "SHA-256",
+      };
+  }
+}
+
+/** The signature algorithm a key of this type signs with. */
+export function signingAlgorithm(type: KeyType): EcdsaParams | Algorithm {
+  if (type === "ec-p256") {
+    return { name: "ECDSA", hash: "SHA-256" } as EcdsaParams;
+  }
+  if (type === "ec-p384") {
+    return { name: "ECDSA", hash: "SHA-384" } as EcdsaParams;
+  }
+  return { name: "RSASSA-PKCS1-v1_5" };
+}
+
+/** Determines the Sigil key type of a WebCrypto key. */
+export function keyTypeOf(key: CryptoKey): KeyType | undefined {
+  const alg = key.algorithm as Partial<EcKeyAlgorithm & RsaHashedKeyAlgorithm>;
+  if (alg.name === "ECDSA" && alg.namedCurve === "P-256") return "ec-p256";
+  if (alg.name === "ECDSA" && alg.namedCurve === "P-384") return "ec-p384";
+  if (alg.name === "RSASSA-PKCS1-v1_5" && alg.modulusLength === 2048) {
+    return "rsa-2048";
+  }
+  if (alg.name === "RSASSA-PKCS1-v1_5" && alg.modulusLength === 3072) {
+    return "rsa-3072";
+  }
+  return undefined;
+}
+
+/**
+ * Generates a key pair.
+ *
+ * @param type Key algorithm. @default {"ec-p256"}
+ * @returns The key pair (extractable, so it can be written to disk).
+ *
+ * @example
+ * ```ts
+ * import { generateKeyPair } from "./_keys.ts";
+ * const k = await generateKeyPair();
+ * console.assert(k.type === "ec-p256");
+ * ```
+ */
+export async function generateKeyPair(
+  type: KeyType = "ec-p256",
+): Promise<KeyPair> {
+  const pair = await crypto.subtle.generateKey(keyAlgorithm(type), true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  return { type, privateKey: pair.privateKey, publicKey: pair.publicKey };
+}
+
+/**
+ * Encodes DER bytes as PEM with the given label.
+ *
+ * @example
+ * ```ts
+ * import { toPem } from "./_keys.ts";
+ * console.assert(toPem(new Uint8Array([1, 2, 3]), "TEST").startsWith("-----BEGIN TEST-----"));
+ * ```
+ */
+export function toPem(der: ArrayBuffer | Uint8Array, label: string): string {
+  const b64 = btoa(String.fromCharCode(...new Uint8Array(der)));
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${
+    lines.join("\n")
+  }\n-----END ${label}-----\n`;
+}
+
+/** Decodes the first PEM block with the given label; `undefined` when absent. */
+export function fromPem(pem: string, label: string): Uint8Array<ArrayBuffer> | undefined {
+  const re = new RegExp(
+    `-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`,
+  );
+  const m = re.exec(pem);
+  if (!m) return undefined;
+  try {
+    const bin = atob(m[1]!.replace(/\s+/g, ""));
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Exports the private key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+ *
+ * @example
+ * ```ts
+ * import { exportPrivateKeyPem, generateKeyPair } from "./_keys.ts";
+ * const pem = await exportPrivateKeyPem(await generateKeyPair());
+ * console.assert(pem.includes("PRIVATE KEY"));
+ * ```
+ */
+export async function exportPrivateKeyPem(keys: KeyPair): Promise<string> {
+  return toPem(
+    await crypto.subtle.exportKey("pkcs8", keys.privateKey),
+    "PRIVATE KEY",
+  );
+}
+
+/** Exports the public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`). */
+export async function exportPublicKeyPem(key: CryptoKey): Promise<string> {
+  return toPem(await crypto.subtle.exportKey("spki", key), "PUBLIC KEY");
+}
+
+const IMPORT_ORDER: KeyType[] = ["ec-p256", "ec-p384", "rsa-2048"];
+
+/**
+ * Imports a PKCS#8 PEM private key of any supported type, with its public key.
+ *
+ * @param pem `-----BEGIN PRIVATE KEY-----` text.
+ * @returns The key pair.
+ * @throws {PkiError} `ERR_PKI_KEY_INVALID` when the text is not a supported key.
+ *
+ * @example
+ * ```ts
+ * import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from "./_keys.ts";
+ * const pem = await exportPrivateKeyPem(await generateKeyPair("ec-p384"));
+ * console.assert((await importPrivateKeyPem(pem)).type === "ec-p384");
+ * ```
+ */
+export async function importPrivateKeyPem(pem: string): Promise<KeyPair> {
+  const der = fromPem(pem, "PRIVATE KEY");
+  if (!der) {
+    const hint = /BEGIN (EC|RSA) PRIVATE KEY/.test(pem)
+      ? ": convert it to PKCS#8 with 'openssl pkcs8 -topk8 -nocrypt'"
+      : ": expected a PEM block 'BEGIN PRIVATE KEY' (PKCS#8)";
+    throw new PkiError("ERR_PKI_KEY_INVALID", `Cannot read private key${hint}`);
+  }
+  for (const type of IMPORT_ORDER) {
+    const alg = keyAlgorithm(type);
+    try {
+      const privateKey = await crypto.subtle.importKey(
+        "pkcs8",
+        der,
+        alg,
+        true,
+        ["sign"],
+      );
+      const actual = keyTypeOf(privateKey);
+      if (!actual) continue;
+      const jwk = await crypto.subtle.exportKey("jwk", privateKey);
+      const pub: JsonWebKey = {
+        kty: jwk.kty,
+        crv: jwk.crv,
+        x: jwk.x,
+        y: jwk.y,
+        n: jwk.n,
+        e: jwk.e,
+      };
+      const publicKey = await crypto.subtle.importKey("jwk", pub, alg, true, [
+        "verify",
+      ]);
+      return { type: actual, privateKey, publicKey };
+    } catch {
+      // try the next algorithm
+    }
+  }
+  throw new PkiError(
+    "ERR_PKI_KEY_INVALID",
+    "Cannot read private key: not an ECDSA P-256/P-384 or RSA 2048/3072 PKCS#8 key",
+  );
+}
+
+/** A stable comparison form of a public key (JWK members). */
+export async function publicKeyId(key: CryptoKey): Promise<string> {
+  const jwk = await crypto.subtle.exportKey("jwk", key);
+  return JSON.stringify([jwk.kty, jwk.crv, jwk.x, jwk.y, jwk.n, jwk.e]);
+}
