@@ -82,7 +82,9 @@ async function main(args: string[]): Promise<number> {
     help: { type: "boolean", short: "h" },
   };
   for (const [name, f] of Object.entries(cmd.flags)) {
-    options[name] = { type: f.type, multiple: f.multiple, short: f.short };
+    options[name] = f.short
+      ? { type: f.type, multiple: f.multiple ?? false, short: f.short }
+      : { type: f.type, multiple: f.multiple ?? false };
   }
   let parsed;
   try {

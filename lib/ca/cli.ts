@@ -1,5 +1,484 @@
-/** `sigil ca` subcommands. @module */
+/** `sigil ca ...` and `sigil inspect` subcommands. @module */
+import { join } from "node:path";
 import type { Command } from "../common/mod.ts";
+import {
+  listFlag,
+  parseDuration,
+  requireFlag,
+  stringFlag,
+  UsageError,
+} from "../common/mod.ts";
+import { loadConfig, requireSection } from "../config/mod.ts";
+import {
+  exportPrivateKeyPem,
+  generateKeyPair,
+  issueInstanceCertificate,
+  parseCertificate,
+  validateIdentity,
+} from "../pki/mod.ts";
+import type { KeyType } from "../pki/mod.ts";
+import { CaError } from "./errors.ts";
+import { Ledger } from "./_ledger.ts";
+import { cidrMatcher } from "./_policy.ts";
+import { startCa } from "./_serve.ts";
+import { CA_FILES, initCa, loadCa } from "./_store.ts";
+import { mintToken, SCOPES } from "./_token.ts";
+import type { Scope } from "./_token.ts";
 
-/** Commands of the ca role. */
-export const CA_COMMANDS: Command[] = [];
+const KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"];
+
+function durationFlag(
+  flags: Record<string, unknown>,
+  name: string,
+  fallback: string,
+): number {
+  const v = typeof flags[name] === "string" ? flags[name] as string : fallback;
+  try {
+    return parseDuration(v);
+  } catch {
+    throw new UsageError(
+      `Invalid value for "--${name}": "${v}" is not a duration like "24h"`,
+    );
+  }
+}
+
+function keyTypeFlag(flags: Record<string, unknown>): KeyType {
+  const v = (flags["key-type"] as string | undefined) ?? "ec-p256";
+  if (!KEY_TYPES.includes(v)) {
+    throw new UsageError(
+      `Invalid value for "--key-type": "${v}"; use one of ${
+        KEY_TYPES.join(", ")
+      }`,
+    );
+  }
+  return v as KeyType;
+}
+
+async function writeSecret(path: string, data: string, mode: number) {
+  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  const f = await Deno.open(tmp, { write: true, createNew: true, mode });
+  try {
+    await f.write(new TextEncoder().encode(data));
+    await f.sync();
+  } finally {
+    f.close();
+  }
+  await Deno.chmod(tmp, mode);
+  await Deno.rename(tmp, path);
+}
+
+const init: Command = {
+  name: "ca init",
+  summary: "Create a CA: root, intermediate and token key in a new directory",
+  flags: {
+    dir: {
+      type: "string",
+      arg: "DIR",
+      description: "CA directory to create (must not hold a CA)",
+    },
+    "trust-domain": {
+      type: "string",
+      arg: "TD",
+      description: 'SPIFFE trust domain (default "sigil.internal")',
+    },
+    "key-type": {
+      type: "string",
+      arg: "TYPE",
+      description: "ec-p256 (default), ec-p384, rsa-2048, rsa-3072",
+    },
+    "root-validity": {
+      type: "string",
+      arg: "DUR",
+      description: 'Root lifetime (default "87600h", 10 years)',
+    },
+    "intermediate-validity": {
+      type: "string",
+      arg: "DUR",
+      description: 'Intermediate lifetime (default "8760h", 1 year)',
+    },
+  },
+  async run(flags) {
+    const dir = requireFlag(flags, "dir");
+    const ca = await initCa(dir, {
+      trustDomain: stringFlag(flags, "trust-domain"),
+      keyType: keyTypeFlag(flags),
+      rootValidityMs: durationFlag(flags, "root-validity", "87600h"),
+      intermediateValidityMs: durationFlag(
+        flags,
+        "intermediate-validity",
+        "8760h",
+      ),
+    });
+    const root = parseCertificate(ca.rootPem);
+    const inter = parseCertificate(ca.intermediatePem);
+    console.log(
+      `Created CA in ${dir} (trust domain "${ca.meta.trust_domain}", ${ca.meta.key_type})`,
+    );
+    console.log(
+      `  root.crt          serial ${root.serial}, expires ${root.notAfter.toISOString()}`,
+    );
+    console.log(
+      `  intermediate.crt  serial ${inter.serial}, expires ${inter.notAfter.toISOString()}`,
+    );
+    console.log(`  root.key, intermediate.key, token.key (mode 0600)`);
+    console.log(
+      `Next: 'sigil ca token --dir ${dir} --subject cell-1 --app "*" --space "*" --org "*" --cidr 10.0.0.0/8'`,
+    );
+    return 0;
+  },
+};
+
+const issue: Command = {
+  name: "ca issue",
+  summary:
+    "Issue an instance certificate offline into OUTDIR/instance.{crt,key}",
+  flags: {
+    dir: { type: "string", arg: "DIR", description: "CA directory" },
+    instance: {
+      type: "string",
+      arg: "ID",
+      description: "Instance id (CN and DNS SAN)",
+    },
+    app: { type: "string", arg: "GUID", description: "App id" },
+    space: { type: "string", arg: "GUID", description: "Space id" },
+    org: { type: "string", arg: "GUID", description: "Org id" },
+    ip: {
+      type: "string",
+      multiple: true,
+      arg: "IP",
+      description: "Instance address (IP SAN)",
+    },
+    validity: {
+      type: "string",
+      arg: "DUR",
+      description: 'Lifetime (default "24h")',
+    },
+    "key-type": {
+      type: "string",
+      arg: "TYPE",
+      description: "ec-p256 (default), ec-p384, rsa-2048, rsa-3072",
+    },
+    out: {
+      type: "string",
+      arg: "OUTDIR",
+      description: "Where to write instance.crt and instance.key",
+    },
+  },
+  async run(flags) {
+    const dir = requireFlag(flags, "dir");
+    const out = requireFlag(flags, "out");
+    const identity = validateIdentity({
+      instanceId: requireFlag(flags, "instance"),
+      app: requireFlag(flags, "app"),
+      space: requireFlag(flags, "space"),
+      org: requireFlag(flags, "org"),
+      ips: listFlag(flags, "ip"),
+    });
+    const validityMs = durationFlag(flags, "validity", "24h");
+    const ca = await loadCa(dir);
+    const ledger = Ledger.open(join(dir, CA_FILES.ledger));
+    try {
+      const keys = await generateKeyPair(keyTypeFlag(flags));
+      const leaf = await issueInstanceCertificate(
+        keys.publicKey,
+        identity,
+        ca.issuer,
+        {
+          trustDomain: ca.meta.trust_domain,
+          validityMs,
+        },
+      );
+      ledger.record({
+        result: "issued",
+        serial: leaf.serial,
+        instance_id: identity.instanceId,
+        app: identity.app,
+        space: identity.space,
+        org: identity.org,
+        ips: JSON.stringify(identity.ips),
+        not_after: leaf.notAfter.toISOString(),
+        caller: "offline",
+        reason: leaf.clamped ? "validity-clamped-to-issuer" : null,
+      });
+      await Deno.mkdir(out, { recursive: true, mode: 0o700 });
+      await writeSecret(
+        join(out, "instance.key"),
+        await exportPrivateKeyPem(keys),
+        0o600,
+      );
+      await writeSecret(
+        join(out, "instance.crt"),
+        leaf.pem + ca.intermediatePem,
+        0o644,
+      );
+      console.log(
+        `Issued ${identity.instanceId}: serial ${leaf.serial}, expires ${leaf.notAfter.toISOString()}${
+          leaf.clamped ? " (clamped to the intermediate's expiry)" : ""
+        }`,
+      );
+      console.log(
+        `  ${join(out, "instance.crt")}\n  ${join(out, "instance.key")}`,
+      );
+    } finally {
+      ledger.close();
+    }
+    return 0;
+  },
+};
+
+const token: Command = {
+  name: "ca token",
+  summary:
+    "Print a JWT that lets a cell obtain certificates (or a proxy register routes)",
+  flags: {
+    dir: { type: "string", arg: "DIR", description: "CA directory" },
+    subject: {
+      type: "string",
+      arg: "NAME",
+      description: "Who holds the token (e.g. the cell name)",
+    },
+    app: {
+      type: "string",
+      multiple: true,
+      arg: "GLOB",
+      description: "Apps allowed ('*' for all)",
+    },
+    space: {
+      type: "string",
+      multiple: true,
+      arg: "GLOB",
+      description: "Spaces allowed",
+    },
+    org: {
+      type: "string",
+      multiple: true,
+      arg: "GLOB",
+      description: "Orgs allowed",
+    },
+    cidr: {
+      type: "string",
+      multiple: true,
+      arg: "CIDR",
+      description: "Address ranges allowed in IP SANs",
+    },
+    scope: {
+      type: "string",
+      multiple: true,
+      arg: "SCOPE",
+      description: `cert.issue (default) or routes.write`,
+    },
+    ttl: {
+      type: "string",
+      arg: "DUR",
+      description: 'Token lifetime (default "720h")',
+    },
+  },
+  async run(flags) {
+    const dir = requireFlag(flags, "dir");
+    const subject = requireFlag(flags, "subject");
+    const scopes = listFlag(flags, "scope");
+    for (const s of scopes) {
+      if (!(SCOPES as readonly string[]).includes(s)) {
+        throw new UsageError(
+          `Invalid value for "--scope": "${s}"; use ${SCOPES.join(" or ")}`,
+        );
+      }
+    }
+    const grant = {
+      subject,
+      scopes: (scopes.length ? scopes : ["cert.issue"]) as Scope[],
+      apps: listFlag(flags, "app"),
+      spaces: listFlag(flags, "space"),
+      orgs: listFlag(flags, "org"),
+      cidrs: listFlag(flags, "cidr"),
+    };
+    if (
+      grant.scopes.includes("cert.issue") &&
+      (!grant.apps.length || !grant.spaces.length || !grant.orgs.length)
+    ) {
+      throw new UsageError(
+        'A cert.issue token needs --app, --space and --org (repeatable globs; "*" allows all)',
+      );
+    }
+    try {
+      cidrMatcher(grant.cidrs);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const ca = await loadCa(dir);
+    console.log(
+      await mintToken(ca, grant, { ttlMs: durationFlag(flags, "ttl", "720h") }),
+    );
+    return 0;
+  },
+};
+
+const serve: Command = {
+  name: "ca serve",
+  summary:
+    "Serve the signing API over HTTPS (POST /v1/sign, /v1/bundle.pem, /v1/jwks.json)",
+  flags: {
+    config: {
+      type: "string",
+      arg: "FILE",
+      description: "Config file with a ca section",
+    },
+  },
+  async run(flags) {
+    const config = requireSection(
+      await loadConfig(requireFlag(flags, "config")),
+      "ca",
+      "sigil ca serve",
+    );
+    const ca = await startCa(config);
+    const stop = () => void ca.close();
+    Deno.addSignalListener("SIGTERM", stop);
+    Deno.addSignalListener("SIGINT", stop);
+    await ca.finished;
+    Deno.removeSignalListener("SIGTERM", stop);
+    Deno.removeSignalListener("SIGINT", stop);
+    return 0;
+  },
+};
+
+const ledger: Command = {
+  name: "ca ledger",
+  summary: "List recorded issuances and refusals",
+  flags: {
+    dir: { type: "string", arg: "DIR", description: "CA directory" },
+    instance: { type: "string", arg: "ID", description: "Only this instance" },
+    json: { type: "boolean", description: "One JSON object per line" },
+  },
+  run(flags) {
+    const dir = requireFlag(flags, "dir");
+    const path = join(dir, CA_FILES.ledger);
+    try {
+      Deno.statSync(path);
+    } catch {
+      throw new CaError(
+        "ERR_CA_LEDGER",
+        `Cannot read ledger "${path}": file not found (nothing issued yet?)`,
+      );
+    }
+    const l = Ledger.open(path, { readOnly: true });
+    try {
+      const rows = l.list({ instanceId: stringFlag(flags, "instance") });
+      if (flags.json) {
+        for (const r of rows) {
+          console.log(JSON.stringify({ ...r, ips: JSON.parse(r.ips) }));
+        }
+      } else {
+        console.log(
+          [
+            "TIME",
+            "RESULT",
+            "SERIAL",
+            "INSTANCE",
+            "APP",
+            "NOT_AFTER",
+            "CALLER",
+            "REASON",
+          ].join("\t"),
+        );
+        for (const r of rows) {
+          console.log(
+            [
+              r.time,
+              r.result,
+              r.serial ?? "-",
+              r.instance_id ?? "-",
+              r.app ?? "-",
+              r.not_after ?? "-",
+              r.caller ?? "-",
+              r.reason ?? "-",
+            ]
+              .join("\t"),
+          );
+        }
+      }
+    } finally {
+      l.close();
+    }
+    return Promise.resolve(0);
+  },
+};
+
+const inspect: Command = {
+  name: "inspect",
+  summary:
+    "Print the identity, serial, SANs and validity of a certificate file",
+  positionals: "FILE",
+  flags: { json: { type: "boolean", description: "Print JSON" } },
+  async run(flags, positionals) {
+    const [file, ...extra] = positionals;
+    if (!file || extra.length) {
+      throw new UsageError("Usage: sigil inspect FILE [--json]");
+    }
+    let text: string;
+    try {
+      text = await Deno.readTextFile(file);
+    } catch (err) {
+      throw new UsageError(`Cannot read "${file}": ${(err as Error).message}`);
+    }
+    const info = parseCertificate(text);
+    const out = {
+      file,
+      serial: info.serial,
+      subject: info.subject,
+      issuer: info.issuer,
+      not_before: info.notBefore.toISOString(),
+      not_after: info.notAfter.toISOString(),
+      expired: info.notAfter.getTime() < Date.now(),
+      dns_names: info.dnsNames,
+      ips: info.ips,
+      uris: info.uris,
+      fingerprint_sha256: info.fingerprint256,
+      is_ca: info.isCa,
+      identity: info.identity
+        ? {
+          instance_id: info.identity.instanceId,
+          app: info.identity.app,
+          space: info.identity.space,
+          org: info.identity.org,
+          ips: info.identity.ips,
+          spiffe_id: info.identity.spiffeId ?? null,
+        }
+        : null,
+    };
+    if (flags.json) {
+      console.log(JSON.stringify(out, null, 2));
+      return 0;
+    }
+    const rows: Array<[string, string]> = [
+      ["Serial", out.serial],
+      ["Subject", out.subject],
+      ["Issuer", out.issuer],
+      ["Not before", out.not_before],
+      ["Not after", out.not_after + (out.expired ? " (EXPIRED)" : "")],
+      ["DNS SANs", out.dns_names.join(", ") || "-"],
+      ["IP SANs", out.ips.join(", ") || "-"],
+      ["URI SANs", out.uris.join(", ") || "-"],
+      ["SHA-256", out.fingerprint_sha256],
+    ];
+    if (out.identity) {
+      rows.unshift(
+        ["Instance", out.identity.instance_id],
+        ["App", out.identity.app],
+        ["Space", out.identity.space],
+        ["Org", out.identity.org],
+      );
+    }
+    for (const [k, v] of rows) console.log(`${(k + ":").padEnd(12)} ${v}`);
+    return 0;
+  },
+};
+
+/** Commands of the CA role. */
+export const CA_COMMANDS: Command[] = [
+  init,
+  issue,
+  token,
+  serve,
+  ledger,
+  inspect,
+];

@@ -1,0 +1,352 @@
+/**
+ * The signing decision: token → rate limit → request shape → identity →
+ * policy → CSR → validity → issue → ledger. Runtime-agnostic (no HTTP here).
+ * @module
+ */
+import { z } from "zod";
+import { parseDuration } from "../common/duration.ts";
+import { systemClock } from "../common/clock.ts";
+import type { Clock } from "../common/clock.ts";
+import type { Logger } from "../observe/mod.ts";
+import { MetricsRegistry, silentLogger } from "../observe/mod.ts";
+import {
+  issueInstanceCertificate,
+  parseCertificate,
+  validateIdentity,
+  verifyCsr,
+} from "../pki/mod.ts";
+import type { Identity, KeyType } from "../pki/mod.ts";
+import { PkiError } from "../pki/mod.ts";
+import { CaError } from "./errors.ts";
+import { authorize } from "./_policy.ts";
+import { verifyToken } from "./_token.ts";
+import type { TokenClaims } from "./_token.ts";
+import type { CaStore } from "./_store.ts";
+import type { Ledger } from "./_ledger.ts";
+
+/** The `POST /v1/sign` body. */
+export const SignRequest = z.strictObject({
+  csr: z.string().min(1),
+  instance_id: z.string(),
+  app: z.string(),
+  space: z.string(),
+  org: z.string(),
+  ips: z.array(z.string()).default([]),
+  validity: z.string().optional(),
+});
+/** A parsed sign request. */
+export type SignRequest = z.output<typeof SignRequest>;
+
+/** The `201` answer of `POST /v1/sign`. */
+export interface SignResponse {
+  /** Leaf certificate PEM. */
+  certificate: string;
+  /** Intermediate PEM (what a server sends after the leaf). */
+  chain: string;
+  serial: string;
+  not_after: string;
+}
+
+/** Options for {@linkcode CertificateAuthority}. */
+export interface AuthorityOptions {
+  /** @default {24h} */
+  defaultValidityMs?: number;
+  /** @default {168h} */
+  maxValidityMs?: number;
+  /** @default {60s} */
+  backdateMs?: number;
+  /** @default {all} */
+  allowedKeyTypes?: KeyType[];
+  /** Per-caller token bucket. @default {{perSecond: 50, burst: 100}} */
+  rateLimit?: { perSecond: number; burst: number };
+  clock?: Clock;
+  logger?: Logger;
+  metrics?: MetricsRegistry;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/**
+ * Issues instance certificates under the policy of the caller's token.
+ *
+ * @example
+ * ```ts ignore
+ * const ca = new CertificateAuthority(await loadCa(dir), Ledger.open(`${dir}/ledger.sqlite`));
+ * const res = await ca.sign(body, bearerToken);
+ * ```
+ */
+export class CertificateAuthority {
+  readonly store: CaStore;
+  readonly ledger: Ledger;
+  readonly metrics: MetricsRegistry;
+  #o: Required<Omit<AuthorityOptions, "metrics">>;
+  #buckets = new Map<string, Bucket>();
+  #issued;
+  #latency;
+
+  constructor(store: CaStore, ledger: Ledger, options: AuthorityOptions = {}) {
+    this.store = store;
+    this.ledger = ledger;
+    this.#o = {
+      defaultValidityMs: options.defaultValidityMs ?? 86_400_000,
+      maxValidityMs: options.maxValidityMs ?? 7 * 86_400_000,
+      backdateMs: options.backdateMs ?? 60_000,
+      allowedKeyTypes: options.allowedKeyTypes ??
+        ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"],
+      rateLimit: options.rateLimit ?? { perSecond: 50, burst: 100 },
+      clock: options.clock ?? systemClock,
+      logger: options.logger ?? silentLogger,
+    };
+    this.metrics = options.metrics ?? new MetricsRegistry("sigil_ca");
+    this.#issued = this.metrics.counter(
+      "issuances_total",
+      "Sign requests by result and reason",
+    );
+    this.#latency = this.metrics.histogram(
+      "issuance_duration_seconds",
+      "Time to answer a sign request that reached the signer",
+    );
+    const root = parseCertificate(store.rootPem);
+    const inter = parseCertificate(store.intermediatePem);
+    this.metrics.gauge(
+      "ca_not_after_timestamp_seconds",
+      "CA certificate notAfter (Unix time)",
+      () => [
+        [
+          { ca: "root", serial: root.serial },
+          Math.floor(root.notAfter.getTime() / 1000),
+        ],
+        [
+          { ca: "intermediate", serial: inter.serial },
+          Math.floor(inter.notAfter.getTime() / 1000),
+        ],
+      ],
+    );
+  }
+
+  /**
+   * Handles one sign request.
+   *
+   * @param body The parsed JSON body (unvalidated).
+   * @param token The bearer token (without "Bearer ").
+   * @returns The certificate and its chain.
+   * @throws {CaError} With a code the HTTP edge maps to 400/401/403/429/500.
+   */
+  async sign(body: unknown, token: string | undefined): Promise<SignResponse> {
+    const started = performance.now();
+    let claims: TokenClaims | undefined;
+    let identity: Identity | undefined;
+    try {
+      claims = await verifyToken(
+        token,
+        this.store.tokenKeys.publicKey,
+        "cert.issue",
+        this.#o.clock.now(),
+      );
+      this.#rateLimit(claims.subject);
+      const req = this.#parse(body);
+      identity = this.#identity(req);
+      authorize(claims, identity);
+      const csr = await verifyCsr(req.csr).catch((err) => {
+        throw new CaError(
+          "ERR_CA_CSR_INVALID",
+          `Cannot issue certificate for "${req.instance_id}": ${
+            (err as Error).message
+          }`,
+          { cause: err },
+        );
+      });
+      if (!this.#o.allowedKeyTypes.includes(csr.keyType)) {
+        throw new CaError(
+          "ERR_CA_CSR_INVALID",
+          `Cannot issue certificate for "${identity.instanceId}": key type "${csr.keyType}" is not allowed (allowed: ${
+            this.#o.allowedKeyTypes.join(", ")
+          })`,
+        );
+      }
+      const validityMs = this.#validity(req, identity.instanceId);
+      const leaf = await issueInstanceCertificate(
+        csr.publicKey,
+        identity,
+        this.store.issuer,
+        {
+          trustDomain: this.store.meta.trust_domain,
+          validityMs,
+          backdateMs: this.#o.backdateMs,
+          now: this.#o.clock.now(),
+        },
+      );
+      this.ledger.record({
+        time: new Date(this.#o.clock.now()).toISOString(),
+        result: "issued",
+        serial: leaf.serial,
+        instance_id: identity.instanceId,
+        app: identity.app,
+        space: identity.space,
+        org: identity.org,
+        ips: JSON.stringify(identity.ips),
+        not_after: leaf.notAfter.toISOString(),
+        caller: claims.subject,
+        reason: leaf.clamped ? "validity-clamped-to-issuer" : null,
+      });
+      if (leaf.clamped) {
+        this.#o.logger.warn("validity-clamped", {
+          instance: identity.instanceId,
+          serial: leaf.serial,
+          not_after: leaf.notAfter.toISOString(),
+        });
+      }
+      this.#o.logger.info("cert-issued", {
+        instance: identity.instanceId,
+        app: identity.app,
+        serial: leaf.serial,
+        not_after: leaf.notAfter.toISOString(),
+        caller: claims.subject,
+      });
+      this.#issued.inc({ result: "issued", reason: "ok" });
+      this.#latency.observe((performance.now() - started) / 1000);
+      return {
+        certificate: leaf.pem,
+        chain: this.store.intermediatePem,
+        serial: leaf.serial,
+        not_after: leaf.notAfter.toISOString(),
+      };
+    } catch (err) {
+      const e = err instanceof CaError
+        ? err
+        : err instanceof PkiError
+        ? new CaError(err.code.replace("ERR_PKI_", "ERR_CA_"), err.message, {
+          cause: err,
+        })
+        : err;
+      const code = (e as CaError).code ?? "ERR_CA_INTERNAL";
+      this.#issued.inc({ result: "refused", reason: code });
+      if (code !== "ERR_CA_LEDGER") {
+        this.#recordRefusal(claims, identity, body, code, e);
+      }
+      this.#o.logger.warn("cert-refused", {
+        code,
+        reason: (e as Error).message,
+        caller: claims?.subject,
+        instance: identity?.instanceId,
+      });
+      throw e;
+    }
+  }
+
+  #rateLimit(caller: string): void {
+    const { perSecond, burst } = this.#o.rateLimit;
+    const now = this.#o.clock.now();
+    const b = this.#buckets.get(caller) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * perSecond);
+    b.at = now;
+    this.#buckets.set(caller, b);
+    if (b.tokens < 1) {
+      throw new CaError(
+        "ERR_CA_RATE_LIMITED",
+        `Too many sign requests from "${caller}": limit is ${perSecond}/s (burst ${burst}); retry later`,
+      );
+    }
+    b.tokens -= 1;
+  }
+
+  #parse(body: unknown): SignRequest {
+    if (body === undefined) {
+      throw new CaError(
+        "ERR_CA_REQUEST_INVALID",
+        "Invalid sign request: body is not valid JSON",
+      );
+    }
+    const r = SignRequest.safeParse(body);
+    if (!r.success) {
+      const detail = r.error.issues.map((i) =>
+        i.code === "unrecognized_keys"
+          ? `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(", ")}`
+          : `${i.path.join(".") || "body"}: ${i.message}`
+      ).join("; ");
+      throw new CaError(
+        "ERR_CA_REQUEST_INVALID",
+        `Invalid sign request: ${detail}`,
+      );
+    }
+    return r.data;
+  }
+
+  #identity(req: SignRequest): Identity {
+    try {
+      return validateIdentity({
+        instanceId: req.instance_id,
+        app: req.app,
+        space: req.space,
+        org: req.org,
+        ips: req.ips,
+      });
+    } catch (err) {
+      throw new CaError("ERR_CA_IDENTITY_INVALID", (err as Error).message, {
+        cause: err,
+      });
+    }
+  }
+
+  #validity(req: SignRequest, instance: string): number {
+    if (req.validity === undefined) {
+      return Math.min(this.#o.defaultValidityMs, this.#o.maxValidityMs);
+    }
+    let ms: number;
+    try {
+      ms = parseDuration(req.validity);
+    } catch {
+      throw new CaError(
+        "ERR_CA_REQUEST_INVALID",
+        `Invalid sign request: validity "${
+          req.validity.slice(0, 32)
+        }" is not a duration like "24h"`,
+      );
+    }
+    if (ms < 60_000 || ms > this.#o.maxValidityMs) {
+      throw new CaError(
+        "ERR_CA_REQUEST_INVALID",
+        `Cannot issue certificate for "${instance}": validity must be between 1m and ${
+          Math.round(this.#o.maxValidityMs / 3_600_000)
+        }h`,
+      );
+    }
+    return ms;
+  }
+
+  #recordRefusal(
+    claims: TokenClaims | undefined,
+    identity: Identity | undefined,
+    body: unknown,
+    code: string,
+    err: unknown,
+  ): void {
+    const b = (body && typeof body === "object" ? body : {}) as Record<
+      string,
+      unknown
+    >;
+    const str = (v: unknown) => typeof v === "string" ? v.slice(0, 128) : null;
+    try {
+      this.ledger.record({
+        time: new Date(this.#o.clock.now()).toISOString(),
+        result: "refused",
+        serial: null,
+        instance_id: identity?.instanceId ?? str(b.instance_id),
+        app: identity?.app ?? str(b.app),
+        space: identity?.space ?? str(b.space),
+        org: identity?.org ?? str(b.org),
+        ips: JSON.stringify(identity?.ips ?? []),
+        not_after: null,
+        caller: claims?.subject ?? null,
+        reason: `${code}: ${(err as Error).message}`.slice(0, 500),
+      });
+    } catch (e) {
+      this.#o.logger.error("ledger-write-failed", {
+        reason: (e as Error).message,
+      });
+    }
+  }
+}

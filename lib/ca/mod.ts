@@ -1,0 +1,37 @@
+/**
+ * The certificate authority: `sigil ca init|issue|token|serve|ledger`. Issues
+ * instance certificates from CSRs under the policy carried by the caller's
+ * ES256 token, records every decision in a SQLite ledger, and serves
+ * `POST /v1/sign`, `GET /v1/bundle.pem`, `GET /v1/jwks.json`, `/healthz`,
+ * `/metrics` over HTTPS.
+ *
+ * @example
+ * ```ts ignore
+ * import { initCa, mintToken, startCa } from "./mod.ts";
+ * const store = await initCa("/tmp/ca");
+ * const token = await mintToken(store, { subject: "cell-1", scopes: ["cert.issue"], apps: ["*"], spaces: ["*"], orgs: ["*"], cidrs: ["10.0.0.0/8"] });
+ * const ca = await startCa({ ...config.ca!, dir: "/tmp/ca" });
+ * ```
+ * @module
+ */
+export { CaError } from "./errors.ts";
+export { CA_FILES, initCa, loadCa } from "./_store.ts";
+export type { CaMeta, CaStore, InitCaOptions } from "./_store.ts";
+export {
+  jwks,
+  mintToken,
+  SCOPES,
+  TOKEN_AUDIENCE,
+  TOKEN_ISSUER,
+  verifyToken,
+} from "./_token.ts";
+export type { Scope, TokenClaims, TokenGrant } from "./_token.ts";
+export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
+export { Ledger } from "./_ledger.ts";
+export type { LedgerEntry } from "./_ledger.ts";
+export { CertificateAuthority, SignRequest } from "./_authority.ts";
+export type { AuthorityOptions, SignResponse } from "./_authority.ts";
+export { createCaApp } from "./_api.ts";
+export { startCa } from "./_serve.ts";
+export type { CaDeps, RunningCa } from "./_serve.ts";
+export { CA_COMMANDS } from "./cli.ts";
