@@ -1,0 +1,189 @@
+/**
+ * Helpers for tests that run `sigil` as a real subprocess.
+ * @module
+ */
+
+/** Absolute path of the repository's main.ts. */
+export const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+/** Repository root. */
+export const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** Result of a finished `sigil` run. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `sigil ARGS` to completion.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await sigil(["version"]);
+ * ```
+ */
+export async function sigil(
+  args: string[],
+  options: { cwd?: string; stdin?: string } = {},
+): Promise<RunResult> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, ...args],
+    cwd: options.cwd ?? ROOT,
+    stdin: options.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const p = cmd.spawn();
+  if (options.stdin !== undefined) {
+    const w = p.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await p.output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+/** A long-running `sigil` subprocess whose stderr JSON log lines are collected. */
+export class SigilProcess {
+  readonly child: Deno.ChildProcess;
+  readonly lines: string[] = [];
+  #waiters: Array<
+    {
+      pred: (l: Record<string, unknown>) => boolean;
+      resolve: (l: Record<string, unknown>) => void;
+    }
+  > = [];
+  readonly #done: Promise<void>;
+  #stdout: Promise<string>;
+
+  constructor(
+    args: string[],
+    options: { cwd?: string; env?: Record<string, string> } = {},
+  ) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", MAIN, ...args],
+      cwd: options.cwd ?? ROOT,
+      env: options.env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#stdout = new Response(this.child.stdout).text();
+    this.#done = this.#pump();
+  }
+
+  async #pump() {
+    const dec = new TextDecoderStream();
+    let buf = "";
+    for await (const chunk of this.child.stderr.pipeThrough(dec)) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        this.lines.push(line);
+        let rec: Record<string, unknown> | undefined;
+        try {
+          rec = JSON.parse(line);
+        } catch {
+          rec = undefined;
+        }
+        if (!rec) continue;
+        this.#waiters = this.#waiters.filter((w) => {
+          if (w.pred(rec!)) {
+            w.resolve(rec!);
+            return false;
+          }
+          return true;
+        });
+      }
+    }
+    if (buf) this.lines.push(buf);
+  }
+
+  /** Resolves with the first (past or future) JSON log line matching `pred`. */
+  waitFor(
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs = 20_000,
+  ): Promise<Record<string, unknown>> {
+    for (const line of this.lines) {
+      try {
+        const rec = JSON.parse(line);
+        if (pred(rec)) return Promise.resolve(rec);
+      } catch {
+        // not JSON
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        reject(
+          new Error(
+            `Timed out waiting for a log line; got:\n${
+              this.lines.slice(-20).join("\n")
+            }`,
+          ),
+        );
+      }, timeoutMs);
+      this.#waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+      });
+    });
+  }
+
+  /** Waits for a log line whose `event` equals `event`. */
+  waitForEvent(
+    event: string,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>> {
+    return this.waitFor((l) => l.event === event, timeoutMs);
+  }
+
+  /** Sends a signal and waits for exit. */
+  async stop(
+    signal: Deno.Signal = "SIGTERM",
+  ): Promise<{ code: number; stdout: string }> {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // already gone
+    }
+    const status = await this.child.status;
+    await this.#done;
+    return { code: status.code, stdout: await this.#stdout };
+  }
+}
+
+/** Runs `openssl ARGS`. */
+export async function openssl(
+  args: string[],
+  stdin?: string,
+): Promise<RunResult> {
+  const p = new Deno.Command("openssl", {
+    args,
+    stdin: stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = p.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await p.output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
