@@ -94,6 +94,42 @@ export async function verifyToken(
   requiredScope: Scope,
   now = Date.now(),
 ): Promise<TokenClaims> {
+  const claims = await verifiedClaims(token, publicKey, now);
+  if (!claims.scopes.includes(requiredScope)) {
+    throw new CaError(
+      "ERR_CA_FORBIDDEN",
+      `Token "${claims.subject}" lacks scope "${requiredScope}": mint one with 'sigil ca token --scope ${requiredScope}'`,
+    );
+  }
+  return claims;
+}
+
+// Verified tokens, so a cell's repeated requests do not pay an ES256 verify
+// each time. Keyed by the exact token text and the verifying key; an entry is
+// used only while the token is unexpired. Bounded: cleared when full.
+const verified = new WeakMap<CryptoKey, Map<string, TokenClaims>>();
+const MAX_CACHED = 4096;
+
+async function verifiedClaims(
+  token: string | undefined,
+  publicKey: CryptoKey,
+  now: number,
+): Promise<TokenClaims> {
+  let cache = verified.get(publicKey);
+  const hit = token ? cache?.get(token) : undefined;
+  if (hit && hit.expiresAt.getTime() > now) return hit;
+  const claims = await verifyUncached(token, publicKey, now);
+  if (!cache) verified.set(publicKey, cache = new Map());
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(token!, claims);
+  return claims;
+}
+
+async function verifyUncached(
+  token: string | undefined,
+  publicKey: CryptoKey,
+  now: number,
+): Promise<TokenClaims> {
   if (!token) {
     throw new CaError(
       "ERR_CA_UNAUTHENTICATED",
@@ -138,12 +174,6 @@ export async function verifyToken(
     expiresAt: new Date((payload.exp ?? 0) * 1000),
     id: payload.jti ?? "",
   };
-  if (!claims.scopes.includes(requiredScope)) {
-    throw new CaError(
-      "ERR_CA_FORBIDDEN",
-      `Token "${claims.subject}" lacks scope "${requiredScope}": mint one with 'sigil ca token --scope ${requiredScope}'`,
-    );
-  }
   return claims;
 }
 

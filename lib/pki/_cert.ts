@@ -220,7 +220,7 @@ export async function issueInstanceCertificate(
     })),
     { type: "url", value: spiffeId(options.trustDomain, identity) },
   ];
-  return await buildLeaf(publicKey, subject, names, issuer, options, true);
+  return await buildLeaf(publicKey, subject, names, issuer, options);
 }
 
 /** Options for {@linkcode issueServiceCertificate}. */
@@ -269,8 +269,24 @@ export async function issueServiceCertificate(
     names,
     issuer,
     options,
-    true,
   );
+}
+
+interface IssuerCache {
+  pem: string;
+  cert: x509.X509Certificate;
+  aki: x509.AuthorityKeyIdentifierExtension;
+}
+const issuerCache = new WeakMap<Issuer, IssuerCache>();
+
+/** The parsed issuer certificate and its key identifier, computed once per issuer. */
+async function issuerInfo(issuer: Issuer): Promise<IssuerCache> {
+  const hit = issuerCache.get(issuer);
+  if (hit && hit.pem === issuer.certPem) return hit;
+  const cert = new x509.X509Certificate(issuer.certPem);
+  const entry = { pem: issuer.certPem, cert, aki: await x509.AuthorityKeyIdentifierExtension.create(cert) };
+  issuerCache.set(issuer, entry);
+  return entry;
 }
 
 async function buildLeaf(
@@ -279,9 +295,8 @@ async function buildLeaf(
   names: x509.JsonGeneralName[],
   issuer: Issuer,
   options: ValidityOptions,
-  _both: boolean,
 ): Promise<IssuedCertificate> {
-  const issuerCert = new x509.X509Certificate(issuer.certPem);
+  const { cert: issuerCert, aki } = await issuerInfo(issuer);
   const { notBefore, notAfter, clamped } = times(issuerCert.notAfter, options);
   const serial = randomSerial();
   const rsa = keyTypeOf(publicKey)?.startsWith("rsa") ?? false;
@@ -296,7 +311,7 @@ async function buildLeaf(
       x509.ExtendedKeyUsage.clientAuth,
     ]),
     await x509.SubjectKeyIdentifierExtension.create(publicKey),
-    await x509.AuthorityKeyIdentifierExtension.create(issuerCert),
+    aki,
   ];
   if (names.length) {
     extensions.push(new x509.SubjectAlternativeNameExtension(names, false));

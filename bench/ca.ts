@@ -1,0 +1,187 @@
+/**
+ * CA issuance benchmark (not a test). Prints a table:
+ * - certificates/s through `POST /v1/sign` on a real `sigil ca serve` process
+ *   (P-256 CSRs, keep-alive, concurrency 16);
+ * - this runtime's in-process ceiling: one CSR verify + one P-256 certificate
+ *   signature per issuance (WebCrypto);
+ * - `openssl speed ecdsap256` for context.
+ *
+ * Run: `deno run -A bench/ca.ts [--seconds 10]`
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import {
+  createCsr,
+  generateKeyPair,
+  issueInstanceCertificate,
+  verifyCsr,
+} from "../lib/pki/mod.ts";
+import { initCa, mintToken } from "../lib/ca/mod.ts";
+import { SigilProcess } from "../tests/_helpers/proc.ts";
+
+const { values } = parseArgs({
+  options: { seconds: { type: "string", default: "10" } },
+});
+const seconds = Number(values.seconds);
+const CONCURRENCY = 16;
+
+async function rawCeiling(ms: number) {
+  // The runtime's ceiling: one CSR signature verify plus one P-256 sign, raw WebCrypto.
+  const keys = await generateKeyPair();
+  const alg = { name: "ECDSA", hash: "SHA-256" };
+  const tbs = crypto.getRandomValues(new Uint8Array(400));
+  const sig = await crypto.subtle.sign(alg, keys.privateKey, tbs);
+  let n = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    await crypto.subtle.verify(alg, keys.publicKey, sig, tbs);
+    await crypto.subtle.sign(alg, keys.privateKey, tbs);
+    n++;
+  }
+  return n / (ms / 1000);
+}
+
+async function pipelineRate(ms: number, concurrency: number) {
+  // What the CA's code does per certificate, in process: parse + verify the CSR, build + sign.
+  const dir = await Deno.makeTempDir();
+  const store = await initCa(join(dir, "ca"));
+  const csr = await createCsr(await generateKeyPair());
+  const id = {
+    instanceId: "bench-i",
+    app: "a",
+    space: "s",
+    org: "o",
+    ips: ["10.0.0.1"],
+  };
+  let n = 0;
+  const end = performance.now() + ms;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < end) {
+      const v = await verifyCsr(csr);
+      await issueInstanceCertificate(v.publicKey, id, store.issuer, {
+        trustDomain: "t",
+        validityMs: 86_400_000,
+      });
+      n++;
+    }
+  }));
+  await Deno.remove(dir, { recursive: true });
+  return n / (ms / 1000);
+}
+
+async function apiRate(seconds: number) {
+  const dir = await Deno.makeTempDir();
+  const caDir = join(dir, "ca");
+  const store = await initCa(caDir);
+  const token = await mintToken(store, {
+    subject: "bench",
+    scopes: ["cert.issue"],
+    apps: ["*"],
+    spaces: ["*"],
+    orgs: ["*"],
+    cidrs: ["10.0.0.0/8"],
+  });
+  await Deno.writeTextFile(
+    join(dir, "sigil.yaml"),
+    `ca:\n  dir: ${caDir}\n  listen: "127.0.0.1:0"\n  rate_limit:\n    per_second: 1000000\n    burst: 1000000\n`,
+  );
+  const ca = new SigilProcess([
+    "ca",
+    "serve",
+    "--config",
+    join(dir, "sigil.yaml"),
+  ]);
+  const { address } = await ca.waitForEvent("ca-listening");
+  const body = JSON.stringify({
+    csr: await createCsr(await generateKeyPair()),
+    instance_id: "bench-1",
+    app: "a",
+    space: "s",
+    org: "o",
+    ips: ["10.0.0.1"],
+  });
+  const lua = join(dir, "post.lua");
+  await Deno.writeTextFile(
+    lua,
+    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\n` +
+      `wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer ${token}"\n`,
+  );
+  // wrk (C, one thread) is the client so the client costs the shared CPUs as little as possible.
+  const out = await new Deno.Command("wrk", {
+    args: [
+      "-t1",
+      `-c${CONCURRENCY}`,
+      `-d${seconds}s`,
+      "--latency",
+      "-s",
+      lua,
+      `https://${address}/v1/sign`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  await ca.stop();
+  await Deno.remove(dir, { recursive: true });
+  const rate = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
+  const p99 = /99%\s+([\d.]+\w+)/.exec(text)?.[1] ?? "?";
+  const p50 = /50%\s+([\d.]+\w+)/.exec(text)?.[1] ?? "?";
+  if (non2xx > 0) throw new Error(`${non2xx} requests failed:\n${text}`);
+  return { rate, p50, p99 };
+}
+
+async function opensslSpeed(): Promise<number | undefined> {
+  const out = await new Deno.Command("openssl", {
+    args: ["speed", "-seconds", "3", "ecdsap256"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const m = /256 bits ecdsa \(nistp256\)\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)/.exec(
+    new TextDecoder().decode(out.stdout),
+  );
+  return m ? Number(m[1]) : undefined;
+}
+
+const raw = await rawCeiling(3000);
+const pipe1 = await pipelineRate(3000, 1);
+const pipe4 = await pipelineRate(3000, 4);
+const api = await apiRate(seconds);
+const ossl = await opensslSpeed();
+const ratio = (x: number) => `${(x / raw).toFixed(2)}x`;
+const rows: Array<[string, string, string]> = [
+  [
+    `POST /v1/sign through sigil ca serve (P-256, keep-alive, wrk -c${CONCURRENCY})`,
+    `${api.rate.toFixed(0)}/s`,
+    `${ratio(api.rate)} (target >= 0.50x)`,
+  ],
+  ["  latency p50 / p99", `${api.p50} / ${api.p99}`, ""],
+  [
+    "In-process ceiling: 1 CSR verify + 1 P-256 sign, raw WebCrypto",
+    `${raw.toFixed(0)}/s`,
+    "1.00x",
+  ],
+  [
+    "In-process CA pipeline (parse+verify CSR, build+sign cert), 1 at a time",
+    `${pipe1.toFixed(0)}/s`,
+    ratio(pipe1),
+  ],
+  [
+    "In-process CA pipeline, 4 concurrent",
+    `${pipe4.toFixed(0)}/s`,
+    ratio(pipe4),
+  ],
+  [
+    "openssl speed -seconds 3 ecdsap256 (sign/s, context)",
+    ossl ? `${ossl.toFixed(0)}/s` : "n/a",
+    ossl ? ratio(ossl) : "",
+  ],
+];
+console.log(
+  `CA issuance benchmark, ${
+    new Date().toISOString().slice(0, 10)
+  }, deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs`,
+);
+console.log("| what | rate | vs raw ceiling |\n|---|---|---|");
+for (const r of rows) console.log(`| ${r.join(" | ")} |`);
