@@ -1,0 +1,915 @@
+/**
+ * Router benchmark (not a test): `deno run -A bench/router.ts [--quick]
+ * [--only=http,scale,nats] [--runs=N]`.
+ *
+ * 1. HTTP keep-alive through `sigil router` (1 process, then 2 processes on one
+ *    port with `reuse_port`) vs nginx (`worker_processes 1`) doing the same
+ *    integrity check: `proxy_ssl_verify on`, `proxy_ssl_name <instance id>`,
+ *    client certificate (mTLS), upstream keepalive. Same backend for both: a
+ *    `sigil proxy` in mtls mode in front of a trivial Deno.serve app (or the
+ *    node:tls stand-in from `router_backend.ts` if the proxy cannot start; the
+ *    table says which). Load: `wrk -t1 -c50 --latency`.
+ * 2. Route-table scale (router's `Registry`, fresh process per size): time and
+ *    memory for 1k/10k/100k endpoints, lookup cost at each size.
+ * 3. Registrations/s from NATS: 100k `router.register` messages published to a
+ *    real nats-server, timed until they are in a table (a `NatsRouteBus` +
+ *    `Registry` process, and the running `sigil router` via its metrics), then
+ *    keep-alive req/s again with 100k endpoints in the router's table.
+ *
+ * Prints a markdown table. Needs wrk, nginx and nats-server (Debian packages).
+ * @module
+ */
+import { connect as natsConnect } from "@nats-io/transport-node";
+import { NatsRouteBus } from "../lib/routes/mod.ts";
+import { createLogger } from "../lib/observe/mod.ts";
+import { freePort, startNatsServer } from "../tests/_helpers/nats.ts";
+import { createTestPki } from "../tests/_helpers/pki.ts";
+
+const args = new Set(Deno.args);
+const QUICK = args.has("--quick");
+/** Count the router's V8 garbage collections during the big-table runs. */
+const TRACE_GC = args.has("--trace-gc");
+const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(
+  ",",
+) ?? ["http", "scale", "nats"];
+const RUNS = Number(
+  Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? (QUICK ? 1 : 2),
+);
+const DURATION = QUICK ? "3s" : "10s";
+const WARMUP = QUICK ? "1s" : "2s";
+const NATS_N = QUICK ? 20_000 : 100_000;
+const ROUTE_HOST = "app.bench.test";
+const INSTANCE_ID = "bench-instance-0001";
+const ROOT = new URL("..", import.meta.url).pathname;
+const DENO = Deno.execPath();
+const quietLog = createLogger("bench", { level: "error" });
+
+// ---------------------------------------------------------------- processes
+
+interface Proc {
+  name: string;
+  child: Deno.ChildProcess;
+  lines: string[];
+  exited: boolean;
+  stderrTail: () => string;
+}
+const procs: Proc[] = [];
+
+function spawn(
+  name: string,
+  cmd: string,
+  argv: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Proc {
+  const child = new Deno.Command(cmd, {
+    args: argv,
+    cwd: opts.cwd ?? ROOT,
+    env: opts.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const p: Proc = {
+    name,
+    child,
+    lines: [],
+    exited: false,
+    stderrTail: () => "",
+  };
+  const err: string[] = [];
+  p.stderrTail = () => err.slice(-8).join("\n");
+  void child.status.then(() => (p.exited = true));
+  void readLines(child.stdout, (l) => p.lines.push(l));
+  void readLines(child.stderr, (l) => {
+    err.push(l);
+    if (err.length > 200) err.shift();
+  });
+  procs.push(p);
+  return p;
+}
+
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (l: string) => void,
+): Promise<void> {
+  let buf = "";
+  try {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        onLine(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    }
+  } catch {
+    // process gone
+  }
+  if (buf) onLine(buf);
+}
+
+async function stop(p: Proc): Promise<void> {
+  if (!p.exited) {
+    try {
+      p.child.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    const t = setTimeout(() => {
+      try {
+        p.child.kill("SIGKILL");
+      } catch {
+        // gone
+      }
+    }, 5000);
+    await p.child.status;
+    clearTimeout(t);
+  }
+  const i = procs.indexOf(p);
+  if (i >= 0) procs.splice(i, 1);
+}
+
+async function until(
+  what: string,
+  pred: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  proc?: Proc,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await pred()) return;
+    if (proc?.exited) {
+      throw new Error(`${proc.name} exited: ${proc.stderrTail()}`);
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Timed out waiting for ${what}${proc ? `: ${proc.stderrTail()}` : ""}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function accepts(port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One HTTP/1.1 GET over a fresh TCP connection; returns the status code. */
+async function httpStatus(port: number, host: string, path = "/") {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await c.write(
+      new TextEncoder().encode(
+        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      ),
+    );
+    const buf = new Uint8Array(4096);
+    const n = await c.read(buf);
+    const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    return Number(head.split(" ")[1] ?? 0);
+  } finally {
+    c.close();
+  }
+}
+
+async function httpBody(port: number, path: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return await res.text();
+}
+
+function rssMb(pid: number): number {
+  try {
+    const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = s.match(/VmRSS:\s+(\d+) kB/);
+    return m ? Math.round(Number(m[1]) / 1024) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** utime + stime of a process and its descendants, in clock ticks. */
+function cpuTicks(pid: number): number {
+  let total = 0;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    total += Number(f[11]) + Number(f[12]);
+    for (const tid of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const kids = Deno.readTextFileSync(
+        `/proc/${pid}/task/${tid.name}/children`,
+      ).trim();
+      if (kids) {
+        for (const k of kids.split(" ")) total += cpuTicks(Number(k));
+      }
+    }
+  } catch {
+    // gone
+  }
+  return total;
+}
+
+/** Busy and total jiffies of the whole machine. */
+function systemTicks(): { busy: number; total: number } {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** CPU use (in % of one core) of process groups while `fn` runs. */
+async function cpuDuring<T>(
+  groups: Record<string, number[]>,
+  fn: () => Promise<T>,
+): Promise<[T, Record<string, number>]> {
+  const hz = 100;
+  const snap = () =>
+    Object.fromEntries(
+      Object.entries(groups).map((
+        [k, pids],
+      ) => [k, pids.reduce((a, p) => a + cpuTicks(p), 0)]),
+    );
+  const s0 = systemTicks();
+  const a = snap();
+  const t0 = performance.now();
+  const r = await fn();
+  const secs = (performance.now() - t0) / 1000;
+  const b = snap();
+  const s1 = systemTicks();
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(groups)) {
+    out[k] = Math.round(((b[k]! - a[k]!) / hz / secs) * 100);
+  }
+  out.machine = Math.round(
+    ((s1.busy - s0.busy) / (s1.total - s0.total)) * 100,
+  );
+  return [r, out];
+}
+
+// --------------------------------------------------------------------- wrk
+
+interface WrkResult {
+  rps: number;
+  p99Ms: number;
+  errors: string;
+  /** wrk's CPU time in clock ticks. */
+  wrkTicks?: number;
+  cpu?: Record<string, number>;
+}
+
+function toMs(v: string): number {
+  const m = v.match(/^([\d.]+)(us|ms|s)$/);
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+async function wrk(port: number, duration: string): Promise<WrkResult> {
+  const child = new Deno.Command("wrk", {
+    args: [
+      "-t1",
+      "-c50",
+      `-d${duration}`,
+      "--latency",
+      "-H",
+      `Host: ${ROUTE_HOST}`,
+      `http://127.0.0.1:${port}/`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // wrk's own CPU time: sampled until it exits (the last sample is < 200 ms old).
+  let wrkTicks = 0;
+  let done = false;
+  const outP = child.output().finally(() => (done = true));
+  while (!done) {
+    wrkTicks = Math.max(wrkTicks, cpuTicks(child.pid));
+    await Promise.race([outP, new Promise((r) => setTimeout(r, 200))]);
+  }
+  const out = await outP;
+  const text = new TextDecoder().decode(out.stdout);
+  const rps = Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN);
+  const p99 = text.match(/^\s+99%\s+(\S+)/m)?.[1] ?? "";
+  const errs = [
+    text.match(/Socket errors:.*$/m)?.[0],
+    text.match(/Non-2xx or 3xx responses:.*$/m)?.[0],
+  ].filter(Boolean).join("; ");
+  return { rps, p99Ms: toMs(p99), errors: errs, wrkTicks };
+}
+
+// -------------------------------------------------------------------- setup
+
+const results: string[] = [];
+const notes: string[] = [];
+const tmp = await Deno.makeTempDir({ prefix: "sigil-bench-router-" });
+const nats = await startNatsServer();
+
+function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return "–";
+  return n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+async function cpuInfo(): Promise<string> {
+  const cpus = navigator.hardwareConcurrency;
+  const model = (await Deno.readTextFile("/proc/cpuinfo")).match(
+    /model name\s*:\s*(.*)/,
+  )?.[1] ?? "?";
+  return `${cpus} vCPU (${model.trim()})`;
+}
+
+try {
+  const header = [
+    `Date: ${
+      new Date().toISOString()
+    }; machine: ${await cpuInfo()}; Deno ${Deno.version.deno}.`,
+    `wrk -t1 -c50 -d${DURATION} --latency (after a ${WARMUP} warm-up), ${RUNS} run(s) each, best run shown with the others in brackets.`,
+  ];
+  if (only.includes("http") || only.includes("nats")) {
+    await httpAndNats(header);
+  }
+  if (only.includes("scale")) await scale();
+  if (only.includes("nats")) await natsProbe();
+  console.log(["", ...header, "", ...results, "", ...notes].join("\n"));
+} finally {
+  for (const p of [...procs].reverse()) await stop(p);
+  await nats.stop();
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+}
+
+// ------------------------------------------------------- 1. HTTP + 3. NATS
+
+async function httpAndNats(header: string[]): Promise<void> {
+  // PKI: one instance certificate (SAN = instance id) and a router client cert.
+  const pki = await createTestPki();
+  const instDir = `${tmp}/instance`;
+  await pki.writeInstance(instDir, {
+    instanceId: INSTANCE_ID,
+    app: "11111111-2222-4333-8444-555555555555",
+    space: "11111111-2222-4333-8444-666666666666",
+    org: "11111111-2222-4333-8444-777777777777",
+    ips: ["127.0.0.1"],
+  });
+  const client = await pki.issueClient({
+    commonName: "router",
+    dnsNames: ["router.bench.test"],
+  });
+  await Deno.writeTextFile(`${tmp}/ca.pem`, pki.rootPem);
+  await Deno.writeTextFile(`${instDir}/ca.pem`, pki.rootPem);
+  await Deno.writeTextFile(`${tmp}/router.crt`, client.certPem);
+  await Deno.writeTextFile(`${tmp}/router.key`, client.keyPem, { mode: 0o600 });
+
+  // The app.
+  const appPort = freePort();
+  const app = spawn("app", DENO, [
+    "run",
+    "-A",
+    "bench/router_backend.ts",
+    "app",
+    String(appPort),
+  ]);
+  await until("app", () => accepts(appPort), 15_000, app);
+
+  // The backend: sigil proxy in mtls mode (or the stand-in).
+  const backendPort = freePort();
+  const backend = await startBackend(backendPort, appPort, instDir);
+  header.push(
+    `Backend: ${backend.label} in front of a Deno.serve app (same for every row).`,
+  );
+
+  // Register the route over NATS, as a proxy would.
+  const sink = await NatsRouteBus.connect({
+    servers: [nats.url],
+    logger: quietLog,
+  });
+  const registration = {
+    host: "127.0.0.1",
+    tls_port: backendPort,
+    uris: [ROUTE_HOST],
+    app: "11111111-2222-4333-8444-555555555555",
+    private_instance_id: INSTANCE_ID,
+    private_instance_index: "0",
+    server_cert_domain_san: INSTANCE_ID,
+  };
+
+  // nginx.
+  const nginxPort = freePort();
+  const nginx = await startNginx(nginxPort, backendPort);
+
+  // sigil router: one process (reuse_port off), then two processes sharing
+  // the port (reuse_port on). The second pair's first process stays up for
+  // the NATS measurement.
+  const routerPort = freePort();
+  const apiPorts = [freePort(), freePort(), freePort()];
+  let router: Proc | undefined;
+  let routerError = "";
+  const startOne = async (api: number, n: number, reusePort: boolean) => {
+    const p = await startRouter(routerPort, api, n, reusePort);
+    // Re-send until it lands, like a proxy's heartbeat (the router may not
+    // have subscribed yet when its API starts answering).
+    await until(
+      `route in sigil router #${n}`,
+      async () => {
+        if ((await metric(api, "total_endpoints")) >= 1) return true;
+        await sink.register(registration);
+        await new Promise((r) => setTimeout(r, 100));
+        return false;
+      },
+      15_000,
+      p,
+    );
+    return p;
+  };
+  try {
+    router = await startOne(apiPorts[0]!, 1, false);
+    const status = await httpStatus(routerPort, ROUTE_HOST);
+    if (status !== 200) throw new Error(`sigil router answered ${status}`);
+  } catch (err) {
+    routerError = err instanceof Error ? err.message : String(err);
+    if (router) await stop(router);
+    router = undefined;
+  }
+
+  const rows: { name: string; runs: WrkResult[] }[] = [];
+  const backendPids = [app.child.pid, backend.proc.child.pid];
+  const measure = async (name: string, port: number, front: Proc[]) => {
+    let row = rows.find((r) => r.name === name);
+    if (!row) rows.push(row = { name, runs: [] });
+    await wrk(port, WARMUP);
+    const [res, cpu] = await cpuDuring(
+      { front: front.map((p) => p.child.pid), backend: backendPids },
+      () => wrk(port, DURATION),
+    );
+    const secs = parseFloat(DURATION);
+    cpu.wrk = Math.round((res.wrkTicks ?? 0) / secs);
+    // Everything else on the machine (other users of these cores).
+    cpu.other = Math.max(
+      0,
+      cpu.machine! * navigator.hardwareConcurrency - cpu.front! -
+        cpu.backend! - cpu.wrk,
+    );
+    res.cpu = cpu;
+    row.runs.push(res);
+  };
+
+  if (only.includes("http")) {
+    for (let r = 0; r < RUNS; r++) {
+      await measure("nginx 1.22, 1 worker", nginxPort, [nginx]);
+      if (router) {
+        await measure("sigil router, 1 process", routerPort, [router]);
+      }
+    }
+  }
+  if (router) {
+    // Two processes on one port.
+    await stop(router);
+    router = undefined;
+    let second: Proc | undefined;
+    try {
+      router = await startOne(apiPorts[1]!, 2, true);
+      if (only.includes("http")) {
+        second = await startOne(apiPorts[2]!, 3, true);
+        for (let r = 0; r < RUNS; r++) {
+          await measure(
+            "sigil router, 2 processes (reuse_port)",
+            routerPort,
+            [router, second],
+          );
+        }
+      }
+    } catch (err) {
+      notes.push(
+        `- Two router processes on one port: could not run (${
+          err instanceof Error ? err.message.split("\n")[0] : err
+        }).`,
+      );
+    }
+    if (second) await stop(second);
+  }
+
+  if (only.includes("http") && rows.length) {
+    const base = best(rows[0]!.runs);
+    results.push(
+      "### Keep-alive HTTP through the router",
+      "",
+      "| Setup | req/s | vs nginx | p99 latency | p99 vs nginx | CPU % of a core: front / backend / wrk / other | errors |",
+      "|---|---|---|---|---|---|---|",
+    );
+    for (const row of rows) {
+      const b = best(row.runs);
+      const others = row.runs.filter((x) => x !== b).map((x) => fmt(x.rps));
+      results.push(
+        `| ${row.name} | ${fmt(b.rps)}${
+          others.length ? ` (${others.join(", ")})` : ""
+        } | ${fmt(b.rps / base.rps, 2)}× | ${fmt(b.p99Ms, 2)} ms | ${
+          fmt(b.p99Ms / base.p99Ms, 2)
+        }× | ${
+          b.cpu
+            ? `${b.cpu.front} / ${b.cpu.backend} / ${b.cpu.wrk} / ${b.cpu.other}`
+            : "–"
+        } | ${b.errors || "0"} |`,
+      );
+    }
+    if (routerError) {
+      results.push(`| sigil router | not run | | | | | ${routerError} |`);
+    }
+    results.push("");
+  }
+
+  // 3b. NATS → the running router, then req/s with a big table.
+  if (only.includes("nats") && router) {
+    await natsIntoRouter(routerPort, apiPorts[1]!, router);
+  } else if (only.includes("nats")) {
+    notes.push(
+      `- NATS into sigil router: not run (${
+        routerError || "router did not start"
+      }).`,
+    );
+  }
+
+  await sink.close();
+  if (router) await stop(router);
+  await stop(nginx);
+  void app;
+}
+
+function best(runs: WrkResult[]): WrkResult {
+  return runs.reduce((a, b) => (b.rps > a.rps ? b : a));
+}
+
+async function startBackend(
+  port: number,
+  appPort: number,
+  instDir: string,
+): Promise<{ label: string; proc: Proc }> {
+  const adminPort = freePort();
+  const cfg = `${tmp}/proxy.yaml`;
+  await Deno.writeTextFile(
+    cfg,
+    [
+      "proxy:",
+      `  admin_listen: 127.0.0.1:${adminPort}`,
+      "  instances:",
+      `    - id: ${INSTANCE_ID}`,
+      `      credentials_dir: ${instDir}`,
+      "      mode: mtls",
+      `      trusted_client_cas: [${tmp}/ca.pem]`,
+      "      listeners:",
+      `        - listen: 127.0.0.1:${port}`,
+      `          app: 127.0.0.1:${appPort}`,
+      "",
+    ].join("\n"),
+  );
+  const p = spawn("sigil proxy", DENO, [
+    "run",
+    "-A",
+    "main.ts",
+    "proxy",
+    "--config",
+    cfg,
+  ]);
+  try {
+    await until("sigil proxy", () => accepts(port), 20_000, p);
+    return { label: "`sigil proxy` (mode mtls)", proc: p };
+  } catch (err) {
+    await stop(p);
+    notes.push(
+      `- sigil proxy could not start (${
+        err instanceof Error ? err.message.split("\n")[0] : err
+      }); the node:tls mTLS stand-in (bench/router_backend.ts tls-pipe) was used.`,
+    );
+  }
+  const s = spawn("tls stand-in", DENO, [
+    "run",
+    "-A",
+    "bench/router_backend.ts",
+    "tls-pipe",
+    String(port),
+    String(appPort),
+    instDir,
+  ]);
+  await until("tls stand-in", () => accepts(port), 15_000, s);
+  return {
+    label:
+      "node:tls mTLS stand-in (`bench/router_backend.ts tls-pipe`, not `sigil proxy`)",
+    proc: s,
+  };
+}
+
+async function startNginx(port: number, backendPort: number): Promise<Proc> {
+  const dir = `${tmp}/nginx`;
+  await Deno.mkdir(dir, { recursive: true });
+  const conf = `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream backend {
+    server 127.0.0.1:${backendPort};
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass https://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_ssl_verify on;
+      proxy_ssl_verify_depth 3;
+      proxy_ssl_trusted_certificate ${tmp}/ca.pem;
+      proxy_ssl_name ${INSTANCE_ID};
+      proxy_ssl_server_name on;
+      proxy_ssl_certificate ${tmp}/router.crt;
+      proxy_ssl_certificate_key ${tmp}/router.key;
+      proxy_ssl_session_reuse on;
+    }
+  }
+}
+`;
+  await Deno.writeTextFile(`${dir}/nginx.conf`, conf);
+  const p = spawn("nginx", "nginx", [
+    "-p",
+    dir,
+    "-e",
+    `${dir}/error.log`,
+    "-c",
+    `${dir}/nginx.conf`,
+  ]);
+  await until("nginx", () => accepts(port), 10_000, p);
+  const status = await httpStatus(port, ROUTE_HOST);
+  if (status !== 200) {
+    const log = await Deno.readTextFile(`${dir}/error.log`).catch(() => "");
+    throw new Error(`nginx answered ${status}: ${log.slice(-500)}`);
+  }
+  return p;
+}
+
+async function startRouter(
+  port: number,
+  apiPort: number,
+  n: number,
+  reusePort: boolean,
+): Promise<Proc> {
+  // The API is on (metrics); writes need a token we never mint here.
+  const { publicKey } = await crypto.subtle.generateKey(
+    { name: "ECDSA", namedCurve: "P-256" },
+    true,
+    ["sign", "verify"],
+  );
+  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", publicKey));
+  const pem = `-----BEGIN PUBLIC KEY-----\n${
+    btoa(String.fromCharCode(...spki)).match(/.{1,64}/g)!.join("\n")
+  }\n-----END PUBLIC KEY-----\n`;
+  await Deno.writeTextFile(`${tmp}/api-key-${n}.pem`, pem);
+  const cfg = `${tmp}/router-${n}.yaml`;
+  await Deno.writeTextFile(
+    cfg,
+    [
+      "router:",
+      `  listen: 127.0.0.1:${port}`,
+      `  reuse_port: ${reusePort}`,
+      `  id: ${n - 1}-bench-router`,
+      "  log_level: warn",
+      "  api:",
+      `    listen: 127.0.0.1:${apiPort}`,
+      `    public_key_file: ${tmp}/api-key-${n}.pem`,
+      "  nats:",
+      `    servers: [${nats.url}]`,
+      "  backends:",
+      "    mode: mtls",
+      `    ca: ${tmp}/ca.pem`,
+      `    cert: ${tmp}/router.crt`,
+      `    key: ${tmp}/router.key`,
+      "  access_log:",
+      `    file: ${tmp}/router-access-${n}.log`,
+      "",
+    ].join("\n"),
+  );
+  // Deno 2.9 still gates SO_REUSEPORT behind --unstable-net.
+  const p = spawn(`sigil router #${n}`, DENO, [
+    "run",
+    "-A",
+    ...(reusePort ? ["--unstable-net"] : []),
+    ...(TRACE_GC ? ["--v8-flags=--trace-gc"] : []),
+    "main.ts",
+    "router",
+    "--config",
+    cfg,
+  ]);
+  await until(`sigil router #${n}`, () => accepts(apiPort), 20_000, p);
+  return p;
+}
+
+async function metric(apiPort: number, name: string): Promise<number> {
+  try {
+    const text = await httpBody(apiPort, "/metrics");
+    const re = new RegExp(`^\\S*${name}(?:\\{\\})? (\\S+)$`, "m");
+    return Number(text.match(re)?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
+/** Distinct route-emitter style messages (one route and endpoint each). */
+function registrations(n: number): Uint8Array[] {
+  const enc = new TextEncoder();
+  return Array.from({ length: n }, (_, i) => {
+    const id = crypto.randomUUID();
+    return enc.encode(JSON.stringify({
+      host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+      tls_port: 61001,
+      uris: [`app${i}.bench.test`],
+      app: crypto.randomUUID(),
+      private_instance_id: id,
+      private_instance_index: "0",
+      server_cert_domain_san: id,
+      tags: { component: "route-emitter" },
+    }));
+  });
+}
+
+/** Publishes messages as fast as the client allows; returns wall-clock start. */
+async function publishAll(msgs: Uint8Array[]): Promise<number> {
+  const nc = await natsConnect({ servers: [nats.url] });
+  try {
+    const start = performance.timeOrigin + performance.now();
+    for (let i = 0; i < msgs.length; i++) {
+      nc.publish("router.register", msgs[i]!);
+      if (i % 2000 === 1999) await nc.flush();
+    }
+    await nc.flush();
+    return start;
+  } finally {
+    await nc.close();
+  }
+}
+
+async function natsIntoRouter(
+  routerPort: number,
+  apiPort: number,
+  router: Proc,
+): Promise<void> {
+  const msgs = registrations(NATS_N);
+  const before = await metric(apiPort, "total_endpoints");
+  // Same process, back to back: req/s with the small table, then the big one.
+  const gcCount = () => {
+    const l = router.lines;
+    return {
+      scavenge: l.filter((x) => x.includes("Scavenge")).length,
+      markCompact: l.filter((x) => x.includes("Mark-Compact")).length,
+    };
+  };
+  const wrkGc = async () => {
+    await wrk(routerPort, WARMUP);
+    const g0 = gcCount();
+    const r = await wrk(routerPort, DURATION);
+    const g1 = gcCount();
+    return {
+      r,
+      gc: `${g1.scavenge - g0.scavenge} scavenges, ${
+        g1.markCompact - g0.markCompact
+      } mark-compacts`,
+    };
+  };
+  const small = only.includes("http") ? await wrkGc() : undefined;
+  const rssBefore = rssMb(router.child.pid);
+  const start = await publishAll(msgs);
+  const published = performance.timeOrigin + performance.now();
+  const target = before + NATS_N;
+  let seen = before;
+  await until(
+    "router to apply NATS registrations",
+    async () => (seen = await metric(apiPort, "total_endpoints")) >= target,
+    120_000,
+    router,
+  );
+  const done = performance.timeOrigin + performance.now();
+  const rssAfter = rssMb(router.child.pid);
+  const secs = (done - start) / 1000;
+  results.push(
+    "### NATS → sigil router (running process)",
+    "",
+    "| Measure | Value |",
+    "|---|---|",
+    `| messages published (distinct endpoints) | ${fmt(NATS_N)} |`,
+    `| publish time (one client) | ${fmt(published - start)} ms |`,
+    `| first publish → all in the router's table (metrics poll every 25 ms) | ${
+      fmt(done - start)
+    } ms |`,
+    `| registrations/s applied | ${fmt(NATS_N / secs)} |`,
+    `| router RSS before → after (${fmt(seen)} endpoints) | ${
+      fmt(rssBefore)
+    } → ${fmt(rssAfter)} MB |`,
+  );
+  if (small) {
+    const big = await wrkGc();
+    results.push(
+      `| keep-alive req/s, same process: ${fmt(before)} endpoint(s) → ${
+        fmt(seen)
+      } | ${fmt(small.r.rps)} → ${fmt(big.r.rps)} (${
+        fmt(big.r.rps / small.r.rps, 2)
+      }×); p99 ${fmt(small.r.p99Ms, 2)} → ${fmt(big.r.p99Ms, 2)} ms |`,
+    );
+    if (TRACE_GC) {
+      results.push(
+        `| router GCs per run: small → big table | ${small.gc} → ${big.gc} |`,
+      );
+    }
+  }
+  results.push("");
+}
+
+// ------------------------------------------------------------- 2. scale
+
+async function scale(): Promise<void> {
+  const sizes = QUICK ? [1_000, 10_000] : [1_000, 10_000, 100_000];
+  results.push(
+    "### Route table scale (router `Registry`, one fresh process per size)",
+    "",
+    "| Endpoints | parse + register | per second | RSS after GC | RSS growth | JS heap growth | lookup | of which Host string | bare `Map` lookup |",
+    "|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const n of sizes) {
+    const out = await new Deno.Command(DENO, {
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc",
+        "bench/router_scale.ts",
+        String(n),
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      results.push(
+        `| ${fmt(n)} | failed: ${
+          new TextDecoder().decode(out.stderr).slice(-200)
+        } |`,
+      );
+      continue;
+    }
+    const r = JSON.parse(new TextDecoder().decode(out.stdout).trim());
+    results.push(
+      `| ${fmt(n)} | ${fmt(r.register_ms)} ms | ${fmt(r.register_per_s)} | ${
+        fmt(r.rss_mb)
+      } MB | ${fmt(r.rss_delta_mb, 1)} MB | ${fmt(r.heap_delta_mb, 1)} MB | ${
+        fmt(r.lookup_ns)
+      } ns | ${fmt(r.host_string_ns)} ns | ${fmt(r.bare_map_ns)} ns |`,
+    );
+  }
+  results.push("");
+}
+
+// ------------------------------------------- 3a. NATS → bus + Registry
+
+async function natsProbe(): Promise<void> {
+  const p = spawn("nats apply probe", DENO, [
+    "run",
+    "-A",
+    "bench/router_nats_apply.ts",
+    nats.url,
+    String(NATS_N),
+  ]);
+  await until("probe ready", () => p.lines.length > 0, 20_000, p);
+  const msgs = registrations(NATS_N);
+  const start = await publishAll(msgs);
+  const published = performance.timeOrigin + performance.now();
+  await until("probe result", () => p.lines.length > 1, 120_000, p);
+  const r = JSON.parse(p.lines[1]!);
+  await stop(p);
+  results.push(
+    "### NATS → `NatsRouteBus` + `Registry` (separate process, no HTTP)",
+    "",
+    "| Measure | Value |",
+    "|---|---|",
+    `| messages | ${fmt(NATS_N)} (invalid: ${r.invalid}) |`,
+    `| publish time (one client) | ${fmt(published - start)} ms |`,
+    `| first publish → last applied | ${fmt(r.last_ms - start)} ms |`,
+    `| registrations/s applied | ${
+      fmt(NATS_N / ((r.last_ms - start) / 1000))
+    } |`,
+    `| RSS of the probe after | ${fmt(r.rss_mb)} MB |`,
+    "",
+  );
+}

@@ -1,0 +1,103 @@
+/**
+ * Route-table scale probe, run by `bench/router.ts` in a fresh process per size
+ * (`deno run -A --v8-flags=--expose-gc bench/router_scale.ts N`). Prints one
+ * JSON line: time to parse and register N endpoints (one route each, Cloud
+ * Foundry route-emitter messages), resident memory after GC, and the cost of
+ * one lookup (lowercasing a fresh Host string + table lookup) at that size.
+ * @module
+ */
+import { parseRegistryMessage } from "../lib/routes/mod.ts";
+import { Registry } from "./router_registry.ts";
+
+const n = Number(Deno.args[0] ?? "100000");
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
+function memMb(): { rss: number; heap: number } {
+  gc();
+  gc();
+  const m = Deno.memoryUsage();
+  return { rss: m.rss / 2 ** 20, heap: m.heapUsed / 2 ** 20 };
+}
+
+/** One route-emitter style message for endpoint `i`. */
+export function registration(i: number): string {
+  const id = crypto.randomUUID();
+  return JSON.stringify({
+    host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+    tls_port: 61001,
+    uris: [`app${i}.bench.test`],
+    app: crypto.randomUUID(),
+    private_instance_id: id,
+    private_instance_index: "0",
+    server_cert_domain_san: id,
+    tags: { component: "route-emitter" },
+  });
+}
+
+const baseline = memMb();
+let texts: string[] | undefined = Array.from(
+  { length: n },
+  (_, i) => registration(i),
+);
+const registry = new Registry();
+const t0 = performance.now();
+for (const t of texts) registry.register(parseRegistryMessage(t), Date.now());
+const registerMs = performance.now() - t0;
+texts = undefined;
+const after = memMb();
+if (registry.endpointCount !== n) {
+  throw new Error(`expected ${n} endpoints, got ${registry.endpointCount}`);
+}
+
+// Lookups of random existing routes, Host header as it would arrive.
+const LOOKUPS = 1_000_000;
+const idx = new Uint32Array(LOOKUPS);
+for (let i = 0; i < LOOKUPS; i++) idx[i] = Math.floor(Math.random() * n);
+let hits = 0;
+const run = () => {
+  const s = performance.now();
+  for (let i = 0; i < LOOKUPS; i++) {
+    const host = `APP${idx[i]}.BENCH.TEST`.toLowerCase();
+    if (registry.lookup(host, "/") !== undefined) hits++;
+  }
+  return performance.now() - s;
+};
+run(); // warm-up
+const lookupMs = Math.min(run(), run());
+// The Host-string part alone (same work minus the table lookup).
+let sink = 0;
+const strings = () => {
+  const s = performance.now();
+  for (let i = 0; i < LOOKUPS; i++) {
+    sink += `APP${idx[i]}.BENCH.TEST`.toLowerCase().length;
+  }
+  return performance.now() - s;
+};
+strings();
+const stringMs = Math.min(strings(), strings());
+if (sink === 0) throw new Error("unreachable");
+// Reference floor: a bare Map<string, object> with the same keys.
+const bare = new Map<string, { i: number }>();
+for (let i = 0; i < n; i++) bare.set(`app${i}.bench.test`, { i });
+const bareRun = () => {
+  const s = performance.now();
+  for (let i = 0; i < LOOKUPS; i++) {
+    if (bare.get(`APP${idx[i]}.BENCH.TEST`.toLowerCase()) !== undefined) sink++;
+  }
+  return performance.now() - s;
+};
+bareRun();
+const bareMs = Math.min(bareRun(), bareRun());
+if (hits !== LOOKUPS * 3) throw new Error(`lookups missed: ${hits}`);
+
+console.log(JSON.stringify({
+  endpoints: n,
+  register_ms: Math.round(registerMs),
+  register_per_s: Math.round(n / (registerMs / 1000)),
+  rss_mb: Math.round(after.rss),
+  rss_delta_mb: Math.round((after.rss - baseline.rss) * 10) / 10,
+  heap_delta_mb: Math.round((after.heap - baseline.heap) * 10) / 10,
+  lookup_ns: Math.round((lookupMs * 1e6) / LOOKUPS),
+  host_string_ns: Math.round((stringMs * 1e6) / LOOKUPS),
+  bare_map_ns: Math.round((bareMs * 1e6) / LOOKUPS),
+}));
