@@ -29,11 +29,13 @@ const args = new Set(Deno.args);
 const QUICK = args.has("--quick");
 /** Count the router's V8 garbage collections during the big-table runs. */
 const TRACE_GC = args.has("--trace-gc");
+/** Profile router #1 (the 1-process runs) and print its top functions. */
+const CPU_PROF = args.has("--cpu-prof");
 const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(
   ",",
 ) ?? ["http", "scale", "nats"];
 const RUNS = Number(
-  Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? (QUICK ? 1 : 2),
+  Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? (QUICK ? 1 : 3),
 );
 const DURATION = QUICK ? "3s" : "10s";
 const WARMUP = QUICK ? "1s" : "2s";
@@ -404,15 +406,16 @@ async function httpAndNats(header: string[]): Promise<void> {
   const nginxPort = freePort();
   const nginx = await startNginx(nginxPort, backendPort);
 
-  // sigil router: one process (reuse_port off), then two processes sharing
-  // the port (reuse_port on). The second pair's first process stays up for
-  // the NATS measurement.
+  // sigil router #1 runs throughout (with reuse_port, which costs nothing to
+  // a lone process); a second process joins the port for the 2-process rows
+  // and leaves again, so every configuration is measured interleaved.
   const routerPort = freePort();
-  const apiPorts = [freePort(), freePort(), freePort()];
   let router: Proc | undefined;
+  let routerApi = 0;
   let routerError = "";
-  const startOne = async (api: number, n: number, reusePort: boolean) => {
-    const p = await startRouter(routerPort, api, n, reusePort);
+  const startOne = async (n: number) => {
+    const api = freePort();
+    const p = await startRouter(routerPort, api, n, true);
     // Re-send until it lands, like a proxy's heartbeat (the router may not
     // have subscribed yet when its API starts answering).
     await until(
@@ -426,10 +429,12 @@ async function httpAndNats(header: string[]): Promise<void> {
       15_000,
       p,
     );
-    return p;
+    return { p, api };
   };
   try {
-    router = await startOne(apiPorts[0]!, 1, false);
+    const r = await startOne(1);
+    router = r.p;
+    routerApi = r.api;
     const status = await httpStatus(routerPort, ROUTE_HOST);
     if (status !== 200) throw new Error(`sigil router answered ${status}`);
   } catch (err) {
@@ -461,38 +466,30 @@ async function httpAndNats(header: string[]): Promise<void> {
   };
 
   if (only.includes("http")) {
+    let twoOk = true;
     for (let r = 0; r < RUNS; r++) {
       await measure("nginx 1.22, 1 worker", nginxPort, [nginx]);
-      if (router) {
-        await measure("sigil router, 1 process", routerPort, [router]);
+      if (!router) continue;
+      await measure("sigil router, 1 process", routerPort, [router]);
+      if (!twoOk) continue;
+      let second: Proc | undefined;
+      try {
+        second = (await startOne(2)).p;
+        await measure(
+          "sigil router, 2 processes (reuse_port)",
+          routerPort,
+          [router, second],
+        );
+      } catch (err) {
+        twoOk = false;
+        notes.push(
+          `- Two router processes on one port: could not run (${
+            err instanceof Error ? err.message.split("\n")[0] : err
+          }).`,
+        );
       }
+      if (second) await stop(second);
     }
-  }
-  if (router) {
-    // Two processes on one port.
-    await stop(router);
-    router = undefined;
-    let second: Proc | undefined;
-    try {
-      router = await startOne(apiPorts[1]!, 2, true);
-      if (only.includes("http")) {
-        second = await startOne(apiPorts[2]!, 3, true);
-        for (let r = 0; r < RUNS; r++) {
-          await measure(
-            "sigil router, 2 processes (reuse_port)",
-            routerPort,
-            [router, second],
-          );
-        }
-      }
-    } catch (err) {
-      notes.push(
-        `- Two router processes on one port: could not run (${
-          err instanceof Error ? err.message.split("\n")[0] : err
-        }).`,
-      );
-    }
-    if (second) await stop(second);
   }
 
   if (only.includes("http") && rows.length) {
@@ -526,7 +523,7 @@ async function httpAndNats(header: string[]): Promise<void> {
 
   // 3b. NATS → the running router, then req/s with a big table.
   if (only.includes("nats") && router) {
-    await natsIntoRouter(routerPort, apiPorts[1]!, router);
+    await natsIntoRouter(routerPort, routerApi, router);
   } else if (only.includes("nats")) {
     notes.push(
       `- NATS into sigil router: not run (${
@@ -536,7 +533,10 @@ async function httpAndNats(header: string[]): Promise<void> {
   }
 
   await sink.close();
-  if (router) await stop(router);
+  if (router) {
+    await stop(router);
+    if (CPU_PROF) await summarizeProfile(`${tmp}/prof`);
+  }
   await stop(nginx);
   void app;
 }
@@ -710,6 +710,9 @@ async function startRouter(
     "-A",
     ...(reusePort ? ["--unstable-net"] : []),
     ...(TRACE_GC ? ["--v8-flags=--trace-gc"] : []),
+    ...(CPU_PROF && n === 1
+      ? ["--cpu-prof", `--cpu-prof-dir=${tmp}/prof`]
+      : []),
     "main.ts",
     "router",
     "--config",
@@ -910,6 +913,87 @@ async function natsProbe(): Promise<void> {
       fmt(NATS_N / ((r.last_ms - start) / 1000))
     } |`,
     `| RSS of the probe after | ${fmt(r.rss_mb)} MB |`,
+    "",
+  );
+}
+
+// --------------------------------------------------------- CPU profile
+
+/** Prints the top self-time functions of the router's `.cpuprofile`. */
+async function summarizeProfile(dir: string): Promise<void> {
+  interface Node {
+    id: number;
+    hitCount?: number;
+    children?: number[];
+    callFrame: { functionName: string; url: string; lineNumber: number };
+  }
+  let file: string | undefined;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.endsWith(".cpuprofile")) file = `${dir}/${e.name}`;
+    }
+  } catch {
+    // no profile
+  }
+  if (!file) {
+    notes.push("- --cpu-prof: no profile was written.");
+    return;
+  }
+  const prof = JSON.parse(await Deno.readTextFile(file)) as {
+    nodes: Node[];
+  };
+  const self = new Map<string, number>();
+  let total = 0;
+  for (const n of prof.nodes) {
+    const hits = n.hitCount ?? 0;
+    const f = n.callFrame;
+    if (f.functionName === "(idle)") continue;
+    total += hits;
+    const where = f.url.replace(/^.*\/(?=[^/]+$)/, "");
+    const key = `${f.functionName || "(anonymous)"} ${where}:${
+      f.lineNumber + 1
+    }`;
+    self.set(key, (self.get(key) ?? 0) + hits);
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20);
+  // Who calls the hottest function (eight frames up), weighted by its self time.
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, Node>();
+  for (const n of prof.nodes) {
+    for (const c of n.children ?? []) parent.set(c, n);
+  }
+  const name = (n: Node | undefined) =>
+    n
+      ? `${n.callFrame.functionName || "(anonymous)"} ${
+        n.callFrame.url.replace(/^.*\/(?=[^/]+$)/, "")
+      }`
+      : "-";
+  const hottest = top[0]?.[0].split(" ")[0];
+  const callers = new Map<string, number>();
+  for (const n of prof.nodes) {
+    if (n.callFrame.functionName !== hottest || !n.hitCount) continue;
+    const chain: string[] = [];
+    let p = parent.get(n.id);
+    while (p && chain.length < 8) {
+      chain.push(name(p));
+      p = parent.get(p.id);
+    }
+    const key = chain.join(" ← ");
+    callers.set(key, (callers.get(key) ?? 0) + n.hitCount);
+  }
+  void byId;
+  results.push(
+    "### Router #1 CPU profile (whole run: HTTP load, NATS ingest; self time, % of busy samples)",
+    "",
+    "| Function | self % |",
+    "|---|---|",
+    ...top.map(([k, v]) => `| \`${k}\` | ${fmt((v / total) * 100, 1)} |`),
+    "",
+    `Callers of \`${hottest}\`:`,
+    "",
+    ...[...callers.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map((
+      [k, v],
+    ) => `- ${fmt((v / total) * 100, 1)}%: \`${k}\``),
     "",
   );
 }

@@ -179,7 +179,7 @@ export class CertificateAuthority {
           now: this.#o.clock.now(),
         },
       );
-      this.ledger.record({
+      await this.ledger.commit({
         time: new Date(this.#o.clock.now()).toISOString(),
         result: "issued",
         serial: leaf.serial,

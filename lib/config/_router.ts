@@ -1,7 +1,141 @@
-/** The `router` section. Owned by the router work; placeholder until it lands. @module */
+/** The `router` section: `sigil router`. @module */
 import { z } from "zod";
+import { Address, Duration, FilePath } from "./_common.ts";
+
+/** Load-balancing algorithms (Cloud Foundry's names). */
+export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
+
+/** How the router reaches TLS backends. */
+const RouterBackends = z.strictObject({
+  /**
+   * `tls`: verify the backend's certificate names the registered instance id.
+   * `mtls`: additionally present `cert`/`key` as a client certificate.
+   */
+  mode: z.enum(["tls", "mtls"]).default("tls"),
+  /** PEM bundle trusted for backend certificates (the instance-identity root). */
+  ca: FilePath.optional(),
+  /** Client certificate chain (PEM) presented to backends in `mtls` mode. */
+  cert: FilePath.optional(),
+  /** Client private key (PEM) for `cert`. */
+  key: FilePath.optional(),
+  /** Endpoints tried per request, capped by the pool size. */
+  max_attempts: z.number().int().min(1).default(3),
+  /** Concurrent requests per endpoint; beyond it the endpoint is skipped (503 when all are full). */
+  max_conns: z.number().int().min(1).default(500),
+  /** Idle keep-alive connections kept per endpoint (0 disables keep-alive). */
+  max_idle_conns: z.number().int().min(0).default(100),
+  /** How long an idle keep-alive connection is kept. */
+  idle_timeout: Duration.prefault("90s"),
+  /** TCP connect timeout. */
+  dial_timeout: Duration.prefault("5s"),
+  /** TLS handshake timeout (after the TCP connection is up). */
+  tls_handshake_timeout: Duration.prefault("10s"),
+  /** How long a plain endpoint that failed is skipped. */
+  failure_cooldown: Duration.prefault("30s"),
+}).refine((b) => b.mode !== "mtls" || (!!b.cert && !!b.key), {
+  message: "mode mtls needs backends.cert and backends.key",
+  path: ["cert"],
+}).refine((b) => !!b.cert === !!b.key, {
+  message: "backends.cert and backends.key go together",
+  path: ["key"],
+});
+
+/** The registration API listener. */
+const RouterApi = z.strictObject({
+  /** Serve the registration API at all. */
+  enabled: z.boolean().default(true),
+  /** Listen address of the API (keep it private). */
+  listen: Address.prefault("127.0.0.1:8082"),
+  /** The CA's JWKS URL, e.g. `https://ca.internal:8443/v1/jwks.json`. */
+  jwks_url: z.url().optional(),
+  /** PEM bundle trusted when fetching `jwks_url` over HTTPS. */
+  ca_bundle: FilePath.optional(),
+  /** Alternatively, a token-verification public key file (JWK JSON or PEM SPKI). */
+  public_key_file: FilePath.optional(),
+  /** Required `iss` claim. */
+  issuer: z.string().min(1).default("sigil-ca"),
+  /** Required `aud` claim. */
+  audience: z.string().min(1).default("sigil"),
+  /** Largest accepted request body in bytes. */
+  max_body_bytes: z.number().int().positive().default(65536),
+}).refine(
+  (a) => !a.enabled || !!a.jwks_url !== !!a.public_key_file,
+  {
+    message:
+      "set exactly one of api.jwks_url or api.public_key_file (or api.enabled: false)",
+    path: ["jwks_url"],
+  },
+);
+
+/** NATS route bus (for fleets with several routers). */
+const RouterNats = z.strictObject({
+  /** NATS server URLs, e.g. `nats://10.0.0.2:4222`. */
+  servers: z.array(z.string().min(1)).min(1),
+  /** Skip pruning while NATS is disconnected (registrations cannot arrive). */
+  suspend_pruning_if_nats_unavailable: z.boolean().default(true),
+});
+
+/** Optional HTTPS front listener. */
+const RouterHttps = z.strictObject({
+  /** Listen address for HTTPS clients. */
+  listen: Address.prefault("0.0.0.0:8443"),
+  /** Certificate chain (PEM) served to clients. */
+  cert: FilePath,
+  /** Private key (PEM) for `cert`. */
+  key: FilePath,
+});
+
+/** Access log destination. */
+const RouterAccessLog = z.strictObject({
+  /** Write one JSON line per request. */
+  enabled: z.boolean().default(true),
+  /** File to append to; stdout when absent. */
+  file: FilePath.optional(),
+});
 
 /** Settings of `sigil router`. */
-export const RouterSection = z.strictObject({});
+export const RouterSection = z.strictObject({
+  /** Plain-HTTP listen address for client traffic. */
+  listen: Address.prefault("0.0.0.0:8080"),
+  /**
+   * Set SO_REUSEPORT so several `sigil router` processes can share one port
+   * (the kernel spreads connections across them; one process per core).
+   */
+  reuse_port: z.boolean().default(false),
+  /** Optional HTTPS front listener. */
+  https: RouterHttps.optional(),
+  /** The HTTP registration API. */
+  api: RouterApi.prefault({}),
+  /** The NATS route bus; off when absent. */
+  nats: RouterNats.optional(),
+  /** Backend connections and integrity checks. */
+  backends: RouterBackends.prefault({}),
+  /** Default load-balancing algorithm (a route may override it with `options.loadbalancing`). */
+  balancing_algorithm: BalancingAlgorithm.default("round-robin"),
+  /** Response cookies that trigger a `__VCAP_ID__` sticky-session cookie. */
+  sticky_cookie_names: z.array(z.string().min(1)).default(["JSESSIONID"]),
+  /** How often stale endpoints are pruned. */
+  prune_interval: Duration.prefault("30s"),
+  /** Default stale threshold; a message's smaller `stale_threshold_in_seconds` wins. */
+  stale_threshold: Duration.prefault("120s"),
+  /** Probe stale TLS endpoints with a TLS handshake and prune those that fail. */
+  probe_stale_tls: z.boolean().default(true),
+  /** Interval advertised to emitters in `router.start`. */
+  register_interval: Duration.prefault("20s"),
+  /** Time limit for a whole backend request (not applied to WebSockets). */
+  request_timeout: Duration.prefault("900s"),
+  /** Largest accepted request header block in KiB (431 beyond). */
+  max_header_kb: z.number().int().positive().default(1024),
+  /** On SIGTERM, how long in-flight requests may finish. */
+  drain_timeout: Duration.prefault("30s"),
+  /** Router id in `router.start` (random when absent). */
+  id: z.string().min(1).optional(),
+  /** Access log. */
+  access_log: RouterAccessLog.prefault({}),
+  /** Log level of the router's own events. */
+  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
 /** Resolved `router` section. */
 export type RouterSection = z.output<typeof RouterSection>;
+/** The `router` section as written. */
+export type RouterSectionInput = z.input<typeof RouterSection>;

@@ -10,10 +10,12 @@ import { spiffeId } from "./_identity.ts";
 import type { Identity } from "./_identity.ts";
 import {
   importPrivateKeyPem,
-  keyTypeOf,
   publicKeyId,
   signingAlgorithm,
+  toPem,
 } from "./_keys.ts";
+import { buildLeafDer, issuerNotAfter, subjectName } from "./_fast.ts";
+import type { AltName } from "./_fast.ts";
 import type { KeyPair } from "./_keys.ts";
 import { PkiError } from "./errors.ts";
 
@@ -206,18 +208,15 @@ export async function issueInstanceCertificate(
   issuer: Issuer,
   options: InstanceCertOptions,
 ): Promise<IssuedCertificate> {
-  const subject: x509.JsonName = [
-    { CN: [identity.instanceId] },
-    { OU: [`app:${identity.app}`] },
-    { OU: [`space:${identity.space}`] },
-    { OU: [`organization:${identity.org}`] },
+  const subject: Array<["CN" | "OU", string]> = [
+    ["CN", identity.instanceId],
+    ["OU", `app:${identity.app}`],
+    ["OU", `space:${identity.space}`],
+    ["OU", `organization:${identity.org}`],
   ];
-  const names: x509.JsonGeneralName[] = [
+  const names: AltName[] = [
     { type: "dns", value: identity.instanceId },
-    ...identity.ips.map((ip): x509.JsonGeneralName => ({
-      type: "ip",
-      value: ip,
-    })),
+    ...identity.ips.map((ip): AltName => ({ type: "ip", value: ip })),
     { type: "url", value: spiffeId(options.trustDomain, identity) },
   ];
   return await buildLeaf(publicKey, subject, names, issuer, options);
@@ -249,86 +248,42 @@ export async function issueServiceCertificate(
   issuer: Issuer,
   options: ServiceCertOptions,
 ): Promise<IssuedCertificate> {
-  const names: x509.JsonGeneralName[] = [
-    ...(options.dnsNames ?? []).map((v): x509.JsonGeneralName => ({
-      type: "dns",
-      value: v,
-    })),
-    ...(options.ips ?? []).map((v): x509.JsonGeneralName => ({
-      type: "ip",
-      value: v,
-    })),
-    ...(options.uris ?? []).map((v): x509.JsonGeneralName => ({
-      type: "url",
-      value: v,
-    })),
+  const names: AltName[] = [
+    ...(options.dnsNames ?? []).map((v): AltName => ({ type: "dns", value: v })),
+    ...(options.ips ?? []).map((v): AltName => ({ type: "ip", value: v })),
+    ...(options.uris ?? []).map((v): AltName => ({ type: "url", value: v })),
   ];
   return await buildLeaf(
     publicKey,
-    [{ CN: [options.commonName] }],
+    [["CN", options.commonName]],
     names,
     issuer,
     options,
   );
 }
 
-interface IssuerCache {
-  pem: string;
-  cert: x509.X509Certificate;
-  aki: x509.AuthorityKeyIdentifierExtension;
-}
-const issuerCache = new WeakMap<Issuer, IssuerCache>();
-
-/** The parsed issuer certificate and its key identifier, computed once per issuer. */
-async function issuerInfo(issuer: Issuer): Promise<IssuerCache> {
-  const hit = issuerCache.get(issuer);
-  if (hit && hit.pem === issuer.certPem) return hit;
-  const cert = new x509.X509Certificate(issuer.certPem);
-  const entry = { pem: issuer.certPem, cert, aki: await x509.AuthorityKeyIdentifierExtension.create(cert) };
-  issuerCache.set(issuer, entry);
-  return entry;
-}
-
 async function buildLeaf(
   publicKey: CryptoKey,
-  subject: x509.JsonName,
-  names: x509.JsonGeneralName[],
+  subject: Array<["CN" | "OU", string]>,
+  names: AltName[],
   issuer: Issuer,
   options: ValidityOptions,
 ): Promise<IssuedCertificate> {
-  const { cert: issuerCert, aki } = await issuerInfo(issuer);
-  const { notBefore, notAfter, clamped } = times(issuerCert.notAfter, options);
+  const { notBefore, notAfter, clamped } = times(
+    await issuerNotAfter(issuer),
+    options,
+  );
   const serial = randomSerial();
-  const rsa = keyTypeOf(publicKey)?.startsWith("rsa") ?? false;
-  const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(
-      KU.digitalSignature | (rsa ? KU.keyEncipherment : 0),
-      true,
-    ),
-    new x509.ExtendedKeyUsageExtension([
-      x509.ExtendedKeyUsage.serverAuth,
-      x509.ExtendedKeyUsage.clientAuth,
-    ]),
-    await x509.SubjectKeyIdentifierExtension.create(publicKey),
-    aki,
-  ];
-  if (names.length) {
-    extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
-  }
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial,
-    subject,
-    issuer: issuerCert.subjectName,
+  const der = await buildLeafDer(issuer, {
+    publicKey,
+    subject: subjectName(subject),
+    names,
+    serial,
     notBefore,
     notAfter,
-    publicKey,
-    signingKey: issuer.keys.privateKey,
-    signingAlgorithm: signingAlgorithm(issuer.keys.type),
-    extensions,
   });
   return {
-    pem: cert.toString("pem") + "\n",
+    pem: toPem(der, "CERTIFICATE"),
     serial,
     notBefore,
     notAfter,

@@ -5,7 +5,8 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { Identity } from "./_identity.ts";
-import { keyTypeOf, signingAlgorithm } from "./_keys.ts";
+import { fromPem, keyTypeOf, signingAlgorithm } from "./_keys.ts";
+import { verifyEcCsr } from "./_fast.ts";
 import type { KeyPair, KeyType } from "./_keys.ts";
 import { PkiError } from "./errors.ts";
 
@@ -65,6 +66,16 @@ export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
       "Invalid CSR: expected a PEM block 'BEGIN CERTIFICATE REQUEST'",
     );
   }
+  const der = fromPem(pem, "CERTIFICATE REQUEST");
+  const fast = der ? await verifyEcCsr(der) : undefined;
+  if (fast?.ok) return { publicKey: fast.publicKey, keyType: fast.keyType };
+  if (fast) {
+    throw new PkiError(
+      "ERR_PKI_CSR_INVALID",
+      "Invalid CSR: signature does not verify",
+    );
+  }
+  // Anything but a plain ECDSA P-256/P-384 CSR: the general (x509) path.
   let csr: x509.Pkcs10CertificateRequest;
   try {
     csr = new x509.Pkcs10CertificateRequest(pem);

@@ -1,5 +1,50 @@
-/** `sigil proxy` subcommands. @module */
+/** `sigil proxy`: run the TLS proxy until SIGTERM/SIGINT; SIGHUP reloads. @module */
 import type { Command } from "../common/mod.ts";
+import { requireFlag } from "../common/mod.ts";
+import { loadConfig, requireSection } from "../config/mod.ts";
+import { createLogger } from "../observe/mod.ts";
+import { startProxy } from "./_proxy.ts";
 
 /** Commands of the proxy role. */
-export const PROXY_COMMANDS: Command[] = [];
+export const PROXY_COMMANDS: Command[] = [{
+  name: "proxy",
+  summary:
+    "Terminate TLS (or mTLS) for app instances, hot-reload their certificates, register routes",
+  flags: {
+    config: {
+      type: "string",
+      short: "c",
+      arg: "FILE",
+      description: "Config file with a proxy section",
+    },
+  },
+  async run(flags) {
+    const file = requireFlag(flags, "config");
+    const section = requireSection(
+      await loadConfig(file),
+      "proxy",
+      "sigil proxy",
+    );
+    const logger = createLogger("proxy");
+    const proxy = await startProxy(section, { logger });
+    const { promise: stopped, resolve: stop } = Promise.withResolvers<
+      string
+    >();
+    const onStop = (sig: Deno.Signal) => () => stop(sig);
+    const onTerm = onStop("SIGTERM"), onInt = onStop("SIGINT");
+    const onHup = () => {
+      logger.info("reload-requested", { signal: "SIGHUP" });
+      void proxy.reload();
+    };
+    Deno.addSignalListener("SIGTERM", onTerm);
+    Deno.addSignalListener("SIGINT", onInt);
+    Deno.addSignalListener("SIGHUP", onHup);
+    const signal = await stopped;
+    logger.info("signal-received", { signal });
+    await proxy.close();
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGHUP", onHup);
+    return 0;
+  },
+}];

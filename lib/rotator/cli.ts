@@ -1,5 +1,78 @@
 /** `sigil rotator` subcommands. @module */
 import type { Command } from "../common/mod.ts";
+import { describeError, requireFlag } from "../common/mod.ts";
+import { loadConfig, requireSection } from "../config/mod.ts";
+import type { RotatorSection } from "../config/mod.ts";
+import { createLogger } from "../observe/mod.ts";
+
+const COMMAND = "sigil rotator";
+
+async function loadSection(path: string): Promise<RotatorSection> {
+  return requireSection(await loadConfig(path), "rotator", COMMAND);
+}
 
 /** Commands of the rotator role. */
-export const ROTATOR_COMMANDS: Command[] = [];
+export const ROTATOR_COMMANDS: Command[] = [{
+  name: "rotator",
+  summary:
+    "Keep each instance's key and certificate fresh, atomically, through CA outages",
+  flags: {
+    config: {
+      type: "string",
+      short: "c",
+      arg: "FILE",
+      description: "Config file with a rotator section (required)",
+    },
+    once: {
+      type: "boolean",
+      description:
+        "Issue what is missing or due, then exit: 0 also when nothing was due, 1 when something due could not be renewed",
+    },
+  },
+  async run(flags) {
+    const path = requireFlag(flags, "config");
+    const section = await loadSection(path);
+    // Loaded here so other subcommands do not pay for the rotator's modules.
+    const { runOnce, startRotator } = await import("./_rotator.ts");
+    const log = createLogger("rotator");
+    if (flags.once) {
+      const result = await runOnce(section, { logger: log });
+      return result.failed.length > 0 ? 1 : 0;
+    }
+    // Listen before starting, so a signal during start-up is handled too.
+    const { promise: stopped, resolve: stop } = Promise.withResolvers<
+      Deno.Signal
+    >();
+    const onTerm = () => stop("SIGTERM");
+    const onInt = () => stop("SIGINT");
+    let hup: (() => void) | undefined;
+    let hupPending = false;
+    const onHup = () => (hup ? hup() : (hupPending = true));
+    Deno.addSignalListener("SIGTERM", onTerm);
+    Deno.addSignalListener("SIGINT", onInt);
+    Deno.addSignalListener("SIGHUP", onHup);
+    try {
+      const rotator = await startRotator(section, { logger: log });
+      hup = () => {
+        log.info("signal-received", { signal: "SIGHUP" });
+        void (async () => {
+          try {
+            await rotator.reload(await loadSection(path));
+          } catch (err) {
+            log.error("config-reload-failed", { error: describeError(err) });
+          }
+          await rotator.renewAll();
+        })();
+      };
+      if (hupPending) hup();
+      const signal = await stopped;
+      log.info("signal-received", { signal });
+      await rotator.close();
+      return 0;
+    } finally {
+      Deno.removeSignalListener("SIGHUP", onHup);
+      Deno.removeSignalListener("SIGTERM", onTerm);
+      Deno.removeSignalListener("SIGINT", onInt);
+    }
+  },
+}];

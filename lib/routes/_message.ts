@@ -123,3 +123,73 @@ export function parseRegistryMessage(
   }
   return r.data;
 }
+
+/**
+ * Where a proxy sends its registrations: the router's HTTP API or NATS.
+ * Implementations: `HttpRouteSink` (lib/proxy) and `NatsRouteBus` (lib/routes).
+ */
+export interface RouteSink {
+  /** Publishes one `router.register` message. Rejects when it cannot be delivered. */
+  register(message: RegistryMessage): Promise<void>;
+  /** Publishes one `router.unregister` message. */
+  unregister(message: RegistryMessage): Promise<void>;
+  /** Releases connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Reads a `router.start` / `router.greet` payload leniently: `id` must be a
+ * string; missing or invalid numbers fall back to Cloud Foundry's defaults
+ * (20 s register interval, 120 s prune threshold).
+ *
+ * @param data JSON text or bytes.
+ * @returns The payload, with defaults applied.
+ * @throws {RegistryMessageError} `reason` is `invalid-json` or `invalid-start`.
+ *
+ * @example
+ * ```ts
+ * import { parseRouterStartMessage } from "./_message.ts";
+ * const m = parseRouterStartMessage('{"id":"0-a1","hosts":["10.0.0.1"]}');
+ * console.assert(m.minimumRegisterIntervalInSeconds === 20);
+ * ```
+ */
+export function parseRouterStartMessage(
+  data: string | Uint8Array,
+): RouterStartMessage {
+  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new RegistryMessageError(
+      "invalid-json",
+      "Cannot read router start message: not valid JSON",
+    );
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new RegistryMessageError(
+      "invalid-start",
+      "Cannot read router start message: not a JSON object",
+    );
+  }
+  const o = raw as Record<string, unknown>;
+  if (typeof o.id !== "string" || o.id === "") {
+    throw new RegistryMessageError(
+      "invalid-start",
+      "Cannot read router start message: id must be a non-empty string",
+    );
+  }
+  const positive = (v: unknown, d: number) =>
+    typeof v === "number" && Number.isFinite(v) && v > 0 ? v : d;
+  return {
+    id: o.id,
+    hosts: Array.isArray(o.hosts)
+      ? o.hosts.filter((h): h is string => typeof h === "string")
+      : [],
+    minimumRegisterIntervalInSeconds: positive(
+      o.minimumRegisterIntervalInSeconds,
+      20,
+    ),
+    pruneThresholdInSeconds: positive(o.pruneThresholdInSeconds, 120),
+  };
+}

@@ -1,6 +1,7 @@
 /**
  * The route registration protocol: Cloud Foundry's `router.register` message,
- * its validation, and NATS subjects. Used by the proxy (sender) and the router
+ * its validation, NATS subjects, and {@linkcode NatsRouteBus} (the NATS
+ * transport for both sides). Used by the proxy (sender) and the router
  * (receiver).
  *
  * @example
@@ -13,9 +14,16 @@
  */
 export {
   parseRegistryMessage,
+  parseRouterStartMessage,
   RegistryMessage,
   RegistryMessageError,
   RouteUri,
   SUBJECTS,
 } from "./_message.ts";
-export type { RouterStartMessage } from "./_message.ts";
+export type { RouterStartMessage, RouteSink } from "./_message.ts";
+export { NatsRouteBus, redactUrl } from "./_nats.ts";
+export type {
+  NatsRouteBusOptions,
+  RouterStartListenerOptions,
+} from "./_nats.ts";
+export { RouteBusError } from "./errors.ts";

@@ -1,0 +1,184 @@
+/**
+ * Strict mode (mutual TLS) decisions: which client SANs are allowed, and why a
+ * client certificate was refused. The TLS layer's own verdict
+ * (`socket.authorized`) decides; this file only names the reason precisely.
+ * @module
+ */
+import { X509Certificate } from "node:crypto";
+import type { DetailedPeerCertificate, PeerCertificate } from "node:tls";
+
+/** Why a client was refused. Stable keys for metrics and logs. */
+export type RefusalReason =
+  | "no-cert"
+  | "unknown-ca"
+  | "expired"
+  | "san-not-allowed"
+  | "invalid-cert"
+  | "handshake-error";
+
+/** Every refusal reason, in display order. */
+export const REFUSAL_REASONS: readonly RefusalReason[] = [
+  "no-cert",
+  "unknown-ca",
+  "expired",
+  "san-not-allowed",
+  "invalid-cert",
+  "handshake-error",
+];
+
+/**
+ * Checks an `allowed_client_sans` pattern: a URI (contains `://`, matched
+ * exactly) or a DNS name where `*` may appear in one label.
+ *
+ * @returns An error message, or `undefined` when the pattern is usable.
+ * @example
+ * ```ts
+ * import { checkSanPattern } from "./_peer.ts";
+ * console.assert(checkSanPattern("*.service.cf.internal") === undefined);
+ * console.assert(checkSanPattern("*.*.internal") !== undefined);
+ * ```
+ */
+export function checkSanPattern(pattern: string): string | undefined {
+  if (pattern.includes("://")) {
+    return pattern.includes("*")
+      ? `"${pattern}": wildcards are only allowed in DNS names`
+      : undefined;
+  }
+  const labels = pattern.split(".");
+  if (labels.some((l) => l === "")) return `"${pattern}": empty DNS label`;
+  const wild = labels.filter((l) => l.includes("*"));
+  if (wild.length > 1) {
+    return `"${pattern}": "*" is allowed in one label only`;
+  }
+  if (labels.length > 1 && labels[labels.length - 1]!.includes("*")) {
+    return `"${pattern}": "*" is not allowed in the top-level label`;
+  }
+  return undefined;
+}
+
+/**
+ * True when `san` matches `pattern` (DNS case-insensitive, `*` matches one or
+ * more characters inside one label; URIs exact).
+ *
+ * @example
+ * ```ts
+ * import { sanMatches } from "./_peer.ts";
+ * console.assert(sanMatches("*.service.cf.internal", "gorouter.service.cf.internal"));
+ * console.assert(!sanMatches("*.service.cf.internal", "a.b.service.cf.internal"));
+ * ```
+ */
+export function sanMatches(pattern: string, san: string): boolean {
+  if (pattern.includes("://")) return pattern === san;
+  const p = pattern.toLowerCase().split(".");
+  const s = san.toLowerCase().split(".");
+  if (p.length !== s.length) return false;
+  return p.every((label, i) => {
+    const v = s[i]!;
+    if (!label.includes("*")) return label === v;
+    const re = new RegExp(
+      "^" + label.split("*").map(escapeRegExp).join("[^.]+") + "$",
+    );
+    return re.test(v);
+  });
+}
+
+/** DNS names and URIs of a peer certificate (from node's `subjectaltname`). */
+export function peerSans(
+  cert: PeerCertificate | undefined,
+): { dns: string[]; uris: string[] } {
+  const dns: string[] = [];
+  const uris: string[] = [];
+  for (const part of (cert?.subjectaltname ?? "").split(/,\s*/)) {
+    if (part.startsWith("DNS:")) dns.push(part.slice(4));
+    else if (part.startsWith("URI:")) uris.push(part.slice(4));
+  }
+  return { dns, uris };
+}
+
+/** True when any SAN of the certificate matches any allowed pattern. */
+export function sanAllowed(
+  cert: PeerCertificate | undefined,
+  allowed: readonly string[],
+): boolean {
+  if (allowed.length === 0) return true;
+  const { dns, uris } = peerSans(cert);
+  return allowed.some((p) =>
+    p.includes("://")
+      ? uris.some((u) => sanMatches(p, u))
+      : dns.some((d) => sanMatches(p, d))
+  );
+}
+
+/**
+ * Names why the TLS layer did not authorize a client certificate: missing,
+ * expired (or not yet valid), not chaining to a trusted CA, or otherwise
+ * invalid (wrong key usage, bad signature in the chain).
+ *
+ * @param peer `socket.getPeerCertificate(true)`.
+ * @param trusted The trusted client CAs.
+ * @param now "Now" in ms.
+ * @example
+ * ```ts
+ * import { classifyRefusal } from "./_peer.ts";
+ * console.assert(classifyRefusal(undefined, [], Date.now()) === "no-cert");
+ * ```
+ */
+export function classifyRefusal(
+  peer: DetailedPeerCertificate | PeerCertificate | undefined,
+  trusted: readonly X509Certificate[],
+  now: number,
+): RefusalReason {
+  const all = peerChain(peer);
+  if (all.length === 0) return "no-cert";
+  // Keep only the prefix whose links verify: the runtime may fill in an
+  // issuer by name alone, which must not count as reaching a trusted CA.
+  const chain = [all[0]!];
+  for (let i = 1; i < all.length; i++) {
+    const prev = chain[chain.length - 1]!, next = all[i]!;
+    if (!safe(() => prev.checkIssued(next) && prev.verify(next.publicKey))) {
+      break;
+    }
+    chain.push(next);
+  }
+  const trustedFps = new Set(trusted.map((t) => t.fingerprint256));
+  for (const c of chain) {
+    if (trustedFps.has(c.fingerprint256)) continue;
+    const from = Date.parse(c.validFrom), to = Date.parse(c.validTo);
+    if (now < from || now > to) return "expired";
+  }
+  const reaches = chain.some((c) =>
+    trustedFps.has(c.fingerprint256) ||
+    trusted.some((t) => safe(() => c.checkIssued(t) && c.verify(t.publicKey)))
+  );
+  return reaches ? "invalid-cert" : "unknown-ca";
+}
+
+function peerChain(
+  peer: DetailedPeerCertificate | PeerCertificate | undefined,
+): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  const seen = new Set<unknown>();
+  let cur = peer as DetailedPeerCertificate | undefined;
+  while (cur && cur.raw && cur.raw.length > 0 && !seen.has(cur)) {
+    seen.add(cur);
+    const x = safe(() => new X509Certificate(cur!.raw));
+    if (x && !out.some((o) => o.fingerprint256 === x.fingerprint256)) {
+      out.push(x);
+    }
+    cur = cur.issuerCertificate;
+    if (out.length > 8) break;
+  }
+  return out;
+}
+
+function safe<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -1,0 +1,197 @@
+/**
+ * The CA client: `POST /v1/sign` over HTTPS, trusting only the CA bundle,
+ * authenticating with the cell's bearer token (read from its file on every
+ * request, so a replaced token is picked up without a restart).
+ * @module
+ */
+import { CaRequestError, RotatorError } from "./errors.ts";
+
+/** What the rotator asks the CA to sign. */
+export interface SignRequest {
+  csr: string;
+  instanceId: string;
+  app: string;
+  space: string;
+  org: string;
+  ips: string[];
+  /** Requested validity such as `"24h"`; the CA default when absent. */
+  validity?: string;
+}
+
+/** What the CA returns. */
+export interface SignResult {
+  /** The leaf, PEM. */
+  certificatePem: string;
+  /** The intermediate(s), PEM. */
+  chainPem: string;
+  serial: string;
+  notAfter: Date;
+}
+
+/**
+ * Signs a CSR. The default talks HTTPS to the CA; tests pass an in-process one.
+ * Must reject with a {@linkcode RotatorError} (or any error) on failure.
+ */
+export type Signer = (
+  request: SignRequest,
+  signal?: AbortSignal,
+) => Promise<SignResult>;
+
+/** Options for {@linkcode createCaSigner}. */
+export interface CaSignerOptions {
+  /** Base URL, e.g. `https://127.0.0.1:8443`. */
+  caUrl: string;
+  /** PEM bundle the CA's TLS certificate must chain to. */
+  caBundlePem: string;
+  /** Path of the bearer token file. */
+  tokenFile: string;
+  /** Timeout of one request in ms. @default {30000} */
+  timeoutMs?: number;
+  /** `fetch` to use. @default {globalThis.fetch} */
+  fetch?: typeof fetch;
+}
+
+/** A signer with its HTTP client, which must be closed. */
+export interface CaSigner {
+  sign: Signer;
+  close(): void;
+}
+
+/**
+ * Creates the HTTPS signer.
+ *
+ * @example
+ * ```ts ignore
+ * import { createCaSigner } from "./_client.ts";
+ * const ca = createCaSigner({ caUrl: "https://127.0.0.1:8443", caBundlePem, tokenFile: "/etc/sigil/token" });
+ * const res = await ca.sign({ csr, instanceId: "i-1", app: "a", space: "s", org: "o", ips: [] });
+ * ca.close();
+ * ```
+ */
+export function createCaSigner(options: CaSignerOptions): CaSigner {
+  const client = Deno.createHttpClient({ caCerts: [options.caBundlePem] });
+  const doFetch = options.fetch ?? fetch;
+  const url = new URL("/v1/sign", options.caUrl).toString();
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const sign: Signer = async (req, signal) => {
+    const token = await readToken(options.tokenFile);
+    const body = JSON.stringify({
+      csr: req.csr,
+      instance_id: req.instanceId,
+      app: req.app,
+      space: req.space,
+      org: req.org,
+      ips: req.ips,
+      ...(req.validity ? { validity: req.validity } : {}),
+    });
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signals = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let res: Response;
+    try {
+      res = await doFetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${token}`,
+        },
+        body,
+        client,
+        signal: signals,
+      } as RequestInit);
+    } catch (err) {
+      const why = timeout.aborted
+        ? `no answer within ${timeoutMs} ms`
+        : (err as Error).message;
+      throw new CaRequestError(
+        "ERR_ROTATOR_CA_UNREACHABLE",
+        `Cannot reach CA at "${options.caUrl}": ${why}`,
+        { status: 0 },
+        { cause: err },
+      );
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch (err) {
+      throw new CaRequestError(
+        res.ok ? "ERR_ROTATOR_CERT_INVALID" : "ERR_ROTATOR_CA_REJECTED",
+        `Cannot renew "${req.instanceId}": CA answered ${res.status} without a JSON body`,
+        { status: res.status },
+        { cause: err },
+      );
+    }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: unknown; message?: unknown } })
+        ?.error;
+      const caCode = typeof e?.code === "string" ? e.code : undefined;
+      const msg = typeof e?.message === "string"
+        ? e.message.slice(0, 300)
+        : "no message";
+      throw new CaRequestError(
+        "ERR_ROTATOR_CA_REJECTED",
+        `Cannot renew "${req.instanceId}": CA answered ${res.status}${
+          caCode ? ` ${caCode}` : ""
+        }: ${msg}`,
+        {
+          status: res.status,
+          caCode,
+          retryAfterMs: retryAfter(res.headers.get("retry-after")),
+        },
+      );
+    }
+    return parseSignResult(json, req.instanceId);
+  };
+  return { sign, close: () => client.close() };
+}
+
+async function readToken(path: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await Deno.readTextFile(path)).trim();
+  } catch (err) {
+    throw new RotatorError(
+      "ERR_ROTATOR_TOKEN_UNREADABLE",
+      `Cannot read token file "${path}": ${
+        err instanceof Deno.errors.NotFound
+          ? "file not found"
+          : (err as Error).message
+      }`,
+      { cause: err },
+    );
+  }
+  if (!token) {
+    throw new RotatorError(
+      "ERR_ROTATOR_TOKEN_UNREADABLE",
+      `Cannot read token file "${path}": file is empty`,
+    );
+  }
+  return token;
+}
+
+function retryAfter(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const s = Number(value);
+  if (Number.isFinite(s) && s >= 0) return s * 1000;
+  const t = Date.parse(value);
+  return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined;
+}
+
+function parseSignResult(json: unknown, instanceId: string): SignResult {
+  const o = json as Record<string, unknown> | null;
+  const bad = (what: string) =>
+    new RotatorError(
+      "ERR_ROTATOR_CERT_INVALID",
+      `Cannot accept certificate for "${instanceId}": CA response ${what}`,
+    );
+  if (!o || typeof o !== "object") throw bad("is not a JSON object");
+  if (typeof o.certificate !== "string") throw bad('has no "certificate"');
+  const notAfter = typeof o.not_after === "string"
+    ? new Date(o.not_after)
+    : undefined;
+  return {
+    certificatePem: o.certificate,
+    chainPem: typeof o.chain === "string" ? o.chain : "",
+    serial: typeof o.serial === "string" ? o.serial : "",
+    notAfter: notAfter && !isNaN(notAfter.getTime()) ? notAfter : new Date(0),
+  };
+}

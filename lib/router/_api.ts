@@ -1,0 +1,148 @@
+/**
+ * The registration API (hono), served on its own listener:
+ * `POST /v1/register`, `POST /v1/unregister` (bearer token with scope
+ * `routes.write`), `GET /routes`, `GET /healthz`, `GET /metrics`.
+ * @module
+ */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { parseRegistryMessage, RegistryMessageError } from "../routes/mod.ts";
+import type { RegistryMessage } from "../routes/mod.ts";
+import type { Logger } from "../observe/mod.ts";
+import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
+import type { Clock } from "../common/mod.ts";
+import { RouterAuthError } from "./errors.ts";
+import type { TokenVerifier } from "./_auth.ts";
+import type { Registry } from "./_registry.ts";
+import type { RouterStats } from "./_stats.ts";
+
+/** What the API needs. */
+export interface ApiContext {
+  registry: Registry;
+  stats: RouterStats;
+  logger: Logger;
+  clock: Clock;
+  verifier: TokenVerifier;
+  maxBodyBytes: number;
+  /** Applies a validated message (shared with NATS). */
+  apply(
+    action: "register" | "unregister",
+    msg: RegistryMessage,
+    source: string,
+  ): void;
+  /** Whether the router is up (false while draining). */
+  healthy(): boolean;
+}
+
+/**
+ * Builds the API app. Test it in-process with `app.request()`.
+ *
+ * @example
+ * ```ts ignore
+ * const app = createApiApp(ctx);
+ * const res = await app.request("/healthz");
+ * ```
+ */
+export function createApiApp(ctx: ApiContext): Hono {
+  const app = new Hono();
+
+  app.get(
+    "/healthz",
+    (c) => ctx.healthy() ? c.text("ok\n") : c.text("draining\n", 503),
+  );
+
+  app.get("/routes", (c) => c.json(ctx.registry.toJson(ctx.clock.now())));
+
+  app.get(
+    "/metrics",
+    (c) =>
+      c.body(ctx.stats.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
+  );
+
+  for (const action of ["register", "unregister"] as const) {
+    app.post(`/v1/${action}`, async (c) => {
+      const subject = await ctx.verifier.verify(c.req.header("authorization"));
+      const length = Number(c.req.header("content-length") ?? "0");
+      if (length > ctx.maxBodyBytes) tooLarge(ctx.maxBodyBytes);
+      const bytes = await readLimited(c.req.raw, ctx.maxBodyBytes);
+      let msg: RegistryMessage;
+      try {
+        msg = parseRegistryMessage(bytes);
+      } catch (err) {
+        if (!(err instanceof RegistryMessageError)) throw err;
+        ctx.stats.registryMessages.inc({
+          source: "http",
+          action,
+          result: err.reason,
+        });
+        ctx.logger.warn("registry-message-rejected", {
+          source: "http",
+          action,
+          subject,
+          reason: err.reason,
+          error: err.message,
+        });
+        return c.json({ error: err.reason, message: err.message }, 400);
+      }
+      ctx.apply(action, msg, "http");
+      return c.json({ ok: true });
+    });
+  }
+
+  app.notFound((c) => c.json({ error: "not_found" }, 404));
+
+  app.onError((err, c) => {
+    if (err instanceof RouterAuthError) {
+      ctx.logger.warn("api-auth-refused", {
+        path: c.req.path,
+        status: err.status,
+        error: err.message,
+      });
+      const headers: Record<string, string> = err.status === 401
+        ? { "www-authenticate": 'Bearer realm="sigil-router"' }
+        : {};
+      return c.json(
+        {
+          error: err.status === 401 ? "unauthorized" : "forbidden",
+          message: err.message,
+        },
+        err.status,
+        headers,
+      );
+    }
+    if (err instanceof HTTPException) {
+      return c.json(
+        { error: "request_error", message: err.message },
+        err.status,
+      );
+    }
+    ctx.logger.error("api-error", { path: c.req.path, error: err });
+    return c.json({ error: "internal_error" }, 500);
+  });
+
+  return app;
+}
+
+function tooLarge(max: number): never {
+  throw new HTTPException(413, {
+    message: `Cannot accept request: body is larger than ${max} bytes`,
+  });
+}
+
+async function readLimited(req: Request, max: number): Promise<Uint8Array> {
+  if (req.body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const chunk of req.body) {
+    n += chunk.length;
+    if (n > max) tooLarge(max);
+    chunks.push(chunk);
+  }
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}

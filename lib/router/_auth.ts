@@ -1,0 +1,142 @@
+/**
+ * Bearer-token checks for the registration API: an ES256 JWT from the Sigil CA
+ * (`iss: "sigil-ca"`, `aud: "sigil"`) whose space-separated `scope` includes
+ * `routes.write`. Keys come from the CA's JWKS URL or a local key file.
+ * @module
+ */
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
+  errors as joseErrors,
+  importJWK,
+  importSPKI,
+  jwtVerify,
+} from "jose";
+import type { JWTPayload, JWTVerifyGetKey } from "jose";
+import { RouterAuthError, RouterError } from "./errors.ts";
+
+/** The scope that allows route writes. */
+export const ROUTES_WRITE_SCOPE = "routes.write";
+
+/** Checks bearer tokens. */
+export interface TokenVerifier {
+  /**
+   * Verifies an `Authorization` header value; resolves to the token subject.
+   * @throws {RouterAuthError} 401 or 403.
+   */
+  verify(authorization: string | undefined): Promise<string>;
+  /** Releases the JWKS HTTP client. */
+  close(): void;
+}
+
+/** Options of {@linkcode createTokenVerifier}. */
+export interface TokenVerifierOptions {
+  /** The CA's `/v1/jwks.json`. */
+  jwksUrl?: string;
+  /** PEM bundle trusted when fetching `jwksUrl`. */
+  caBundle?: string;
+  /** Contents of a public key file: JWK JSON, JWKS JSON or PEM SPKI. */
+  publicKey?: string;
+  issuer: string;
+  audience: string;
+  /** Scope required. @default {"routes.write"} */
+  scope?: string;
+}
+
+/**
+ * Creates a token verifier.
+ *
+ * @throws {RouterError} When the key material cannot be used.
+ * @example
+ * ```ts ignore
+ * const verify = await createTokenVerifier({ jwksUrl: "https://ca:8443/v1/jwks.json", issuer: "sigil-ca", audience: "sigil" });
+ * const subject = await verify.verify("Bearer eyJ...");
+ * ```
+ */
+export async function createTokenVerifier(
+  options: TokenVerifierOptions,
+): Promise<TokenVerifier> {
+  const scope = options.scope ?? ROUTES_WRITE_SCOPE;
+  let getKey: JWTVerifyGetKey | CryptoKey;
+  let client: Deno.HttpClient | undefined;
+  if (options.jwksUrl) {
+    if (options.caBundle) {
+      client = Deno.createHttpClient({ caCerts: [options.caBundle] });
+    }
+    const c = client;
+    getKey = createRemoteJWKSet(new URL(options.jwksUrl), {
+      cooldownDuration: 30_000,
+      cacheMaxAge: 600_000,
+      [customFetch]: c
+        ? (url: string, init: RequestInit) => fetch(url, { ...init, client: c })
+        : undefined,
+    });
+  } else if (options.publicKey) {
+    getKey = await importKey(options.publicKey);
+  } else {
+    throw new RouterError(
+      "ERR_ROUTER_AUTH_CONFIG",
+      "Cannot verify registration tokens: set api.jwks_url or api.public_key_file",
+    );
+  }
+  const verify = async (authorization: string | undefined) => {
+    if (!authorization || !authorization.startsWith("Bearer ")) {
+      throw new RouterAuthError(
+        401,
+        "Cannot accept request: missing bearer token",
+      );
+    }
+    const token = authorization.slice(7).trim();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, getKey as JWTVerifyGetKey, {
+        issuer: options.issuer,
+        audience: options.audience,
+        algorithms: ["ES256"],
+        requiredClaims: ["exp", "sub"],
+      }));
+    } catch (err) {
+      const why = err instanceof joseErrors.JWTExpired
+        ? "token has expired"
+        : err instanceof joseErrors.JWTClaimValidationFailed
+        ? `claim "${err.claim}" is invalid`
+        : err instanceof joseErrors.JOSEError
+        ? `token is invalid (${err.code})`
+        : "token cannot be verified";
+      throw new RouterAuthError(401, `Cannot accept request: ${why}`, {
+        cause: err,
+      });
+    }
+    const scopes = typeof payload.scope === "string"
+      ? payload.scope.split(" ")
+      : [];
+    if (!scopes.includes(scope)) {
+      throw new RouterAuthError(
+        403,
+        `Cannot accept request for "${payload.sub}": token lacks scope "${scope}"`,
+      );
+    }
+    return payload.sub ?? "";
+  };
+  return { verify, close: () => client?.close() };
+}
+
+async function importKey(text: string): Promise<JWTVerifyGetKey | CryptoKey> {
+  try {
+    const trimmed = text.trim();
+    if (trimmed.startsWith("{")) {
+      const json = JSON.parse(trimmed);
+      if (Array.isArray(json.keys)) return createLocalJWKSet(json);
+      const key = await importJWK(json, "ES256");
+      return key as CryptoKey;
+    }
+    return await importSPKI(trimmed, "ES256");
+  } catch (err) {
+    throw new RouterError(
+      "ERR_ROUTER_AUTH_CONFIG",
+      "Cannot load the token-verification key: expected a P-256 public key as JWK, JWKS or PEM SPKI",
+      { cause: err },
+    );
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Sorting backend failures into what the router may do next, by `err.code`
+ * (never by message text). Modelled on gorouter's `proxy/fails` classifiers.
+ *
+ * Every failure that happens before a request byte could reach the backend
+ * (dial, TLS handshake, identity check) is safe to retry on another endpoint.
+ * Handshake and identity failures of a TLS endpoint also prune it at once: the
+ * registration is stale or wrong, and integrity says it must not be used.
+ * @module
+ */
+
+/** What went wrong with one attempt, coarse enough to pick a status code. */
+export type FailureKind =
+  | "dial"
+  | "identity"
+  | "untrusted"
+  | "handshake"
+  | "reset"
+  | "timeout"
+  | "other";
+
+const DIAL_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "ERR_ROUTER_DIAL_TIMEOUT",
+]);
+
+const IDENTITY_CODES = new Set([
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "ERR_ROUTER_IDENTITY_MISMATCH",
+]);
+
+const UNTRUSTED_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "INVALID_CA",
+  "INVALID_PURPOSE",
+]);
+
+function codeOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "";
+}
+
+/** The TCP connection could not be opened (refused, unreachable, timed out). */
+export function isDialError(err: unknown): boolean {
+  return DIAL_CODES.has(codeOf(err));
+}
+
+/** The backend's certificate does not name the registered instance id. */
+export function isIdentityError(err: unknown): boolean {
+  return IDENTITY_CODES.has(codeOf(err));
+}
+
+/** The backend's certificate chain is untrusted, expired or not yet valid. */
+export function isUntrustedCertError(err: unknown): boolean {
+  return UNTRUSTED_CODES.has(codeOf(err));
+}
+
+/**
+ * The TLS handshake failed for another reason: the peer is not TLS, wants a
+ * client certificate we lack, rejected ours, sent an alert, or timed out.
+ */
+export function isHandshakeError(err: unknown): boolean {
+  const code = codeOf(err);
+  return code.startsWith("ERR_SSL_") || code === "EPROTO" ||
+    code === "ERR_ROUTER_HANDSHAKE_TIMEOUT" ||
+    (code.startsWith("ERR_TLS_") && !IDENTITY_CODES.has(code));
+}
+
+/** The connection was reset or closed under us. */
+export function isConnResetError(err: unknown): boolean {
+  const code = codeOf(err);
+  return code === "ECONNRESET" || code === "EPIPE" || code === "ECONNABORTED";
+}
+
+/**
+ * Classifies a failure. `phase` says how far the attempt got: a reset during
+ * the TLS handshake is a handshake failure (a strict backend closing on a
+ * client certificate it does not trust shows up only as ECONNRESET).
+ */
+export function classifyFailure(
+  err: unknown,
+  phase: "dial" | "handshake" | "sent",
+): FailureKind {
+  if (isIdentityError(err)) return "identity";
+  if (isUntrustedCertError(err)) return "untrusted";
+  if (isDialError(err)) return "dial";
+  if (isHandshakeError(err)) return "handshake";
+  if (isConnResetError(err)) {
+    return phase === "handshake" ? "handshake" : "reset";
+  }
+  if (codeOf(err) === "ERR_ROUTER_REQUEST_TIMEOUT") return "timeout";
+  return phase === "handshake" ? "handshake" : "other";
+}
+
+/** HTTP status for a request whose last attempt failed this way (gorouter's table). */
+export function failureStatus(kind: FailureKind): number {
+  switch (kind) {
+    case "identity":
+      return 503;
+    case "untrusted":
+      return 526;
+    case "handshake":
+      return 525;
+    case "timeout":
+      return 504;
+    default:
+      return 502;
+  }
+}
+
+/** Whether a TLS endpoint that failed this way is removed from its pools. */
+export function isPrunable(kind: FailureKind): boolean {
+  return kind === "identity" || kind === "untrusted" || kind === "handshake" ||
+    kind === "dial";
+}
+
+/** A short, stable reason for `X-Cf-Routererror: endpoint_failure (<reason>)`. */
+export function failureReason(err: unknown, kind: FailureKind): string {
+  const code = codeOf(err);
+  return code !== "" ? code : kind;
+}

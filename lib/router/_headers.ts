@@ -1,0 +1,141 @@
+/**
+ * Header and cookie helpers of the data path: hop-by-hop sets, Host parsing,
+ * W3C trace context, sticky-session cookies. String work only, no regexes.
+ * @module
+ */
+import type { Pool } from "./_pool.ts";
+
+/**
+ * Request headers not forwarded: hop-by-hop ones (RFC 9110 §7.6.1) and the
+ * ones the router sets itself.
+ */
+export const HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "x-cf-applicationid",
+  "x-cf-instanceid",
+  "x-cf-instanceindex",
+  "x-vcap-request-id",
+]);
+/** Response headers not passed back. */
+export const HOP_RESPONSE = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "x-vcap-request-id",
+]);
+const TRACEPARENT_LEN = 55;
+const HEX = "0123456789abcdef";
+
+/** `Host` header value → lowercased hostname without port. */
+export function hostname(hostHeader: string): string {
+  if (hostHeader === "") return "";
+  if (hostHeader.charCodeAt(0) === 91) {
+    const end = hostHeader.indexOf("]");
+    return (end === -1 ? hostHeader : hostHeader.slice(0, end + 1))
+      .toLowerCase();
+  }
+  const colon = hostHeader.lastIndexOf(":");
+  return (colon === -1 ? hostHeader : hostHeader.slice(0, colon)).toLowerCase();
+}
+
+export function dropConnectionTokens(
+  headers: Record<string, string>,
+  connection: string,
+): void {
+  for (const token of connection.split(",")) {
+    const t = token.trim().toLowerCase();
+    if (t !== "" && t !== "close" && t !== "keep-alive" && t !== "host") {
+      delete headers[t];
+    }
+  }
+}
+
+/**
+ * W3C trace context: keep the caller's trace id and flags with a new parent
+ * id (our span), or start a trace using the request id as the trace id.
+ */
+export function traceparent(
+  incoming: string | undefined,
+  requestId: string,
+): string {
+  const span = randomHex(8);
+  if (
+    incoming !== undefined && incoming.length === TRACEPARENT_LEN &&
+    incoming.startsWith("00-") && incoming.charCodeAt(35) === 45 &&
+    incoming.charCodeAt(52) === 45 &&
+    !incoming.startsWith("00-00000000000000000000000000000000")
+  ) {
+    return `00-${incoming.slice(3, 35)}-${span}-${incoming.slice(53)}`;
+  }
+  const trace = requestId.replaceAll("-", "");
+  return `00-${trace}-${span}-01`;
+}
+
+const RANDOM = new Uint8Array(8);
+function randomHex(bytes: number): string {
+  crypto.getRandomValues(RANDOM);
+  let s = "";
+  for (let i = 0; i < bytes; i++) {
+    const b = RANDOM[i]!;
+    s += HEX[b >> 4]! + HEX[b & 15]!;
+  }
+  return s;
+}
+
+/** The instance a request is pinned to: needs `__VCAP_ID__` and a sticky cookie. */
+export function stickyTarget(
+  cookie: string,
+  names: string[],
+): string | undefined {
+  let vcap: string | undefined;
+  let hasSticky = false;
+  for (const part of cookie.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq === -1) continue;
+    const name = part.slice(0, eq).trim();
+    if (name === "__VCAP_ID__") vcap = part.slice(eq + 1).trim();
+    else if (names.includes(name)) hasSticky = true;
+  }
+  return hasSticky && vcap !== undefined && vcap !== "" ? vcap : undefined;
+}
+
+/**
+ * The `__VCAP_ID__` Set-Cookie to add when the app set a sticky cookie:
+ * HttpOnly, the route's path, and Secure/SameSite/Max-Age/Expires copied.
+ */
+export function stickyCookie(
+  setCookies: string[],
+  names: string[],
+  instanceId: string,
+  pool: Pool,
+): string | undefined {
+  for (const sc of setCookies) {
+    const eq = sc.indexOf("=");
+    if (eq === -1) continue;
+    const name = sc.slice(0, eq).trim();
+    if (!names.includes(name)) continue;
+    let out = `__VCAP_ID__=${instanceId}; Path=${pool.path || "/"}; HttpOnly`;
+    for (const attr of sc.split(";").slice(1)) {
+      const a = attr.trim();
+      const lower = a.toLowerCase();
+      if (
+        lower === "secure" || lower.startsWith("samesite=") ||
+        lower.startsWith("max-age=") || lower.startsWith("expires=")
+      ) out += `; ${a}`;
+    }
+    return out;
+  }
+  return undefined;
+}

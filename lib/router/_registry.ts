@@ -1,0 +1,281 @@
+/**
+ * The route table: hostname (lowercased, port dropped) → pools, one per path
+ * prefix, each holding endpoints keyed by `host:port`. Lookup is one Map get
+ * plus, only for hosts that have path routes, a longest-prefix scan.
+ * @module
+ */
+import type { RegistryMessage } from "../routes/mod.ts";
+import { Endpoint, Pool } from "./_pool.ts";
+import type { Balancing } from "./_pool.ts";
+
+const NO_PATHS: Pool[] = [];
+
+interface HostRoutes {
+  /** The pool for the whole host (no path), if registered. */
+  root: Pool | undefined;
+  /** Path pools, longest path first. */
+  paths: Pool[];
+}
+
+/** Options of {@linkcode Registry}. */
+export interface RegistryOptions {
+  /** Default stale threshold in ms. @default {120000} */
+  staleThresholdMs?: number;
+  /** Called when an endpoint leaves its pool (release its connections). */
+  onRemove?: (ep: Endpoint) => void;
+}
+
+/** What a register or unregister did. */
+export interface ApplyResult {
+  added: number;
+  updated: number;
+  removed: number;
+}
+
+/** One entry of `GET /routes` (gorouter's shape). */
+export interface RouteJson {
+  address: string;
+  tls: boolean;
+  ttl: number;
+  tags: Record<string, string> | null;
+  private_instance_id: string;
+  private_instance_index: string;
+  server_cert_domain_san: string;
+  app: string;
+  availability_zone: string | null;
+  protocol: string;
+  isolation_segment: string | null;
+  load_balancing_algorithm: string | null;
+}
+
+/**
+ * The route table.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "./_registry.ts";
+ * const r = new Registry();
+ * r.register({ host: "10.0.0.5", port: 8080, uris: ["Hello.example.com"] }, 0);
+ * console.assert(r.lookup("hello.example.com", "/")?.size === 1);
+ * ```
+ */
+export class Registry {
+  #hosts = new Map<string, HostRoutes>();
+  #staleMs: number;
+  #onRemove: ((ep: Endpoint) => void) | undefined;
+  #pools = 0;
+  #endpoints = 0;
+
+  constructor(options: RegistryOptions = {}) {
+    this.#staleMs = options.staleThresholdMs ?? 120_000;
+    this.#onRemove = options.onRemove;
+  }
+
+  /** Number of routes (pools). */
+  get routeCount(): number {
+    return this.#pools;
+  }
+
+  /** Number of endpoints summed over routes. */
+  get endpointCount(): number {
+    return this.#endpoints;
+  }
+
+  /**
+   * Finds the pool for a request.
+   *
+   * @param host Lowercased hostname without port.
+   * @param path Request path (starting with `/`).
+   */
+  lookup(host: string, path: string): Pool | undefined {
+    const h = this.#hosts.get(host);
+    if (h === undefined) return undefined;
+    const paths = h.paths;
+    if (paths.length === 0) return h.root;
+    const lower = path.toLowerCase();
+    for (const pool of paths) {
+      const p = pool.path;
+      if (
+        lower.startsWith(p) &&
+        (lower.length === p.length || lower.charCodeAt(p.length) === 47 ||
+          lower.charCodeAt(p.length) === 63)
+      ) {
+        return pool;
+      }
+    }
+    return h.root;
+  }
+
+  /** Adds or refreshes the message's endpoint in each of its routes. */
+  register(msg: RegistryMessage, now: number): ApplyResult {
+    const res: ApplyResult = { added: 0, updated: 0, removed: 0 };
+    const tls = (msg.tls_port ?? 0) > 0;
+    const port = tls ? msg.tls_port! : msg.port!;
+    const key = `${msg.host}:${port}`;
+    const threshold = msg.stale_threshold_in_seconds;
+    const staleMs = threshold !== undefined && threshold > 0
+      ? Math.min(threshold * 1000, this.#staleMs)
+      : this.#staleMs;
+    for (const uri of msg.uris) {
+      const [host, path] = splitUri(uri);
+      let h = this.#hosts.get(host);
+      if (h === undefined) {
+        h = { root: undefined, paths: NO_PATHS };
+        this.#hosts.set(host, h);
+      }
+      let pool = path === "" ? h.root : h.paths.find((p) => p.path === path);
+      if (pool === undefined) {
+        pool = new Pool(path === "" ? host : `${host}${path}`, path);
+        if (path === "") h.root = pool;
+        else {
+          h.paths = [...h.paths, pool].sort((a, b) =>
+            b.path.length - a.path.length
+          );
+        }
+        this.#pools++;
+      }
+      const lb = msg.options?.loadbalancing;
+      if (lb !== undefined) pool.balancing = lb as Balancing;
+      let ep = pool.get(key);
+      if (ep === undefined) {
+        ep = new Endpoint(key, msg.host, port, tls);
+        pool.add(ep);
+        this.#endpoints++;
+        res.added++;
+      } else {
+        res.updated++;
+        if (ep.tls !== tls || ep.san !== (msg.server_cert_domain_san ?? "")) {
+          // A new identity needs a new transport (servername, identity check).
+          this.#onRemove?.(ep);
+          ep.transport = undefined;
+          ep.tls = tls;
+        }
+      }
+      fill(ep, msg, staleMs, now);
+    }
+    return res;
+  }
+
+  /** Removes the message's `host:port` from each of its routes. */
+  unregister(msg: RegistryMessage): ApplyResult {
+    const res: ApplyResult = { added: 0, updated: 0, removed: 0 };
+    const tls = (msg.tls_port ?? 0) > 0;
+    const key = `${msg.host}:${tls ? msg.tls_port : msg.port}`;
+    for (const uri of msg.uris) {
+      const [host, path] = splitUri(uri);
+      const h = this.#hosts.get(host);
+      if (h === undefined) continue;
+      const pool = path === "" ? h.root : h.paths.find((p) => p.path === path);
+      if (pool === undefined) continue;
+      if (this.#removeFrom(host, h, pool, key)) res.removed++;
+    }
+    return res;
+  }
+
+  /**
+   * Removes one endpoint from one pool (after a failed handshake or probe).
+   * @returns Whether it was still there.
+   */
+  prune(pool: Pool, ep: Endpoint): boolean {
+    if (ep.removed) return false;
+    const slash = pool.uri.indexOf("/");
+    const host = slash === -1 ? pool.uri : pool.uri.slice(0, slash);
+    const h = this.#hosts.get(host);
+    if (h === undefined || pool.get(ep.key) !== ep) return false;
+    return this.#removeFrom(host, h, pool, ep.key);
+  }
+
+  /** Marks every endpoint as just registered (after NATS comes back). */
+  refreshAll(now: number): void {
+    for (const pool of this.pools()) {
+      for (const ep of pool.endpoints) ep.updatedAt = now;
+    }
+  }
+
+  /** Iterates every pool. */
+  *pools(): IterableIterator<Pool> {
+    for (const h of this.#hosts.values()) {
+      if (h.root !== undefined) yield h.root;
+      yield* h.paths;
+    }
+  }
+
+  /** The table as gorouter's `/routes` JSON: uri → endpoints. */
+  toJson(now: number): Record<string, RouteJson[]> {
+    const out: Record<string, RouteJson[]> = {};
+    for (const pool of this.pools()) {
+      out[pool.uri] = pool.endpoints.map((ep) => ({
+        address: ep.key,
+        tls: ep.tls,
+        ttl: Math.max(0, Math.round((ep.updatedAt + ep.staleMs - now) / 1000)),
+        tags: ep.tags ?? null,
+        private_instance_id: ep.instanceId,
+        private_instance_index: ep.index,
+        server_cert_domain_san: ep.san,
+        app: ep.app,
+        availability_zone: ep.availabilityZone ?? null,
+        protocol: ep.protocol ?? "http1",
+        isolation_segment: ep.isolationSegment ?? null,
+        load_balancing_algorithm: pool.balancing ?? null,
+      }));
+    }
+    return out;
+  }
+
+  #removeFrom(host: string, h: HostRoutes, pool: Pool, key: string): boolean {
+    const ep = pool.remove(key);
+    if (ep === undefined) return false;
+    this.#endpoints--;
+    this.#onRemove?.(ep);
+    if (pool.size === 0) {
+      if (h.root === pool) h.root = undefined;
+      else h.paths = h.paths.filter((p) => p !== pool);
+      this.#pools--;
+      if (h.root === undefined && h.paths.length === 0) {
+        this.#hosts.delete(host);
+      }
+    }
+    return true;
+  }
+}
+
+function fill(
+  ep: Endpoint,
+  msg: RegistryMessage,
+  staleMs: number,
+  now: number,
+): void {
+  // These go into request headers and cookies: keep them printable.
+  ep.instanceId = headerSafe(msg.private_instance_id);
+  const san = msg.server_cert_domain_san ?? "";
+  // Usually the same text: keep one copy.
+  ep.san = san === ep.instanceId ? ep.instanceId : san;
+  ep.app = headerSafe(msg.app);
+  ep.index = headerSafe(msg.private_instance_index);
+  ep.tags = msg.tags;
+  ep.availabilityZone = msg.availability_zone;
+  ep.protocol = msg.protocol;
+  ep.isolationSegment = msg.isolation_segment;
+  ep.staleMs = staleMs;
+  ep.updatedAt = now;
+  ep.failedUntil = 0;
+}
+
+const UNSAFE = /[^\x20-\x7e]|[;,]/;
+const UNSAFE_ALL = /[^\x20-\x7e]|[;,]/g;
+
+/** Drops characters that could break a header or cookie (CR, LF, `;`, ...). */
+function headerSafe(value: string | undefined): string {
+  if (value === undefined) return "";
+  return UNSAFE.test(value) ? value.replace(UNSAFE_ALL, "") : value;
+}
+
+/** Splits `Host.Example.com/API/` into `["host.example.com", "/api"]`. */
+export function splitUri(uri: string): [string, string] {
+  const lower = uri.toLowerCase();
+  const slash = lower.indexOf("/");
+  if (slash === -1) return [lower, ""];
+  let path = lower.slice(slash);
+  while (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
+  return [lower.slice(0, slash), path === "/" ? "" : path];
+}

@@ -1,0 +1,38 @@
+/** Errors of the router role. @module */
+import { ApplianceError } from "../common/mod.ts";
+
+/**
+ * A router failure callers may catch: bad backend credentials, a listener that
+ * cannot bind, an unusable token-verification key.
+ *
+ * @example
+ * ```ts
+ * import { RouterError } from "./errors.ts";
+ * const err = new RouterError("ERR_ROUTER_BACKEND_TLS", 'Cannot load backend client certificate "/x": no such file');
+ * console.assert(err.code === "ERR_ROUTER_BACKEND_TLS");
+ * ```
+ */
+export class RouterError extends ApplianceError {}
+
+/**
+ * A registration API token was refused; `status` is 401 (missing, invalid,
+ * expired) or 403 (valid but lacking the `routes.write` scope).
+ *
+ * @example
+ * ```ts
+ * import { RouterAuthError } from "./errors.ts";
+ * const err = new RouterAuthError(403, "Cannot register routes: token lacks scope \"routes.write\"");
+ * console.assert(err.status === 403 && err.code === "ERR_ROUTER_FORBIDDEN");
+ * ```
+ */
+export class RouterAuthError extends ApplianceError {
+  readonly status: 401 | 403;
+  constructor(status: 401 | 403, message: string, options?: ErrorOptions) {
+    super(
+      status === 401 ? "ERR_ROUTER_UNAUTHORIZED" : "ERR_ROUTER_FORBIDDEN",
+      message,
+      options,
+    );
+    this.status = status;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * `sigil rotator` as a real subprocess against a real `sigil ca serve`:
+ * `--once` exit codes, SIGHUP, SIGTERM, and crash safety under SIGKILL.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  certificateMatchesKey,
+  parseCertificate,
+  verifyChain,
+} from "../../lib/pki/mod.ts";
+import { sigil, SigilProcess } from "../_helpers/proc.ts";
+import { rotatorYaml, startRealCa } from "./_real_ca.ts";
+import type { RealCa } from "./_real_ca.ts";
+
+/** What a reader sees: both files parse and belong together. */
+async function checkPair(ca: RealCa, dir: string, id: string) {
+  const certPem = await Deno.readTextFile(join(dir, "instance.crt"));
+  const keyPem = await Deno.readTextFile(join(dir, "instance.key"));
+  assert.ok(
+    await certificateMatchesKey(certPem, keyPem),
+    `key matches cert in ${dir}`,
+  );
+  const info = parseCertificate(certPem);
+  assert.equal(info.identity?.instanceId, id);
+  await verifyChain(certPem, await Deno.readTextFile(ca.bundlePath));
+  const keyMode = (await Deno.stat(join(dir, "instance.key"))).mode! & 0o777;
+  assert.equal(keyMode, 0o600);
+  return info;
+}
+
+function events(p: SigilProcess, name: string): Array<Record<string, unknown>> {
+  return p.lines.flatMap((l) => {
+    try {
+      const r = JSON.parse(l);
+      return r.event === name ? [r] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+Deno.test("sigil rotator (subprocess) against a real sigil ca serve", async (t) => {
+  const base = await Deno.makeTempDir({ prefix: "sigil-rot-proc-" });
+  const ca = await startRealCa(base);
+  try {
+    await t.step(
+      "--once issues what is missing, exits 0 when nothing is due and 1 when a due cert cannot be renewed",
+      async () => {
+        const d1 = join(base, "once-1"), d2 = join(base, "once-2");
+        const cfg = join(base, "once.yaml");
+        await Deno.writeTextFile(
+          cfg,
+          rotatorYaml(ca, [{ id: "once-1", dir: d1 }], { validity: "1h" }),
+        );
+        const r1 = await sigil(["rotator", "--config", cfg, "--once"]);
+        assert.equal(r1.code, 0, r1.stderr);
+        const first = await checkPair(ca, d1, "once-1");
+        const r2 = await sigil(["rotator", "--config", cfg, "--once"]);
+        assert.equal(r2.code, 0, r2.stderr);
+        assert.match(r2.stderr, /"skipped":1/);
+        assert.equal((await checkPair(ca, d1, "once-1")).serial, first.serial);
+        // CA unreachable: nothing due still exits 0; a missing cert exits 1.
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const dead = `https://127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
+        l.close();
+        const down = { ...ca, url: dead };
+        await Deno.writeTextFile(
+          cfg,
+          rotatorYaml(down, [{ id: "once-1", dir: d1 }]),
+        );
+        const r3 = await sigil(["rotator", "--config", cfg, "--once"]);
+        assert.equal(r3.code, 0, r3.stderr);
+        await Deno.writeTextFile(
+          cfg,
+          rotatorYaml(down, [{ id: "once-1", dir: d1 }, {
+            id: "once-2",
+            dir: d2,
+          }]),
+        );
+        const r4 = await sigil(["rotator", "--config", cfg, "--once"]);
+        assert.equal(r4.code, 1);
+        assert.match(r4.stderr, /"event":"cert-renew-failed"/);
+        assert.equal((await checkPair(ca, d1, "once-1")).serial, first.serial);
+        // A config error is a usage failure.
+        await Deno.writeTextFile(cfg, "rotator:\n  ca_url: http://x\n");
+        assert.equal(
+          (await sigil(["rotator", "--config", cfg, "--once"])).code,
+          2,
+        );
+      },
+    );
+
+    await t.step(
+      "SIGHUP picks up a new instance and renews everything; SIGTERM exits 0",
+      async () => {
+        const d1 = join(base, "hup-1"), d2 = join(base, "hup-2");
+        const cfg = join(base, "hup.yaml");
+        await Deno.writeTextFile(
+          cfg,
+          rotatorYaml(ca, [{ id: "hup-1", dir: d1 }], { validity: "1h" }),
+        );
+        const p = new SigilProcess(["rotator", "--config", cfg]);
+        try {
+          await p.waitFor((l) =>
+            l.event === "cert-issued" && l.instance === "hup-1"
+          );
+          const s1 = (await checkPair(ca, d1, "hup-1")).serial;
+          await Deno.writeTextFile(
+            cfg,
+            rotatorYaml(ca, [{ id: "hup-1", dir: d1 }, {
+              id: "hup-2",
+              dir: d2,
+            }], { validity: "1h" }),
+          );
+          p.child.kill("SIGHUP");
+          await p.waitFor((l) =>
+            l.event === "cert-issued" && l.instance === "hup-2"
+          );
+          await p.waitFor((l) =>
+            l.event === "cert-issued" && l.instance === "hup-1" &&
+            l.reason === "forced"
+          );
+          await checkPair(ca, d2, "hup-2");
+          assert.notEqual((await checkPair(ca, d1, "hup-1")).serial, s1);
+        } finally {
+          const { code } = await p.stop("SIGTERM");
+          assert.equal(code, 0);
+        }
+        assert.ok(events(p, "rotator-stopped").length === 1);
+      },
+    );
+  } finally {
+    await ca.stop();
+    await Deno.remove(base, { recursive: true });
+  }
+});

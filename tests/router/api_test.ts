@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { RouterSection } from "../../lib/config/mod.ts";
+import { createLogger } from "../../lib/observe/mod.ts";
+import { startRouter } from "../../lib/router/mod.ts";
+import { startTestRouter } from "./_helpers.ts";
+
+const MSG = {
+  host: "10.0.0.5",
+  tls_port: 61001,
+  uris: ["hello.example.com"],
+  server_cert_domain_san: "inst-1",
+  private_instance_id: "inst-1",
+  app: "app-1",
+};
+
+function post(
+  url: string,
+  path: string,
+  body: unknown,
+  token?: string,
+): Promise<Response> {
+  return fetch(`${url}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+Deno.test("registration API requires a valid routes.write token", async () => {
+  const t = await startTestRouter();
+  try {
+    const none = await post(t.apiUrl, "/v1/register", MSG);
+    assert.equal(none.status, 401);
+    assert.equal((await none.json()).error, "unauthorized");
+
+    const garbage = await post(t.apiUrl, "/v1/register", MSG, "not.a.jwt");
+    assert.equal(garbage.status, 401);
+    await garbage.body?.cancel();
+
+    const expired = await post(
+      t.apiUrl,
+      "/v1/register",
+      MSG,
+      await t.token("routes.write", { expSecondsFromNow: -60 }),
+    );
+    assert.equal(expired.status, 401);
+    assert.match((await expired.json()).message, /expired/);
+
+    const wrongIssuer = await post(
+      t.apiUrl,
+      "/v1/register",
+      MSG,
+      await t.token("routes.write", { issuer: "someone-else" }),
+    );
+    assert.equal(wrongIssuer.status, 401);
+    await wrongIssuer.body?.cancel();
+
+    const wrongScope = await post(
+      t.apiUrl,
+      "/v1/register",
+      MSG,
+      await t.token("cert.issue"),
+    );
+    assert.equal(wrongScope.status, 403);
+    assert.equal((await wrongScope.json()).error, "forbidden");
+
+    // A key the router does not trust.
+    const other = await generateKeyPair("ES256");
+    const forged = await new SignJWT({ scope: "routes.write" })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("x")
+      .setExpirationTime("5m").sign(other.privateKey);
+    const bad = await post(t.apiUrl, "/v1/register", MSG, forged);
+    assert.equal(bad.status, 401);
+    await bad.body?.cancel();
+    assert.equal(t.router.registry.endpointCount, 0);
+    // No token text in logs.
+    assert.ok(!JSON.stringify(t.logs).includes(forged));
+
+    const ok = await post(
+      t.apiUrl,
+      "/v1/register",
+      MSG,
+      await t.token("cert.issue routes.write"),
+    );
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+    const routes = await (await fetch(`${t.apiUrl}/routes`)).json();
+    const entry = routes["hello.example.com"][0];
+    assert.equal(entry.address, "10.0.0.5:61001");
+    assert.equal(entry.tls, true);
+    assert.equal(entry.private_instance_id, "inst-1");
+    assert.equal(entry.server_cert_domain_san, "inst-1");
+    assert.equal(entry.ttl, 120);
+
+    const un = await post(t.apiUrl, "/v1/unregister", MSG, await t.token());
+    assert.equal(un.status, 200);
+    await un.body?.cancel();
+    assert.equal(t.router.registry.endpointCount, 0);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("registration API rejects malformed messages with a counted reason", async () => {
+  const t = await startTestRouter({ api: { max_body_bytes: 1024 } });
+  try {
+    const token = await t.token();
+    t.router.apply("register", {
+      host: "10.0.0.9",
+      port: 8080,
+      uris: ["keep.example.com"],
+    });
+    const cases: Array<[unknown, string]> = [
+      ["{not json", "invalid-json"],
+      [{ port: 8080, uris: ["a.example.com"] }, "invalid-message"],
+      [{ host: "h", port: 70000, uris: ["a.example.com"] }, "invalid-message"],
+      [{ host: "h", port: 8080, uris: "a.example.com" }, "invalid-message"],
+      [
+        { host: "h", port: 8080, uris: ["http://a.example.com"] },
+        "invalid-message",
+      ],
+      [
+        { host: "h", port: 8080, uris: ["a.example.com"], protocol: "gopher" },
+        "invalid-message",
+      ],
+      [
+        { host: "h", tls_port: 61001, uris: ["a.example.com"] },
+        "invalid-message",
+      ],
+    ];
+    for (const [body, reason] of cases) {
+      const res = await post(t.apiUrl, "/v1/register", body, token);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal((await res.json()).error, reason);
+    }
+    const big = await post(t.apiUrl, "/v1/register", {
+      ...MSG,
+      pad: "x".repeat(2000),
+    }, token);
+    assert.equal(big.status, 413);
+    await big.body?.cancel();
+    // The table is untouched.
+    assert.equal(t.router.registry.endpointCount, 1);
+    const metrics = await (await fetch(`${t.apiUrl}/metrics`)).text();
+    assert.match(
+      metrics,
+      /sigil_router_registry_messages_total\{source="http",action="register",result="invalid-message"\} 6/,
+    );
+    assert.match(
+      metrics,
+      /sigil_router_registry_messages_total\{source="http",action="register",result="invalid-json"\} 1/,
+    );
+    assert.match(metrics, /sigil_router_total_routes 1/);
+    assert.ok(t.logs.some((l) => l.event === "registry-message-rejected"));
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("registration API verifies tokens against the CA's JWKS URL", async () => {
+  const { publicKey, privateKey } = await generateKeyPair("ES256", {
+    extractable: true,
+  });
+  const jwk = {
+    ...(await exportJWK(publicKey)),
+    kid: "k1",
+    alg: "ES256",
+    use: "sig",
+  };
+  const jwks = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => Response.json({ keys: [jwk] }),
+  );
+  const config = RouterSection.parse({
+    listen: "127.0.0.1:0",
+    api: {
+      listen: "127.0.0.1:0",
+      jwks_url: `http://127.0.0.1:${jwks.addr.port}/v1/jwks.json`,
+    },
+    access_log: { enabled: false },
+  });
+  const router = await startRouter(config, {
+    logger: createLogger("router", { sink: () => {} }),
+  });
+  try {
+    const api = `http://127.0.0.1:${router.apiPort}`;
+    const token = await new SignJWT({ scope: "routes.write" })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("proxy-1")
+      .setExpirationTime("5m").sign(privateKey);
+    const res = await post(api, "/v1/register", MSG, token);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    assert.equal(router.registry.endpointCount, 1);
+    const health = await fetch(`${api}/healthz`);
+    assert.equal(await health.text(), "ok\n");
+  } finally {
+    await router.close();
+    await jwks.shutdown();
+  }
+});

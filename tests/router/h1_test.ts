@@ -1,0 +1,204 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import { header, request, startBackend, startTestRouter } from "./_helpers.ts";
+
+const ROUTE = "h1.example.com";
+
+/** A raw TCP backend answering each request head with `reply(head)`. */
+async function rawBackend(
+  reply: (head: string, sock: net.Socket) => void,
+): Promise<{ port: number; heads: string[]; close(): Promise<void> }> {
+  const heads: string[] = [];
+  const socks = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    socks.add(sock);
+    sock.on("close", () => socks.delete(sock));
+    let buf = "";
+    sock.on("data", (c) => {
+      buf += c.toString("latin1");
+      for (;;) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end === -1) return;
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        heads.push(head);
+        reply(head, sock);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    heads,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of socks) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+Deno.test("router relays chunked, close-delimited and bodiless responses", async () => {
+  const t = await startTestRouter();
+  const be = await rawBackend((head, sock) => {
+    const path = head.split(" ")[1];
+    if (path === "/chunked") {
+      sock.write(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n5\r\nhello\r\n",
+      );
+      setTimeout(
+        () => sock.write("6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"),
+        20,
+      );
+    } else if (path === "/close") {
+      sock.end("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close");
+    } else if (path === "/204") {
+      sock.write("HTTP/1.1 204 No Content\r\n\r\n");
+    } else if (path === "/head") {
+      sock.write("HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n");
+    } else if (path === "/continue") {
+      sock.write(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+      );
+    } else {
+      sock.write("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    }
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    const chunked = await request(t.url, ROUTE, { path: "/chunked" });
+    assert.equal(chunked.status, 200);
+    assert.equal(chunked.text, "hello world");
+    assert.equal(header(chunked, "x-a"), "1");
+    // The connection stays usable after a chunked response.
+    const after = await request(t.url, ROUTE, { path: "/x" });
+    assert.equal(after.text, "abc");
+    const close = await request(t.url, ROUTE, { path: "/close" });
+    assert.equal(close.text, "until-close");
+    const noContent = await request(t.url, ROUTE, { path: "/204" });
+    assert.equal(noContent.status, 204);
+    const head = await request(t.url, ROUTE, { path: "/head", method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.text, "");
+    const cont = await request(t.url, ROUTE, {
+      path: "/continue",
+      method: "POST",
+      body: "x",
+    });
+    assert.equal(cont.status, 201);
+    assert.equal(cont.text, "ok");
+    const again = await request(t.url, ROUTE, { path: "/x" });
+    assert.equal(again.text, "abc");
+    // Hop-by-hop request headers are not forwarded.
+    assert.ok(be.heads.every((h) => !/^connection:/im.test(h)));
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
+
+Deno.test("router sends a chunked request body when the client gave no length", async () => {
+  const t = await startTestRouter();
+  const be = await startBackend({ name: "echo" });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    const res = await new Promise<string>((resolve, reject) => {
+      const conn = net.connect(
+        { host: "127.0.0.1", port: t.router.port },
+        () => {
+          conn.write(
+            `POST /up HTTP/1.1\r\nHost: ${ROUTE}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n` +
+              "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n",
+          );
+        },
+      );
+      let out = "";
+      conn.on("data", (c) => (out += c.toString()));
+      conn.on("end", () => resolve(out));
+      conn.on("error", reject);
+    });
+    assert.match(res, /^HTTP\/1\.1 200/);
+    assert.equal(be.seen[0]!.body, "abcdefg");
+    assert.equal(be.seen[0]!.headers["transfer-encoding"], "chunked");
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
+
+Deno.test("router answers 502 when a backend dies in the middle of a small response", async () => {
+  const t = await startTestRouter();
+  const be = await rawBackend((_head, sock) => {
+    sock.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+    setTimeout(() => sock.destroy(), 10);
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    const res = await request(t.url, ROUTE);
+    assert.equal(res.status, 502);
+    assert.match(header(res, "x-cf-routererror"), /^endpoint_failure/);
+    assert.doesNotMatch(res.text, /partial/);
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
+
+Deno.test("router strips header-breaking characters from registered values", async () => {
+  const t = await startTestRouter();
+  const be = await startBackend({ name: "echo" });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+      app: "app\r\nx-injected: yes",
+      private_instance_id: "inst;1",
+    });
+    const res = await request(t.url, ROUTE);
+    assert.equal(res.status, 200);
+    assert.equal(be.seen[0]!.headers["x-injected"], undefined);
+    assert.equal(
+      be.seen[0]!.headers["x-cf-applicationid"],
+      "appx-injected: yes",
+    );
+    assert.equal(be.seen[0]!.headers["x-cf-instanceid"], "inst1");
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
+
+Deno.test("router times out a backend that never answers (request_timeout)", async () => {
+  const t = await startTestRouter({ request_timeout: "300ms" });
+  const be = await rawBackend(() => {});
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    const res = await request(t.url, ROUTE, { method: "POST", body: "x" });
+    assert.equal(res.status, 504);
+    assert.equal(
+      header(res, "x-cf-routererror"),
+      "endpoint_failure (ERR_ROUTER_REQUEST_TIMEOUT)",
+    );
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});

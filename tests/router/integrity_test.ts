@@ -1,0 +1,221 @@
+import assert from "node:assert/strict";
+import { header, request, startBackend, startTestRouter } from "./_helpers.ts";
+
+const ROUTE = "hello.example.com";
+
+Deno.test("router never sends a request to an endpoint that proves a different instance", async () => {
+  const t = await startTestRouter();
+  // Registered as instance X, but the address serves instance Y's certificate.
+  const y = await startBackend({
+    name: "Y",
+    cred: await t.pki.issueInstance({ instanceId: "inst-y" }),
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: y.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-x",
+      private_instance_id: "inst-x",
+    });
+    const res = await request(t.url, ROUTE);
+    assert.equal(res.status, 503);
+    assert.match(
+      header(res, "x-cf-routererror"),
+      /^endpoint_failure \(ERR_TLS_CERT_ALTNAME_INVALID\)$/,
+    );
+    assert.doesNotMatch(res.text, /"backend"/);
+    assert.equal(y.seen.length, 0, "Y must not receive the request");
+    assert.equal(t.router.registry.lookup(ROUTE, "/"), undefined, "pruned");
+    assert.match(t.router.metrics(), /sigil_router_backend_invalid_id_total 1/);
+    assert.match(
+      t.router.metrics(),
+      /sigil_router_routes_pruned_total\{reason="identity"\} 1/,
+    );
+  } finally {
+    await y.close();
+    await t.close();
+  }
+});
+
+Deno.test("router retries on a good endpoint after an identity mismatch and prunes the bad one", async () => {
+  const t = await startTestRouter();
+  const y = await startBackend({
+    name: "Y",
+    cred: await t.pki.issueInstance({ instanceId: "inst-y" }),
+  });
+  const z = await startBackend({
+    name: "Z",
+    cred: await t.pki.issueInstance({ instanceId: "inst-z" }),
+  });
+  try {
+    // Bad first so round-robin tries it first.
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: y.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-x",
+      private_instance_id: "inst-x",
+    });
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: z.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-z",
+      private_instance_id: "inst-z",
+      app: "app-z",
+      private_instance_index: "2",
+    });
+    for (let i = 0; i < 4; i++) {
+      const res = await request(t.url, ROUTE, { path: `/r${i}` });
+      assert.equal(res.status, 200);
+      assert.equal(JSON.parse(res.text).backend, "Z");
+    }
+    assert.equal(y.seen.length, 0);
+    assert.equal(z.seen.length, 4);
+    assert.equal(z.seen[0]!.headers["x-cf-instanceid"], "inst-z");
+    assert.equal(z.seen[0]!.headers["x-cf-applicationid"], "app-z");
+    assert.equal(z.seen[0]!.headers["x-cf-instanceindex"], "2");
+    const pool = t.router.registry.lookup(ROUTE, "/");
+    assert.deepEqual(pool?.endpoints.map((e) => e.instanceId), ["inst-z"]);
+    const failed = t.access.filter((a) => a.failed_attempts === 1);
+    assert.ok(failed.length >= 1, "access log records the failed attempt");
+  } finally {
+    await y.close();
+    await z.close();
+    await t.close();
+  }
+});
+
+Deno.test("router refuses backends with an untrusted certificate (526) and prunes them", async () => {
+  const t = await startTestRouter();
+  const { createTestPki } = await import("../_helpers/pki.ts");
+  const other = await createTestPki("other.sigil");
+  const rogue = await startBackend({
+    name: "rogue",
+    cred: await other.issueInstance({ instanceId: "inst-a" }),
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: rogue.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-a",
+    });
+    const res = await request(t.url, ROUTE);
+    assert.equal(res.status, 526);
+    assert.match(header(res, "x-cf-routererror"), /^endpoint_failure/);
+    assert.equal(rogue.seen.length, 0);
+    assert.equal(t.router.registry.endpointCount, 0);
+  } finally {
+    await rogue.close();
+    await t.close();
+  }
+});
+
+Deno.test("router presents its client certificate in mtls mode", async () => {
+  const pki = await (await import("./_helpers.ts")).testPki();
+  const client = await pki.issueClient({ dnsNames: ["router.sigil.internal"] });
+  const t = await startTestRouter({ backends: { mode: "mtls" } }, {
+    clientCred: client,
+  });
+  const strict = await startBackend({
+    name: "strict",
+    cred: await pki.issueInstance({ instanceId: "inst-s" }),
+    clientCa: pki.rootPem + pki.intermediatePem,
+  });
+  const noCert = await startTestRouter();
+  try {
+    const msg = {
+      host: "127.0.0.1",
+      tls_port: strict.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-s",
+    };
+    t.router.apply("register", msg);
+    const ok = await request(t.url, ROUTE);
+    assert.equal(ok.status, 200);
+    assert.equal(JSON.parse(ok.text).backend, "strict");
+
+    noCert.router.apply("register", msg);
+    const refused = await request(noCert.url, ROUTE);
+    assert.equal(refused.status, 525);
+    assert.equal(strict.seen.length, 1);
+    assert.equal(noCert.router.registry.endpointCount, 0);
+  } finally {
+    await strict.close();
+    await t.close();
+    await noCert.close();
+  }
+});
+
+Deno.test("router reuses keep-alive connections to a TLS backend", async () => {
+  const t = await startTestRouter();
+  const cred = await t.pki.issueInstance({ instanceId: "inst-k" });
+  const ports = new Set<number>();
+  const k = await startBackend({
+    name: "K",
+    cred,
+    handler: (req, res) => {
+      ports.add(req.socket.remotePort ?? 0);
+      res.end("ok");
+      return true;
+    },
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: k.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-k",
+    });
+    for (let i = 0; i < 5; i++) {
+      const res = await request(t.url, ROUTE);
+      assert.equal(res.text, "ok");
+    }
+    assert.equal(ports.size, 1);
+  } finally {
+    await k.close();
+    await t.close();
+  }
+});
+
+Deno.test("router reload() picks up a rotated client certificate for new connections", async () => {
+  const pki = await (await import("./_helpers.ts")).testPki();
+  const first = await pki.issueClient({ dnsNames: ["router-1"] });
+  const t = await startTestRouter({ backends: { mode: "mtls" } }, {
+    clientCred: first,
+  });
+  const peers: string[] = [];
+  const strict = await startBackend({
+    name: "strict",
+    cred: await pki.issueInstance({ instanceId: "inst-r" }),
+    clientCa: pki.rootPem + pki.intermediatePem,
+    handler: (req, res) => {
+      const sock = req.socket as unknown as {
+        getPeerCertificate(): { subject?: { CN?: string } };
+      };
+      peers.push(sock.getPeerCertificate().subject?.CN ?? "");
+      res.end("ok");
+      return true;
+    },
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: strict.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-r",
+    });
+    assert.equal((await request(t.url, ROUTE)).text, "ok");
+    const second = await pki.issueClient({ dnsNames: ["router-2"] });
+    await Deno.writeTextFile(`${t.dir}/client.crt`, second.certPem);
+    await Deno.writeTextFile(`${t.dir}/client.key`, second.keyPem);
+    await t.router.reload();
+    assert.equal((await request(t.url, ROUTE)).text, "ok");
+    assert.deepEqual(peers, ["router-1", "router-2"]);
+  } finally {
+    await strict.close();
+    await t.close();
+  }
+});
