@@ -35,12 +35,13 @@ const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(
   ",",
 ) ?? ["http", "scale", "nats"];
 const RUNS = Number(
-  Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? (QUICK ? 1 : 3),
+  Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? (QUICK ? 1 : 2),
 );
 const DURATION = QUICK ? "3s" : "10s";
 const WARMUP = QUICK ? "1s" : "2s";
 const NATS_N = QUICK ? 20_000 : 100_000;
 const ROUTE_HOST = "app.bench.test";
+const UNKNOWN_HOST = "nowhere.bench.test";
 const INSTANCE_ID = "bench-instance-0001";
 const ROOT = new URL("..", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -272,7 +273,11 @@ function toMs(v: string): number {
   return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
 }
 
-async function wrk(port: number, duration: string): Promise<WrkResult> {
+async function wrk(
+  port: number,
+  duration: string,
+  host = ROUTE_HOST,
+): Promise<WrkResult> {
   const child = new Deno.Command("wrk", {
     args: [
       "-t1",
@@ -280,7 +285,7 @@ async function wrk(port: number, duration: string): Promise<WrkResult> {
       `-d${duration}`,
       "--latency",
       "-H",
-      `Host: ${ROUTE_HOST}`,
+      `Host: ${host}`,
       `http://127.0.0.1:${port}/`,
     ],
     stdout: "piped",
@@ -308,6 +313,8 @@ async function wrk(port: number, duration: string): Promise<WrkResult> {
 // -------------------------------------------------------------------- setup
 
 const results: string[] = [];
+/** Rows for `bench/run.ts`: [component, measure, value, ratio, target]. */
+const summary: string[][] = [];
 const notes: string[] = [];
 const tmp = await Deno.makeTempDir({ prefix: "sigil-bench-router-" });
 const nats = await startNatsServer();
@@ -341,6 +348,7 @@ try {
   if (only.includes("scale")) await scale();
   if (only.includes("nats")) await natsProbe();
   console.log(["", ...header, "", ...results, "", ...notes].join("\n"));
+  console.log(`SUMMARY ${JSON.stringify(summary)}`);
 } finally {
   for (const p of [...procs].reverse()) await stop(p);
   await nats.stop();
@@ -445,13 +453,18 @@ async function httpAndNats(header: string[]): Promise<void> {
 
   const rows: { name: string; runs: WrkResult[] }[] = [];
   const backendPids = [app.child.pid, backend.proc.child.pid];
-  const measure = async (name: string, port: number, front: Proc[]) => {
+  const measure = async (
+    name: string,
+    port: number,
+    front: Proc[],
+    host = ROUTE_HOST,
+  ) => {
     let row = rows.find((r) => r.name === name);
     if (!row) rows.push(row = { name, runs: [] });
-    await wrk(port, WARMUP);
+    await wrk(port, WARMUP, host);
     const [res, cpu] = await cpuDuring(
       { front: front.map((p) => p.child.pid), backend: backendPids },
-      () => wrk(port, DURATION),
+      () => wrk(port, DURATION, host),
     );
     const secs = parseFloat(DURATION);
     cpu.wrk = Math.round((res.wrkTicks ?? 0) / secs);
@@ -471,6 +484,13 @@ async function httpAndNats(header: string[]): Promise<void> {
       await measure("nginx 1.22, 1 worker", nginxPort, [nginx]);
       if (!router) continue;
       await measure("sigil router, 1 process", routerPort, [router]);
+      // Answered by the router itself (no backend): its own capacity.
+      await measure(
+        "404 unknown_route, 1 process",
+        routerPort,
+        [router],
+        UNKNOWN_HOST,
+      );
       if (!twoOk) continue;
       let second: Proc | undefined;
       try {
@@ -479,6 +499,12 @@ async function httpAndNats(header: string[]): Promise<void> {
           "sigil router, 2 processes (reuse_port)",
           routerPort,
           [router, second],
+        );
+        await measure(
+          "404 unknown_route, 2 processes (reuse_port)",
+          routerPort,
+          [router, second],
+          UNKNOWN_HOST,
         );
       } catch (err) {
         twoOk = false;
@@ -497,28 +523,102 @@ async function httpAndNats(header: string[]): Promise<void> {
     results.push(
       "### Keep-alive HTTP through the router",
       "",
-      "| Setup | req/s | vs nginx | p99 latency | p99 vs nginx | CPU % of a core: front / backend / wrk / other | errors |",
-      "|---|---|---|---|---|---|---|",
+      "| Setup | req/s | vs nginx | p99 latency | p99 vs nginx | req per CPU-second of the front process(es) | vs nginx | CPU % of a core: front / backend / wrk / other | errors |",
+      "|---|---|---|---|---|---|---|---|---|",
     );
-    for (const row of rows) {
+    const eff = (r: WrkResult) =>
+      r.cpu && r.cpu.front! > 0 ? r.rps / (r.cpu.front! / 100) : NaN;
+    const bestEff = (runs: WrkResult[]) => Math.max(...runs.map(eff));
+    const baseEff = bestEff(rows[0]!.runs);
+    const proxied = rows.filter((r) => !r.name.startsWith("404"));
+    const local = rows.filter((r) => r.name.startsWith("404"));
+    for (const row of proxied) {
       const b = best(row.runs);
       const others = row.runs.filter((x) => x !== b).map((x) => fmt(x.rps));
+      const e = bestEff(row.runs);
+      if (row !== rows[0]) {
+        summary.push(
+          [
+            "router",
+            `keep-alive req/s vs nginx: ${row.name}`,
+            fmt(b.rps),
+            `${fmt(b.rps / base.rps, 2)}×`,
+            "≥ 0.35× per core",
+          ],
+          [
+            "router",
+            `req per front CPU-second vs nginx: ${row.name}`,
+            fmt(e),
+            `${fmt(e / baseEff, 2)}×`,
+            "≥ 0.35×",
+          ],
+          [
+            "router",
+            `p99 latency vs nginx: ${row.name}`,
+            `${fmt(b.p99Ms, 1)} ms`,
+            `${fmt(b.p99Ms / base.p99Ms, 2)}×`,
+            "",
+          ],
+        );
+      }
       results.push(
         `| ${row.name} | ${fmt(b.rps)}${
           others.length ? ` (${others.join(", ")})` : ""
         } | ${fmt(b.rps / base.rps, 2)}× | ${fmt(b.p99Ms, 2)} ms | ${
           fmt(b.p99Ms / base.p99Ms, 2)
-        }× | ${
+        }× | ${fmt(e)} | ${fmt(e / baseEff, 2)}× | ${
           b.cpu
             ? `${b.cpu.front} / ${b.cpu.backend} / ${b.cpu.wrk} / ${b.cpu.other}`
             : "–"
         } | ${b.errors || "0"} |`,
       );
     }
+    const one = rows.find((r) => r.name === "sigil router, 1 process");
+    const two = rows.find((r) => r.name.startsWith("sigil router, 2"));
+    if (one && two) {
+      summary.push([
+        "router",
+        "2 router processes on one port vs 1 (keep-alive req/s)",
+        `${fmt(best(two.runs).rps)} vs ${fmt(best(one.runs).rps)}`,
+        `${fmt(best(two.runs).rps / best(one.runs).rps, 2)}×`,
+        "> 1× (adds throughput)",
+      ]);
+    }
     if (routerError) {
-      results.push(`| sigil router | not run | | | | | ${routerError} |`);
+      results.push(`| sigil router | not run | | | | | | | ${routerError} |`);
     }
     results.push("");
+    if (local.length) {
+      results.push(
+        "Requests the router answers itself (`404 unknown_route`, no backend), to show what a second process adds when the router is the bottleneck:",
+        "",
+        "| Setup | req/s | p99 latency | CPU % of a core: routers / wrk / other |",
+        "|---|---|---|---|",
+      );
+      for (const row of local) {
+        const b = best(row.runs);
+        const others = row.runs.filter((x) => x !== b).map((x) => fmt(x.rps));
+        results.push(
+          `| ${row.name} | ${fmt(b.rps)}${
+            others.length ? ` (${others.join(", ")})` : ""
+          } | ${fmt(b.p99Ms, 2)} ms | ${
+            b.cpu ? `${b.cpu.front} / ${b.cpu.wrk} / ${b.cpu.other}` : "–"
+          } |`,
+        );
+      }
+      results.push("");
+      if (local.length === 2) {
+        const r1 = best(local[0]!.runs).rps;
+        const r2 = best(local[1]!.runs).rps;
+        summary.push([
+          "router",
+          "2 router processes on one port vs 1 (404s answered by the router)",
+          `${fmt(r2)} vs ${fmt(r1)}`,
+          `${fmt(r2 / r1, 2)}×`,
+          "> 1× (adds throughput)",
+        ]);
+      }
+    }
   }
 
   // 3b. NATS → the running router, then req/s with a big table.
@@ -823,6 +923,22 @@ async function natsIntoRouter(
       fmt(rssBefore)
     } → ${fmt(rssAfter)} MB |`,
   );
+  summary.push(
+    [
+      "router",
+      "registrations/s applied from NATS (sigil router)",
+      fmt(NATS_N / secs),
+      "",
+      "≥ 50k/s",
+    ],
+    [
+      "router",
+      `router RSS with ${fmt(seen)} endpoints (before: ${fmt(rssBefore)} MB)`,
+      `${fmt(rssAfter)} MB`,
+      `+${fmt(rssAfter - rssBefore)} MB`,
+      "< 200 MB",
+    ],
+  );
   if (small) {
     const big = await wrkGc();
     results.push(
@@ -845,6 +961,7 @@ async function natsIntoRouter(
 
 async function scale(): Promise<void> {
   const sizes = QUICK ? [1_000, 10_000] : [1_000, 10_000, 100_000];
+  const lookups = new Map<number, number>();
   results.push(
     "### Route table scale (router `Registry`, one fresh process per size)",
     "",
@@ -873,6 +990,7 @@ async function scale(): Promise<void> {
       continue;
     }
     const r = JSON.parse(new TextDecoder().decode(out.stdout).trim());
+    lookups.set(n, r.lookup_ns);
     results.push(
       `| ${fmt(n)} | ${fmt(r.register_ms)} ms | ${fmt(r.register_per_s)} | ${
         fmt(r.rss_mb)
@@ -882,6 +1000,17 @@ async function scale(): Promise<void> {
     );
   }
   results.push("");
+  const first = lookups.get(sizes[0]!);
+  const last = lookups.get(sizes.at(-1)!);
+  if (first && last) {
+    summary.push([
+      "router",
+      `route lookup at ${fmt(sizes.at(-1)!)} vs ${fmt(sizes[0]!)} endpoints`,
+      `${fmt(last)} ns vs ${fmt(first)} ns`,
+      `${fmt(last / first, 2)}×`,
+      "flat",
+    ]);
+  }
 }
 
 // ------------------------------------------- 3a. NATS → bus + Registry
@@ -915,6 +1044,13 @@ async function natsProbe(): Promise<void> {
     `| RSS of the probe after | ${fmt(r.rss_mb)} MB |`,
     "",
   );
+  summary.push([
+    "router",
+    "registrations/s applied from NATS (NatsRouteBus + Registry only)",
+    fmt(NATS_N / ((r.last_ms - start) / 1000)),
+    "",
+    "≥ 50k/s",
+  ]);
 }
 
 // --------------------------------------------------------- CPU profile

@@ -50,7 +50,8 @@ if (registry.endpointCount !== n) {
 }
 
 // Lookups of random existing routes, Host header as it would arrive.
-const LOOKUPS = 1_000_000;
+const LOOKUPS = 500_000;
+const REPEAT = 7; // best of: the machine may be shared
 const idx = new Uint32Array(LOOKUPS);
 for (let i = 0; i < LOOKUPS; i++) idx[i] = Math.floor(Math.random() * n);
 let hits = 0;
@@ -63,7 +64,9 @@ const run = () => {
   return performance.now() - s;
 };
 run(); // warm-up
-const lookupMs = Math.min(run(), run());
+const best = (f: () => number) =>
+  Math.min(...Array.from({ length: REPEAT }, f));
+const lookupMs = best(run);
 // The Host-string part alone (same work minus the table lookup).
 let sink = 0;
 const strings = () => {
@@ -74,7 +77,7 @@ const strings = () => {
   return performance.now() - s;
 };
 strings();
-const stringMs = Math.min(strings(), strings());
+const stringMs = best(strings);
 if (sink === 0) throw new Error("unreachable");
 // Reference floor: a bare Map<string, object> with the same keys.
 const bare = new Map<string, { i: number }>();
@@ -87,8 +90,10 @@ const bareRun = () => {
   return performance.now() - s;
 };
 bareRun();
-const bareMs = Math.min(bareRun(), bareRun());
-if (hits !== LOOKUPS * 3) throw new Error(`lookups missed: ${hits}`);
+const bareMs = best(bareRun);
+if (hits !== LOOKUPS * (REPEAT + 1)) {
+  throw new Error(`lookups missed: ${hits}`);
+}
 
 console.log(JSON.stringify({
   endpoints: n,

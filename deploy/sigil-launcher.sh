@@ -4,6 +4,6 @@
 # /usr/local/lib/sigil/sigil.js and Deno 2.9.6 (npm install -g deno@2.9.6).
 # With a compiled binary (`deno task compile`), install that as /usr/local/bin/sigil
 # instead and skip this launcher.
-exec "${DENO:-deno}" run --no-config --no-prompt \
+exec "${DENO:-deno}" run --no-config --no-prompt --unstable-net \
   --allow-net --allow-read --allow-write --allow-env --allow-run --allow-sys \
   "${SIGIL_BUNDLE:-/usr/local/lib/sigil/sigil.js}" "$@"

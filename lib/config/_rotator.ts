@@ -45,7 +45,9 @@ export type RenewAt = z.output<typeof RenewAt>;
 export const FileMode = z.union([
   z.string().regex(/^0?[0-7]{3}$/, 'must be an octal mode such as "0600"')
     .transform((s) => parseInt(s, 8)),
-  z.number().int().min(0).max(0o777),
+  z.number().int().min(0).max(0o777, {
+    message: 'write modes as a quoted octal string, e.g. "0600"',
+  }),
 ]);
 
 /** A signal name accepted by `reload_signal`. */

@@ -92,6 +92,22 @@ async function writePrivate(path: string, text: string): Promise<void> {
   await Deno.chmod(path, 0o600);
 }
 
+async function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  message: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
@@ -239,7 +255,11 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
       { logger: logger.child("rotator") },
     );
     stack.push(() => rotator.close());
-    await rotator.ready();
+    await withTimeout(
+      rotator.ready(),
+      30_000,
+      "Cannot start sigil dev: the rotator got no certificates from the CA within 30 s (run with --verbose to see why)",
+    );
 
     // Router: plain HTTP for clients, the registration API, strict mTLS to backends.
     const router = await startRouter(

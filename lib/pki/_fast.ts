@@ -25,6 +25,24 @@ import { createHash } from "node:crypto";
 import { keyTypeOf, signingAlgorithm } from "./_keys.ts";
 import type { KeyPair, KeyType } from "./_keys.ts";
 
+/**
+ * A schema value whose ASN.1 object tree is built once, by the schema, and
+ * then reused (encoding is synchronous, so sharing the tree is safe).
+ */
+function prebuilt<T extends object>(value: T): T {
+  const block = AsnSerializer.toASN(value);
+  const v: IAsnConvertible = {
+    toASN: () => block,
+    fromASN: () => {
+      throw new Error("prebuilt ASN.1 value is write-only");
+    },
+    toSchema: () => {
+      throw new Error("prebuilt ASN.1 value has no schema");
+    },
+  };
+  return v as unknown as T;
+}
+
 // ---------------------------------------------------------------------------
 // Public keys: the SubjectPublicKeyInfo and key identifier of a CryptoKey,
 // remembered so a leaf for a key just read from a CSR needs no export.
@@ -62,6 +80,31 @@ async function keyInfo(key: CryptoKey): Promise<KeyInfo> {
     keyInfos.set(key, info);
   }
   return info;
+}
+
+/** id-ecPublicKey AlgorithmIdentifiers, one prebuilt tree per curve. */
+const ecKeyAlgorithms = new Map<string, asn.AlgorithmIdentifier>();
+
+function ecSpki(
+  curveOid: string,
+  spki: asn.SubjectPublicKeyInfo,
+): asn.SubjectPublicKeyInfo {
+  let algorithm = ecKeyAlgorithms.get(curveOid);
+  if (!algorithm) {
+    algorithm = prebuilt(
+      new asn.AlgorithmIdentifier({
+        algorithm: id_ecPublicKey,
+        parameters: AsnConvert.serialize(
+          new ECParameters({ namedCurve: curveOid }),
+        ),
+      }),
+    );
+    ecKeyAlgorithms.set(curveOid, algorithm);
+  }
+  return new asn.SubjectPublicKeyInfo({
+    algorithm,
+    subjectPublicKey: spki.subjectPublicKey,
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -144,7 +187,7 @@ export async function verifyEcCsr(der: Uint8Array): Promise<FastCsrResult> {
     ok = false;
   }
   if (!ok) return { ok: false, reason: "signature" };
-  keyInfos.set(publicKey, keyInfoOf(spki));
+  keyInfos.set(publicKey, keyInfoOf(ecSpki(curveOid!, spki)));
   return { ok: true, publicKey, keyType: curve.type };
 }
 
@@ -178,7 +221,7 @@ const preps = new WeakMap<LeafIssuer, IssuerPrep>();
 
 /** Converts an `@peculiar/x509` extension into its schema object (once per issuer). */
 function asnExtension(e: x509.Extension): asn.Extension {
-  return AsnConvert.parse(e.rawData, asn.Extension);
+  return prebuilt(AsnConvert.parse(e.rawData, asn.Extension));
 }
 
 async function issuerPrep(issuer: LeafIssuer): Promise<IssuerPrep> {
@@ -199,9 +242,9 @@ async function issuerPrep(issuer: LeafIssuer): Promise<IssuerPrep> {
     pem: issuer.certPem,
     key: issuer.keys.privateKey,
     notAfter: cert.notAfter,
-    name: parsed.tbsCertificate.subject,
-    signatureAlgorithm: new x509.AlgorithmProvider().toAsnAlgorithm(
-      webAlgorithm,
+    name: prebuilt(parsed.tbsCertificate.subject),
+    signatureAlgorithm: prebuilt(
+      new x509.AlgorithmProvider().toAsnAlgorithm(webAlgorithm),
     ),
     webAlgorithm,
     ec: webAlgorithm.name === "ECDSA",
@@ -288,15 +331,29 @@ function hexToBytes(hex: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** A schema value whose ASN.1 form was already built (so it is not built twice). */
-function prebuilt<T>(block: ReturnType<typeof AsnSerializer.toASN>): T {
+/**
+ * The TBSCertificate as a schema value for the outer Certificate: its ASN.1
+ * tree (built by the schema) answers `toBER()` with the DER it already
+ * produced for signing, so the largest part is not encoded twice. This keeps
+ * to asn1js's public `toBER(sizeOnly, writer)` contract.
+ */
+function encodedOnce<T>(
+  block: ReturnType<typeof AsnSerializer.toASN>,
+  der: ArrayBuffer,
+): T {
+  block.toBER = (sizeOnly?: boolean, writer?: { write(b: ArrayBuffer): void }) => {
+    const out = sizeOnly ? new ArrayBuffer(der.byteLength) : der;
+    if (!writer) return out;
+    writer.write(out);
+    return new ArrayBuffer(0);
+  };
   const v: IAsnConvertible = {
     toASN: () => block,
     fromASN: () => {
-      throw new Error("prebuilt ASN.1 value is write-only");
+      throw new Error("encoded ASN.1 value is write-only");
     },
     toSchema: () => {
-      throw new Error("prebuilt ASN.1 value has no schema");
+      throw new Error("encoded ASN.1 value has no schema");
     },
   };
   return v as unknown as T;
@@ -362,10 +419,11 @@ export async function buildLeafDer(
     extensions: new asn.Extensions(extensions),
   });
   const tbsBlock = AsnSerializer.toASN(tbs);
+  const tbsDer = tbsBlock.toBER(false);
   const signature = await crypto.subtle.sign(
     prep.webAlgorithm,
     issuer.keys.privateKey,
-    tbsBlock.toBER(false),
+    tbsDer,
   );
   const signatureValue = prep.ec
     ? ecFormatter.toAsnSignature(prep.webAlgorithm as EcKeyAlgorithm, signature)
@@ -374,7 +432,7 @@ export async function buildLeafDer(
     throw new Error("Cannot convert the ECDSA signature to its ASN.1 form");
   }
   const cert = new asn.Certificate({
-    tbsCertificate: prebuilt<asn.TBSCertificate>(tbsBlock),
+    tbsCertificate: encodedOnce<asn.TBSCertificate>(tbsBlock, tbsDer),
     signatureAlgorithm: prep.signatureAlgorithm,
     signatureValue,
   });

@@ -92,8 +92,9 @@ export async function generateKeyPair(
  * ```
  */
 export function toPem(der: ArrayBuffer | Uint8Array, label: string): string {
-  const b64 = btoa(String.fromCharCode(...new Uint8Array(der)));
-  const lines = b64.match(/.{1,64}/g) ?? [];
+  const b64 = new Uint8Array(der).toBase64();
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
   return `-----BEGIN ${label}-----\n${
     lines.join("\n")
   }\n-----END ${label}-----\n`;
@@ -107,8 +108,7 @@ export function fromPem(pem: string, label: string): Uint8Array<ArrayBuffer> | u
   const m = re.exec(pem);
   if (!m) return undefined;
   try {
-    const bin = atob(m[1]!.replace(/\s+/g, ""));
-    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    return Uint8Array.fromBase64(m[1]!.replace(/\s+/g, ""));
   } catch {
     return undefined;
   }

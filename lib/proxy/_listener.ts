@@ -272,8 +272,10 @@ export class TlsListener {
         );
         return;
       }
-      const peer = client.getPeerCertificate();
-      if (!sanAllowed(peer, o.allowedSans)) {
+      const peer = o.allowedSans.length > 0
+        ? client.getPeerCertificate()
+        : undefined;
+      if (peer && !sanAllowed(peer, o.allowedSans)) {
         this.#refuse(
           client,
           "san-not-allowed",

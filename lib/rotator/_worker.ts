@@ -14,7 +14,6 @@ import {
   exportPrivateKeyPem,
   generateKeyPair,
   parseCertificate,
-  splitCertificates,
 } from "../pki/mod.ts";
 import type { CertInfo, Identity } from "../pki/mod.ts";
 import type { Signer } from "./_client.ts";
@@ -22,6 +21,7 @@ import { runRotateHooks } from "./_hooks.ts";
 import type { RotatorMetrics } from "./_metrics.ts";
 import { backoffDelay, jitteredRenewalTime, renewalTime } from "./_schedule.ts";
 import { CredentialStore } from "./_store.ts";
+import { abortable, joinChain } from "./_util.ts";
 import { checkPair } from "./_validate.ts";
 import { CaRequestError, RotatorError } from "./errors.ts";
 
@@ -432,40 +432,4 @@ export class InstanceWorker {
     if (this.#timer !== undefined) this.#ctx.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
-}
-
-/** Leaf first, then the chain's certificates that are not already there. */
-function joinChain(certificatePem: string, chainPem: string): string {
-  const blocks = [
-    ...splitCertificates(certificatePem),
-    ...splitCertificates(chainPem),
-  ];
-  const seen = new Set<string>();
-  const out: string[] = [];
-  for (const b of blocks) {
-    const k = b.replace(/\s+/g, "");
-    if (seen.has(k)) continue;
-    seen.add(k);
-    out.push(b);
-  }
-  return out.join("");
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    if (signal.aborted) {
-      p.catch(() => {});
-      reject(signal.reason);
-      return;
-    }
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then((v) => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(v);
-    }, (e) => {
-      signal.removeEventListener("abort", onAbort);
-      reject(e);
-    });
-  });
 }

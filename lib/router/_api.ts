@@ -103,7 +103,11 @@ export function createApiApp(ctx: ApiContext): Hono {
         : {};
       return c.json(
         {
-          error: err.status === 401 ? "unauthorized" : "forbidden",
+          error: err.status === 401
+            ? "unauthorized"
+            : err.status === 403
+            ? "forbidden"
+            : "auth_unavailable",
           message: err.message,
         },
         err.status,

@@ -16,6 +16,8 @@ import {
 import type { JWTPayload, JWTVerifyGetKey } from "jose";
 import { RouterAuthError, RouterError } from "./errors.ts";
 
+const MAX_CACHED = 4096;
+
 /** The scope that allows route writes. */
 export const ROUTES_WRITE_SCOPE = "routes.write";
 
@@ -80,6 +82,8 @@ export async function createTokenVerifier(
       "Cannot verify registration tokens: set api.jwks_url or api.public_key_file",
     );
   }
+  // Only tokens that passed every check (scope included) are cached.
+  const cache = new Map<string, { sub: string; exp: number }>();
   const verify = async (authorization: string | undefined) => {
     if (!authorization || !authorization.startsWith("Bearer ")) {
       throw new RouterAuthError(
@@ -88,6 +92,10 @@ export async function createTokenVerifier(
       );
     }
     const token = authorization.slice(7).trim();
+    // Emitters re-register every 20 s with the same token: skip the ES256
+    // verification while a verified token is unexpired.
+    const hit = cache.get(token);
+    if (hit !== undefined && hit.exp > Date.now()) return hit.sub;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, getKey as JWTVerifyGetKey, {
@@ -97,6 +105,18 @@ export async function createTokenVerifier(
         requiredClaims: ["exp", "sub"],
       }));
     } catch (err) {
+      if (
+        err instanceof joseErrors.JWKSTimeout ||
+        err instanceof joseErrors.JWKSInvalid ||
+        !(err instanceof joseErrors.JOSEError) ||
+        (options.jwksUrl !== undefined && err.code === "ERR_JOSE_GENERIC")
+      ) {
+        throw new RouterAuthError(
+          503,
+          "Cannot verify token: the CA key set is unavailable",
+          { cause: err },
+        );
+      }
       const why = err instanceof joseErrors.JWTExpired
         ? "token has expired"
         : err instanceof joseErrors.JWTClaimValidationFailed
@@ -117,7 +137,10 @@ export async function createTokenVerifier(
         `Cannot accept request for "${payload.sub}": token lacks scope "${scope}"`,
       );
     }
-    return payload.sub ?? "";
+    const sub = payload.sub ?? "";
+    if (cache.size >= MAX_CACHED) cache.clear();
+    cache.set(token, { sub, exp: (payload.exp ?? 0) * 1000 });
+    return sub;
   };
   return { verify, close: () => client?.close() };
 }

@@ -81,8 +81,10 @@ export interface ProxyHandler {
   ): Response | Promise<Response>;
   /** Aborts backend requests older than the request timeout. */
   sweep(now: number): void;
-  /** Requests in flight. */
+  /** Requests in flight (WebSockets included). */
   readonly inflight: number;
+  /** Closes open WebSocket relays (shutdown). */
+  closeUpgrades(): void;
 }
 
 /**
@@ -94,6 +96,7 @@ export interface ProxyHandler {
 export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
   const { registry, stats, settings } = ctx;
   const inflight = new Set<InFlight>();
+  const relays = new Set<{ close(): void }>();
   const stickyNames = settings.stickyCookieNames;
 
   function finish(x: Exchange, status: number): void {
@@ -362,6 +365,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
           ),
         finish,
         errorResponse,
+        relays,
       });
     }
     return forward(req, x, pool, sticky);
@@ -380,7 +384,10 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       }
     },
     get inflight() {
-      return inflight.size;
+      return inflight.size + relays.size;
+    },
+    closeUpgrades() {
+      for (const r of [...relays]) r.close();
     },
   };
 }

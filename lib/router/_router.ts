@@ -209,6 +209,7 @@ export async function startRouter(
   };
 
   const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  let apiServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   let draining = false;
   let bus: RouteBusLike | undefined;
   let verifier: TokenVerifier | undefined;
@@ -232,8 +233,11 @@ export async function startRouter(
       grace,
     ]);
     // Whatever still runs (streams, WebSockets) ends with its backend.
+    handler.closeUpgrades();
     transports.closeAll();
     await Promise.all(servers.map((s) => s.finished.catch(() => {})));
+    // The API goes last, so /healthz says "draining" while requests finish.
+    await apiServer?.shutdown().catch(() => {});
     clearTimeout(graceTimer);
     await bus?.close();
     verifier?.close();
@@ -311,7 +315,7 @@ export async function startRouter(
         port: config.api.listen.port,
         onListen: () => {},
       }, app.fetch);
-      servers.push(api);
+      apiServer = api;
       apiPort = api.addr.port;
     }
 

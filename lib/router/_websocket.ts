@@ -41,6 +41,8 @@ export interface WebSocketHelpers<X extends ExchangeLike> {
     routerError: string,
     body: string,
   ): Response;
+  /** Open relays; the router closes them on shutdown. */
+  relays: Set<{ close(): void }>;
 }
 
 /**
@@ -116,7 +118,16 @@ export function proxyWebSocket<X extends ExchangeLike>(
       }
       ctx.stats.websocketUpgrades++;
       ep.inflight++;
-      relay(upgraded.socket, socket, head, x, () => {
+      const ws = upgraded.socket;
+      const handle = {
+        close: () => {
+          closeClient(ws, 1001, "router shutting down");
+          socket.destroy();
+        },
+      };
+      h.relays.add(handle);
+      relay(ws, socket, head, x, () => {
+        h.relays.delete(handle);
         ep.inflight--;
         h.finish(x, 101);
       });

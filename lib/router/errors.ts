@@ -16,7 +16,8 @@ export class RouterError extends ApplianceError {}
 
 /**
  * A registration API token was refused; `status` is 401 (missing, invalid,
- * expired) or 403 (valid but lacking the `routes.write` scope).
+ * expired), 403 (valid but lacking the `routes.write` scope) or 503 (the CA's
+ * key set could not be fetched, so no token can be checked now).
  *
  * @example
  * ```ts
@@ -26,10 +27,18 @@ export class RouterError extends ApplianceError {}
  * ```
  */
 export class RouterAuthError extends ApplianceError {
-  readonly status: 401 | 403;
-  constructor(status: 401 | 403, message: string, options?: ErrorOptions) {
+  readonly status: 401 | 403 | 503;
+  constructor(
+    status: 401 | 403 | 503,
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(
-      status === 401 ? "ERR_ROUTER_UNAUTHORIZED" : "ERR_ROUTER_FORBIDDEN",
+      status === 401
+        ? "ERR_ROUTER_UNAUTHORIZED"
+        : status === 403
+        ? "ERR_ROUTER_FORBIDDEN"
+        : "ERR_ROUTER_AUTH_UNAVAILABLE",
       message,
       options,
     );

@@ -17,7 +17,10 @@ export type ProxySectionInput = z.input<typeof ProxySection>;
 export { createTestPki };
 
 /** A logger that keeps parsed lines for assertions. */
-export function memoryLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+export function memoryLogger(): {
+  logger: Logger;
+  lines: Record<string, unknown>[];
+} {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger("proxy", {
     level: "debug",
@@ -164,7 +167,10 @@ export async function waitFor(
 }
 
 /** Writes every byte (Deno's `write` may write only part). */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+export async function writeAll(
+  conn: Deno.Conn,
+  data: Uint8Array,
+): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }

@@ -158,7 +158,10 @@ Deno.test("startProxy() closes idle connections after idle_timeout", async () =>
 
 Deno.test("startProxy() leaks no file descriptors over 2,000 app-closed connections", async () => {
   const app = await startTcpApp((s) => {
-    s.once("data", () => s.end("HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok"));
+    s.once(
+      "data",
+      () => s.end("HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+    );
   });
   try {
     await using p = await setup(app.port);
@@ -170,12 +173,16 @@ Deno.test("startProxy() leaks no file descriptors over 2,000 app-closed connecti
       assert.ok(text.endsWith("ok"));
     };
     for (let i = 0; i < 50; i++) await once(); // warm up
-    await waitFor(() => p.proxy.stats().instances[0]!.listeners[0]!.active === 0);
+    await waitFor(() =>
+      p.proxy.stats().instances[0]!.listeners[0]!.active === 0
+    );
     const before = fdCount();
     for (let round = 0; round < 40; round++) {
       await Promise.all(Array.from({ length: 50 }, once));
     }
-    await waitFor(() => p.proxy.stats().instances[0]!.listeners[0]!.active === 0);
+    await waitFor(() =>
+      p.proxy.stats().instances[0]!.listeners[0]!.active === 0
+    );
     await waitFor(() => fdCount() <= before + 5, 3000, "fd count to settle")
       .catch(() => {});
     const after = fdCount();
@@ -187,4 +194,66 @@ Deno.test("startProxy() leaks no file descriptors over 2,000 app-closed connecti
   } finally {
     await app.close();
   }
+});
+
+Deno.test("close() stops accepting, lets a live connection finish, and cuts it at the drain timeout", async () => {
+  await using app = startHttpApp();
+  const p = await setup(app.port);
+  const live = await connectTls(p.port, "inst-1", pki.rootPem);
+  const cut = await connectTls(p.port, "inst-1", pki.rootPem);
+  assert.equal(await httpGet(live, "/a"), "hello /a");
+  assert.equal(await httpGet(cut, "/b"), "hello /b");
+  const t0 = Date.now();
+  const closing = p.proxy.close({ drainTimeoutMs: 600 });
+  await new Promise((r) => setTimeout(r, 100));
+  // New connections are refused while the live ones keep working.
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port: p.port }).then((c) =>
+      c.close()
+    ),
+  );
+  assert.equal(await httpGet(live, "/c"), "hello /c");
+  live.close();
+  await closing;
+  const took = Date.now() - t0;
+  assert.ok(took >= 550, `drained in ${took}ms, before the drain timeout`);
+  assert.equal(await readAll(cut).catch(() => ""), "");
+  cut.close();
+  assert.ok(p.lines.some((l) => l.event === "proxy-drain-timeout"));
+  await p[Symbol.asyncDispose]();
+});
+
+Deno.test("startProxy() counts plaintext, too-old TLS and stalled handshakes as handshake errors", async () => {
+  await using app = startHttpApp();
+  await using p = await setup(app.port, {
+    min_tls_version: "TLSv1.3",
+    handshake_timeout: "300ms",
+  });
+  const failures = () =>
+    p.proxy.stats().instances[0]!.listeners[0]!.handshake_failures[
+      "handshake-error"
+    ];
+  // Plaintext HTTP on the TLS port.
+  const plain = await Deno.connect({ hostname: "127.0.0.1", port: p.port });
+  await writeAll(plain, new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n"));
+  await readAll(plain).catch(() => "");
+  plain.close();
+  await waitFor(() => failures() === 1, 3000, "plaintext refusal");
+  // TLS 1.2 when 1.3 is the minimum.
+  const old = await new Deno.Command("openssl", {
+    args: ["s_client", "-connect", `127.0.0.1:${p.port}`, "-tls1_2"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.notEqual(old.code, 0);
+  await waitFor(() => failures() === 2, 3000, "TLS 1.2 refusal");
+  // A client that connects and never speaks is dropped at handshake_timeout.
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port: p.port });
+  const t0 = Date.now();
+  await readAll(silent).catch(() => "");
+  silent.close();
+  assert.ok(Date.now() - t0 < 3000);
+  await waitFor(() => failures() === 3, 3000, "handshake timeout");
+  assert.equal(p.proxy.stats().instances[0]!.listeners[0]!.total, 0);
 });

@@ -182,12 +182,16 @@ Deno.test("startProxy() in mtls mode accepts only trusted, valid clients with an
     }
   }
   const st = p.proxy.stats().instances[0]!.listeners[0]!;
-  await waitFor(() =>
-    Object.entries(expected).every(([r, n]) =>
-      p.proxy.stats().instances[0]!.listeners[0]!.handshake_failures[
-        r as keyof typeof st.handshake_failures
-      ] === n
-    ), 3000, "refusal counters").catch((err) => {
+  await waitFor(
+    () =>
+      Object.entries(expected).every(([r, n]) =>
+        p.proxy.stats().instances[0]!.listeners[0]!.handshake_failures[
+          r as keyof typeof st.handshake_failures
+        ] === n
+      ),
+    3000,
+    "refusal counters",
+  ).catch((err) => {
     throw new Error(
       `${err.message}: want ${JSON.stringify(expected)}, got ${
         JSON.stringify(
@@ -231,16 +235,19 @@ Deno.test("parseConfig() refuses mode mtls without trusted_client_cas", () => {
 
 Deno.test("startProxy() refuses an allowed_client_sans pattern with two wildcard labels", async () => {
   await assert.rejects(
-    startProxy(proxySection({
-      admin_listen: "127.0.0.1:0",
-      instances: [{
-        credentials_dir: "/nonexistent",
-        mode: "mtls",
-        trusted_client_cas: ["/nonexistent/ca.pem"],
-        allowed_client_sans: ["*.*.internal"],
-        listeners: [{ listen: "127.0.0.1:0", app: "127.0.0.1:1" }],
-      }],
-    }), { watch: false }),
+    startProxy(
+      proxySection({
+        admin_listen: "127.0.0.1:0",
+        instances: [{
+          credentials_dir: "/nonexistent",
+          mode: "mtls",
+          trusted_client_cas: ["/nonexistent/ca.pem"],
+          allowed_client_sans: ["*.*.internal"],
+          listeners: [{ listen: "127.0.0.1:0", app: "127.0.0.1:1" }],
+        }],
+      }),
+      { watch: false },
+    ),
     ConfigError,
   );
 });

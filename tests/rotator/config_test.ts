@@ -35,6 +35,10 @@ Deno.test("RotatorSection rejects bad values with their paths", () => {
     ["  renew_at: 2\n", /rotator.renew_at: invalid renew_at 2/],
     ["  renew_at: soon\n", /rotator.renew_at/],
     ['  key_mode: "999"\n', /rotator.key_mode/],
+    [
+      "  key_mode: 0600\n",
+      /rotator.key_mode: write modes as a quoted octal string/,
+    ],
     ["  jitter: 0.9\n", /rotator.jitter/],
     [
       "  reload_signal: SIGHUP\n",

@@ -86,9 +86,11 @@ Deno.test("sigil rotator survives 200 SIGKILLs at random moments without a torn 
           // Anywhere, including start-up and crash recovery.
           await sleep(Math.random() * 400);
         } else {
-          await p.waitForEvent("rotator-started", 20_000).catch(() => {});
+          // Inside the renewal loop, whatever the machine load: once one
+          // renewal has landed, the others are in flight or mid-write.
+          await p.waitForEvent("cert-issued", 20_000).catch(() => {});
           startup.push(performance.now() - t0);
-          await sleep(Math.random() * 300);
+          await sleep(Math.random() * 120);
         }
         await p.stop("SIGKILL");
         issued += events(p, "cert-issued").length;
@@ -128,7 +130,7 @@ Deno.test("sigil rotator survives 200 SIGKILLs at random moments without a torn 
       startup.reduce((a, b) => a + b, 0) / Math.max(1, startup.length),
     );
     console.log(
-      `kills=${kills} renewals=${issued} interrupted-writes-cleaned=${recovered} avg-startup-ms=${avg}`,
+      `kills=${kills} renewals=${issued} interrupted-writes-cleaned=${recovered} avg-ms-to-first-renewal=${avg}`,
     );
   } finally {
     await ca.stop();

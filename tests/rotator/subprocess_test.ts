@@ -130,6 +130,34 @@ Deno.test("sigil rotator (subprocess) against a real sigil ca serve", async (t) 
         assert.ok(events(p, "rotator-stopped").length === 1);
       },
     );
+    await t.step(
+      "SIGTERM during back-to-back renewals lets the write finish and exits 0",
+      async () => {
+        const dir = join(base, "term-1");
+        const cfg = join(base, "term.yaml");
+        await Deno.writeTextFile(
+          cfg,
+          rotatorYaml(ca, [{ id: "term-1", dir }], {
+            validity: "1m",
+            renew_at: "0.0001",
+            jitter: "0",
+            min_interval: "1ms",
+          }),
+        );
+        for (let round = 0; round < 5; round++) {
+          const p = new SigilProcess(["rotator", "--config", cfg]);
+          await p.waitForEvent("cert-issued");
+          await new Promise((r) => setTimeout(r, Math.random() * 100));
+          const { code } = await p.stop("SIGTERM");
+          assert.equal(code, 0, p.lines.slice(-5).join("\n"));
+          // Nothing half-written is left behind by a graceful stop.
+          for await (const e of Deno.readDir(join(dir, "versions"))) {
+            assert.match(e.name, /^\d+$/);
+          }
+          await checkPair(ca, dir, "term-1");
+        }
+      },
+    );
   } finally {
     await ca.stop();
     await Deno.remove(base, { recursive: true });

@@ -204,3 +204,40 @@ Deno.test("registration API verifies tokens against the CA's JWKS URL", async ()
     await jwks.shutdown();
   }
 });
+
+Deno.test("registration API answers 503 while the CA's key set is unreachable", async () => {
+  const gone = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("x"),
+  );
+  const port = gone.addr.port;
+  await gone.shutdown();
+  const router = await startRouter(
+    RouterSection.parse({
+      listen: "127.0.0.1:0",
+      api: {
+        listen: "127.0.0.1:0",
+        jwks_url: `http://127.0.0.1:${port}/v1/jwks.json`,
+      },
+      access_log: { enabled: false },
+    }),
+    { logger: createLogger("router", { sink: () => {} }) },
+  );
+  try {
+    const { privateKey } = await generateKeyPair("ES256");
+    const token = await new SignJWT({ scope: "routes.write" })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("p")
+      .setExpirationTime("5m").sign(privateKey);
+    const res = await post(
+      `http://127.0.0.1:${router.apiPort}`,
+      "/v1/register",
+      MSG,
+      token,
+    );
+    assert.equal(res.status, 503);
+    assert.equal((await res.json()).error, "auth_unavailable");
+  } finally {
+    await router.close();
+  }
+});

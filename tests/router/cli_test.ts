@@ -87,6 +87,9 @@ Deno.test("sigil router serves from a config file, drains in-flight requests on 
     while (slow.seen.length === 0) await new Promise((r) => setTimeout(r, 10));
     proc.child.kill("SIGTERM");
     await proc.waitForEvent("router-draining");
+    const draining = await fetch(`http://127.0.0.1:${apiPort}/healthz`);
+    assert.equal(draining.status, 503);
+    assert.equal(await draining.text(), "draining\n");
     release();
     const res = await inflight;
     assert.equal(res.status, 200);

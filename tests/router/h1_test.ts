@@ -202,3 +202,51 @@ Deno.test("router times out a backend that never answers (request_timeout)", asy
     await t.close();
   }
 });
+
+Deno.test("router closes idle backend connections after idle_timeout and honours max_idle_conns", async () => {
+  let opened = 0;
+  let open = 0;
+  const be = await rawBackend((_head, sock) => {
+    sock.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  });
+  const watch = net.createServer((client) => {
+    opened++;
+    open++;
+    const upstream = net.connect({ host: "127.0.0.1", port: be.port });
+    client.pipe(upstream).pipe(client);
+    const done = () => {
+      open = Math.max(0, open - 1);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.once("close", done);
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => watch.listen(0, "127.0.0.1", r));
+  const port = (watch.address() as AddressInfo).port;
+  const t = await startTestRouter({ backends: { idle_timeout: "300ms" } });
+  const noIdle = await startTestRouter({ backends: { max_idle_conns: 0 } });
+  try {
+    t.router.apply("register", { host: "127.0.0.1", port, uris: [ROUTE] });
+    assert.equal((await request(t.url, ROUTE)).text, "ok");
+    assert.equal((await request(t.url, ROUTE)).text, "ok");
+    assert.equal(opened, 1, "keep-alive reuses the connection");
+    const deadline = Date.now() + 3000;
+    while (open > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(open, 0, "idle connection closed");
+
+    noIdle.router.apply("register", { host: "127.0.0.1", port, uris: [ROUTE] });
+    opened = 0;
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await request(noIdle.url, ROUTE)).text, "ok");
+    }
+    assert.equal(opened, 3, "no keep-alive with max_idle_conns: 0");
+  } finally {
+    await t.close();
+    await noIdle.close();
+    await new Promise((r) => watch.close(r));
+    await be.close();
+  }
+});

@@ -132,3 +132,37 @@ function serverFrame(opcode: number, text: string, fin: boolean): Uint8Array {
     ...payload,
   ]);
 }
+
+Deno.test("router close() ends open WebSocket relays", async () => {
+  const t = await startTestRouter();
+  const backend = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (req) => {
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.onmessage = (e) => socket.send(e.data);
+      return response;
+    },
+  );
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: backend.addr.port,
+      uris: ["localhost"],
+    });
+    const ws = new WebSocket(`ws://localhost:${t.router.port}/`);
+    const closed = Promise.withResolvers<CloseEvent>();
+    ws.onclose = (e) => closed.resolve(e);
+    await new Promise((r) => (ws.onopen = r));
+    const echoed = new Promise((r) => (ws.onmessage = (e) => r(e.data)));
+    ws.send("ping");
+    assert.equal(await echoed, "ping");
+    const started = performance.now();
+    await t.router.close();
+    const ev = await closed.promise;
+    assert.ok(performance.now() - started < 5000);
+    assert.ok(ev.code === 1001 || ev.code === 1006 || ev.code === 1000);
+  } finally {
+    await t.close();
+    await backend.shutdown();
+  }
+});

@@ -1,0 +1,407 @@
+/**
+ * Proxy benchmark (not a test): `deno run -A bench/proxy.ts [--quick]`.
+ *
+ * One trivial HTTP backend (`proxy_backend.ts`, its own process) behind:
+ * - `sigil proxy` (`deno run -A main.ts proxy`, its own process, one JS thread),
+ * - haproxy (Debian package, `nbthread 1`, `mode tcp`, same certificate),
+ * - nothing (direct plaintext to the backend).
+ * Measures keep-alive req/s and new-connection req/s (wrk), the same in mTLS
+ * mode (`ab -E`, haproxy `verify required`), bulk download and upload MB/s
+ * (wrk, 1 MiB bodies), RSS of one proxy process serving 1 vs 50 instances,
+ * and the proxy's fd count before and after 10,000 app-closed connections.
+ * Prints a markdown table with ratios, then a `SUMMARY` line for `run.ts`.
+ * @module
+ */
+import { createTestPki } from "../tests/_helpers/pki.ts";
+import { freePort } from "../tests/_helpers/nats.ts";
+
+const QUICK = Deno.args.includes("--quick");
+const DUR = QUICK ? 2 : 3;
+const RUNS = QUICK ? 1 : 2;
+const ROOT = new URL("..", import.meta.url).pathname;
+const DENO = Deno.execPath();
+const dir = await Deno.makeTempDir({ prefix: "sigil-proxy-bench-" });
+const children: Deno.ChildProcess[] = [];
+
+function spawn(cmd: string, args: string[]): Deno.ChildProcess {
+  const c = new Deno.Command(cmd, {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  children.push(c);
+  return c;
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+}
+
+interface Load {
+  rps: number;
+  errors: number;
+}
+
+async function wrk(url: string, extra: string[] = [], c = 50): Promise<Load> {
+  const out = await run("wrk", [
+    "-t1",
+    `-c${c}`,
+    `-d${DUR}s`,
+    ...extra,
+    url,
+  ]);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const sock =
+    /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
+      .exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const errors = non2xx +
+    (sock ? sock.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
+  return { rps, errors };
+}
+
+async function ab(url: string, keepAlive: boolean, pem: string): Promise<Load> {
+  const out = await run("ab", [
+    ...(keepAlive ? ["-k"] : []),
+    "-q",
+    "-c",
+    "50",
+    "-t",
+    String(DUR),
+    "-n",
+    "5000000",
+    "-E",
+    pem,
+    url,
+  ]);
+  const rps = Number(/Requests per second:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const failed = Number(/Failed requests:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, errors: failed + non2xx };
+}
+
+function rssKb(pid: number): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0);
+}
+
+function fds(pid: number): number {
+  return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
+}
+
+// ------------------------------------------------------------------ setup
+const pki = await createTestPki("bench.sigil");
+const inst = await pki.writeInstance(`${dir}/creds`, {
+  instanceId: "bench-instance",
+});
+const client = await pki.issueClient({
+  dnsNames: ["gorouter.service.cf.internal"],
+});
+await Deno.writeTextFile(`${dir}/ca.pem`, pki.rootPem);
+await Deno.writeTextFile(`${dir}/client.pem`, client.certPem + client.keyPem);
+await Deno.writeTextFile(`${dir}/haproxy.pem`, inst.certPem + inst.keyPem);
+await Deno.writeTextFile(
+  `${dir}/upload.lua`,
+  'wrk.method = "POST"\nwrk.body = string.rep("a", 1048576)\n' +
+    'wrk.headers["Content-Type"] = "application/octet-stream"\n',
+);
+
+const backendPort = freePort();
+spawn(DENO, ["run", "-A", "bench/proxy_backend.ts", String(backendPort)]);
+
+const [sigilTls, sigilMtls, sigilAdmin] = [freePort(), freePort(), freePort()];
+const listener = (port: number) =>
+  `        - { listen: "127.0.0.1:${port}", app: "127.0.0.1:${backendPort}" }`;
+await Deno.writeTextFile(
+  `${dir}/sigil.yaml`,
+  [
+    "proxy:",
+    `  admin_listen: 127.0.0.1:${sigilAdmin}`,
+    "  instances:",
+    "    - id: bench-tls",
+    `      credentials_dir: ${dir}/creds`,
+    "      mode: tls",
+    "      listeners:",
+    listener(sigilTls),
+    "    - id: bench-mtls",
+    `      credentials_dir: ${dir}/creds`,
+    "      mode: mtls",
+    `      trusted_client_cas: [${dir}/ca.pem]`,
+    "      allowed_client_sans: ['*.service.cf.internal']",
+    "      listeners:",
+    listener(sigilMtls),
+  ].join("\n"),
+);
+const sigil = spawn(DENO, [
+  "run",
+  "-A",
+  "main.ts",
+  "proxy",
+  "--config",
+  `${dir}/sigil.yaml`,
+]);
+
+const [haTls, haMtls] = [freePort(), freePort()];
+await Deno.writeTextFile(
+  `${dir}/haproxy.cfg`,
+  [
+    "global",
+    "  nbthread 1",
+    "  maxconn 4000",
+    "defaults",
+    "  mode tcp",
+    "  timeout connect 5s",
+    "  timeout client 60s",
+    "  timeout server 60s",
+    "frontend tls",
+    `  bind 127.0.0.1:${haTls} ssl crt ${dir}/haproxy.pem`,
+    "  default_backend app",
+    "frontend mtls",
+    `  bind 127.0.0.1:${haMtls} ssl crt ${dir}/haproxy.pem ca-file ${dir}/ca.pem verify required`,
+    "  default_backend app",
+    "backend app",
+    `  server s1 127.0.0.1:${backendPort}`,
+  ].join("\n") + "\n",
+);
+spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]);
+await Promise.all(
+  [backendPort, sigilTls, sigilMtls, haTls, haMtls].map(waitPort),
+);
+
+// ------------------------------------------------------------ measurements
+type Row = [string, string, string, string, string]; // measure, direct, sigil, haproxy, ratio
+const rows: Row[] = [];
+const summary: string[][] = [];
+const fmt = (n: number) =>
+  n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1);
+const fmtLoad = (l: Load, unit = "") =>
+  `${fmt(l.rps)}${unit}${l.errors ? ` (${l.errors} errors)` : ""}`;
+const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(2) : "n/a";
+
+async function compare(
+  measure: string,
+  target: string,
+  fn: (url: string) => Promise<Load>,
+  urls: { direct?: string; sigil: string; haproxy: string },
+  scale = 1,
+  unit = "",
+) {
+  // The machine is shared: sigil and haproxy run interleaved, RUNS times
+  // each, and the best run of each counts.
+  const direct = urls.direct ? await fn(urls.direct) : undefined;
+  const best = (a: Load | undefined, b: Load) => !a || b.rps > a.rps ? b : a;
+  let s: Load | undefined, h: Load | undefined;
+  for (let i = 0; i < RUNS; i++) {
+    s = best(s, await fn(urls.sigil));
+    h = best(h, await fn(urls.haproxy));
+  }
+  s = s!;
+  h = h!;
+  const sv = { ...s, rps: s.rps * scale }, hv = { ...h, rps: h.rps * scale };
+  const dv = direct ? { ...direct, rps: direct.rps * scale } : undefined;
+  rows.push([
+    measure,
+    dv ? fmtLoad(dv, unit) : "–",
+    fmtLoad(sv, unit),
+    fmtLoad(hv, unit),
+    `${ratio(sv.rps, hv.rps)}× haproxy${
+      dv ? `, ${ratio(sv.rps, dv.rps)}× direct` : ""
+    }`,
+  ]);
+  summary.push([
+    "proxy",
+    measure,
+    fmtLoad(sv, unit),
+    `${ratio(sv.rps, hv.rps)}× haproxy`,
+    target,
+  ]);
+  console.error(`done: ${measure}`);
+}
+
+const direct = `http://127.0.0.1:${backendPort}`;
+const viaSigil = `https://127.0.0.1:${sigilTls}`;
+const viaHa = `https://127.0.0.1:${haTls}`;
+const viaSigilM = `https://127.0.0.1:${sigilMtls}`;
+const viaHaM = `https://127.0.0.1:${haMtls}`;
+
+await wrk(`${viaSigil}/`, ["-d1s"]).catch(() => undefined); // warm-up
+await compare(
+  "keep-alive req/s (wrk -c50)",
+  "≥ 0.8× haproxy",
+  (u) => wrk(`${u}/`),
+  {
+    direct,
+    sigil: viaSigil,
+    haproxy: viaHa,
+  },
+);
+await compare(
+  "new connection per request, req/s (wrk, Connection: close)",
+  "≥ 1.0× haproxy",
+  (u) => wrk(`${u}/`, ["-H", "Connection: close"]),
+  { direct, sigil: viaSigil, haproxy: viaHa },
+);
+await compare(
+  "mTLS keep-alive req/s (ab -k -c50 -E)",
+  "≥ 0.8× haproxy",
+  (u) => ab(`${u}/`, true, `${dir}/client.pem`),
+  { sigil: viaSigilM, haproxy: viaHaM },
+);
+await compare(
+  "mTLS new connection per request, req/s (ab -c50 -E)",
+  "≥ 1.0× haproxy",
+  (u) => ab(`${u}/`, false, `${dir}/client.pem`),
+  { sigil: viaSigilM, haproxy: viaHaM },
+);
+await compare(
+  "bulk download MB/s (wrk -c4, 1 MiB bodies)",
+  "≥ 0.7× haproxy",
+  (u) => wrk(`${u}/bulk`, [], 4),
+  { direct, sigil: viaSigil, haproxy: viaHa },
+  1.048576,
+  " MB/s",
+);
+await compare(
+  "bulk upload MB/s (wrk -c4, 1 MiB POST bodies)",
+  "≥ 0.7× haproxy",
+  (u) => wrk(`${u}/upload`, ["-s", `${dir}/upload.lua`], 4),
+  { direct, sigil: viaSigil, haproxy: viaHa },
+  1.048576,
+  " MB/s",
+);
+
+// fd count after 10,000 app-closed connections (HTTP/1.0: the app closes).
+const sigilPid = sigil.pid;
+await new Promise((r) => setTimeout(r, 500));
+const fdBefore = fds(sigilPid);
+const abOut = await run("ab", [
+  "-q",
+  "-n",
+  "10000",
+  "-c",
+  "20",
+  `${viaSigil}/`,
+]);
+const completed = Number(/Complete requests:\s+(\d+)/.exec(abOut)?.[1] ?? 0);
+await new Promise((r) => setTimeout(r, 1000));
+const fdAfter = fds(sigilPid);
+rows.push([
+  "fds of the proxy before → after 10,000 app-closed connections",
+  "–",
+  `${fdBefore} → ${fdAfter} (${completed} completed)`,
+  "–",
+  `${fdAfter - fdBefore} leaked`,
+]);
+summary.push([
+  "proxy",
+  "fds leaked after 10,000 app-closed connections",
+  String(fdAfter - fdBefore),
+  "",
+  "0",
+]);
+
+// RSS: one process serving 1 instance vs 50 instances (after one handshake each).
+async function rssWith(n: number): Promise<number> {
+  const ports: number[] = [];
+  const lines = [
+    "proxy:",
+    `  admin_listen: 127.0.0.1:${freePort()}`,
+    "  instances:",
+  ];
+  for (let i = 0; i < n; i++) {
+    const d = `${dir}/rss/i${i}`;
+    await pki.writeInstance(d, { instanceId: `rss-${i}` });
+    const p = freePort();
+    ports.push(p);
+    lines.push(
+      `    - credentials_dir: ${d}`,
+      "      mode: tls",
+      "      listeners:",
+      listener(p),
+    );
+  }
+  await Deno.writeTextFile(`${dir}/rss${n}.yaml`, lines.join("\n"));
+  const child = spawn(DENO, [
+    "run",
+    "-A",
+    "main.ts",
+    "proxy",
+    "--config",
+    `${dir}/rss${n}.yaml`,
+  ]);
+  await Promise.all(ports.map(waitPort));
+  for (const p of ports) {
+    await run("curl", ["-sk", "-o", "/dev/null", `https://127.0.0.1:${p}/`]);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  const kb = rssKb(child.pid);
+  child.kill("SIGTERM");
+  await child.status;
+  return kb;
+}
+const rss1 = await rssWith(1);
+const rss50 = await rssWith(50);
+const perInstance = (rss50 - rss1) / 49 / 1024;
+rows.push([
+  "RSS of one proxy process: 1 instance → 50 instances",
+  "–",
+  `${(rss1 / 1024).toFixed(1)} MB → ${(rss50 / 1024).toFixed(1)} MB`,
+  "–",
+  `${perInstance.toFixed(2)} MB per extra instance`,
+]);
+summary.push([
+  "proxy",
+  "RSS per additional instance",
+  `${perInstance.toFixed(2)} MB`,
+  "",
+  "< 2 MB",
+]);
+
+// ------------------------------------------------------------------ report
+for (const c of children) {
+  try {
+    c.kill("SIGTERM");
+  } catch {
+    // already gone
+  }
+}
+await Promise.allSettled(children.map((c) => c.status));
+await Deno.remove(dir, { recursive: true });
+
+const cpu =
+  (Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/) ??
+    [])[1] ?? "unknown CPU";
+console.log(
+  `Proxy benchmark, ${
+    new Date().toISOString().slice(0, 16).replace("T", " ")
+  } UTC; ` +
+    `${navigator.hardwareConcurrency} vCPU (${cpu}), deno ${Deno.version.deno}; ` +
+    `load generator, proxy and backend share the machine; ${DUR} s per run, ` +
+    `best of ${RUNS} interleaved runs for sigil and haproxy, one run direct.\n`,
+);
+console.log(
+  "| measure | direct (plaintext) | sigil proxy | haproxy (nbthread 1) | sigil ratio |",
+);
+console.log("|---|---|---|---|---|");
+for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+console.log(`SUMMARY ${JSON.stringify(summary)}`);
