@@ -108,19 +108,24 @@ async function apiRate(seconds: number) {
       `wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer ${token}"\n`,
   );
   // wrk (C, one thread) is the client so the client costs the shared CPUs as little as possible.
-  const out = await new Deno.Command("wrk", {
-    args: [
-      "-t1",
-      `-c${CONCURRENCY}`,
-      `-d${seconds}s`,
-      "--latency",
-      "-s",
-      lua,
-      `https://${address}/v1/sign`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const wrk = (duration: string) =>
+    new Deno.Command("wrk", {
+      args: [
+        "-t1",
+        `-c${CONCURRENCY}`,
+        `-d${duration}`,
+        "--latency",
+        "-s",
+        lua,
+        `https://${address}/v1/sign`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  // One second of warm-up (JIT, connection set-up) is not counted, as the
+  // in-process rows above run in an already warm process.
+  await wrk("1s");
+  const out = await wrk(`${seconds}s`);
   const text = new TextDecoder().decode(out.stdout);
   await ca.stop();
   await Deno.remove(dir, { recursive: true });
@@ -144,6 +149,10 @@ async function opensslSpeed(): Promise<number | undefined> {
   return m ? Number(m[1]) : undefined;
 }
 
+// The machine may be shared: the 1-minute load average before and after the
+// run says how much other work competed for the CPUs.
+const load1 = () => (Deno.loadavg()[0] ?? 0).toFixed(1);
+const loadBefore = load1();
 const raw = await rawCeiling(3000);
 const pipe1 = await pipelineRate(3000, 1);
 const pipe4 = await pipelineRate(3000, 4);
@@ -181,7 +190,7 @@ const rows: Array<[string, string, string]> = [
 console.log(
   `CA issuance benchmark, ${
     new Date().toISOString().slice(0, 10)
-  }, deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs`,
+  }, deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} CPUs, load average ${loadBefore} -> ${load1()}`,
 );
 console.log("| what | rate | vs raw ceiling |\n|---|---|---|");
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);

@@ -310,12 +310,12 @@ rows.push([
   "–",
   `${fdBefore} → ${fdAfter} (${completed} completed)`,
   "–",
-  `${fdAfter - fdBefore} leaked`,
+  `${Math.max(0, fdAfter - fdBefore)} leaked`,
 ]);
 summary.push([
   "proxy",
   "fds leaked after 10,000 app-closed connections",
-  String(fdAfter - fdBefore),
+  String(Math.max(0, fdAfter - fdBefore)),
   "",
   "0",
 ]);

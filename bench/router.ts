@@ -67,7 +67,7 @@ function spawn(
   const child = new Deno.Command(cmd, {
     args: argv,
     cwd: opts.cwd ?? ROOT,
-    env: opts.env,
+    env: { NO_COLOR: "1", ...opts.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -80,7 +80,13 @@ function spawn(
     stderrTail: () => "",
   };
   const err: string[] = [];
-  p.stderrTail = () => err.slice(-8).join("\n");
+  p.stderrTail = () => {
+    // Keep the error line(s), short enough for a table cell.
+    const clean = err.map((l) => l.trim()).filter(Boolean);
+    const errs = clean.filter((l) => /error/i.test(l));
+    return (errs.length ? errs.slice(-2) : clean.slice(-3)).join(" / ")
+      .slice(0, 300);
+  };
   void child.status.then(() => (p.exited = true));
   void readLines(child.stdout, (l) => p.lines.push(l));
   void readLines(child.stderr, (l) => {

@@ -166,20 +166,26 @@ export class Ledger {
     if (batch.length > 1) {
       try {
         this.#db.exec("BEGIN IMMEDIATE");
-        try {
-          for (const p of batch) this.#insert.run(...p.row);
-          this.#db.exec("COMMIT");
-        } catch (err) {
-          this.#db.exec("ROLLBACK");
-          throw err;
-        }
+      } catch (err) {
+        // Locked or unwritable: every row of the batch fails the same way.
+        for (const p of batch) p.reject(this.#writeError(err));
+        return;
+      }
+      try {
+        for (const p of batch) this.#insert.run(...p.row);
+        this.#db.exec("COMMIT");
         written.push(...batch);
       } catch {
-        // Fall through: one transaction per row, so only a bad row fails.
+        // One transaction per row below, so only a bad row fails.
         try {
           if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
         } catch {
-          // the per-row writes below report the problem
+          // checked just below
+        }
+        if (this.#db.isTransaction) {
+          const err = new Error("cannot roll back a failed group commit");
+          for (const p of batch) p.reject(this.#writeError(err));
+          return;
         }
       }
     }

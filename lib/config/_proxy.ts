@@ -143,7 +143,9 @@ export const ProxyInstance = z.strictObject({
   }
   if (
     typeof t === "string" &&
-    !inst.listeners.some((l) => (l.name ?? "") === t)
+    !inst.listeners.some((l) =>
+      (l.name ?? `${l.listen.port}-${l.app.port}`) === t
+    )
   ) {
     ctx.addIssue({
       code: "custom",

@@ -1,6 +1,8 @@
 /**
  * Building certificates (root, intermediate, instance leaf, service leaf) and
- * reading them back.
+ * reading them back. CA certificates are made with `@peculiar/x509`; leaves,
+ * the CA's hot path, are built directly from the `@peculiar/asn1-*` schemas
+ * by `_fast.ts` (same profile and encoding, without re-parsing the result).
  * @module
  */
 import "reflect-metadata";
@@ -249,7 +251,10 @@ export async function issueServiceCertificate(
   options: ServiceCertOptions,
 ): Promise<IssuedCertificate> {
   const names: AltName[] = [
-    ...(options.dnsNames ?? []).map((v): AltName => ({ type: "dns", value: v })),
+    ...(options.dnsNames ?? []).map((v): AltName => ({
+      type: "dns",
+      value: v,
+    })),
     ...(options.ips ?? []).map((v): AltName => ({ type: "ip", value: v })),
     ...(options.uris ?? []).map((v): AltName => ({ type: "url", value: v })),
   ];

@@ -110,10 +110,32 @@ function ecSpki(
 // ---------------------------------------------------------------------------
 // CSRs
 
-const EC_CURVES: Record<string, { namedCurve: string; type: KeyType; point: number }> = {
-  [id_secp256r1]: { namedCurve: "P-256", type: "ec-p256", point: 65 },
-  [id_secp384r1]: { namedCurve: "P-384", type: "ec-p384", point: 97 },
-};
+interface EcCurve {
+  oid: string;
+  /** DER of the curve's ECParameters, as it appears in a SubjectPublicKeyInfo. */
+  der: Uint8Array;
+  namedCurve: string;
+  type: KeyType;
+  /** Length of an uncompressed point. */
+  point: number;
+}
+const EC_CURVES: EcCurve[] = ([
+  { oid: id_secp256r1, namedCurve: "P-256", type: "ec-p256", point: 65 },
+  { oid: id_secp384r1, namedCurve: "P-384", type: "ec-p384", point: 97 },
+] as const).map((c) => ({
+  ...c,
+  der: new Uint8Array(
+    AsnConvert.serialize(new ECParameters({ namedCurve: c.oid })),
+  ),
+}));
+
+function curveOf(parameters: ArrayBuffer): EcCurve | undefined {
+  const p = new Uint8Array(parameters);
+  return EC_CURVES.find((c) =>
+    c.der.length === p.length && c.der.every((b, i) => b === p[i])
+  );
+}
+
 const ECDSA_HASHES: Record<string, string> = {
   [id_ecdsaWithSHA256]: "SHA-256",
   [id_ecdsaWithSHA384]: "SHA-384",
@@ -147,14 +169,7 @@ export async function verifyEcCsr(der: Uint8Array): Promise<FastCsrResult> {
     !hash || spki.algorithm.algorithm !== id_ecPublicKey ||
     !spki.algorithm.parameters || !req.certificationRequestInfoRaw
   ) return undefined;
-  let curveOid: string | undefined;
-  try {
-    curveOid = AsnConvert.parse(spki.algorithm.parameters, ECParameters)
-      .namedCurve;
-  } catch {
-    return undefined;
-  }
-  const curve = curveOid ? EC_CURVES[curveOid] : undefined;
+  const curve = curveOf(spki.algorithm.parameters);
   const point = new Uint8Array(spki.subjectPublicKey);
   if (!curve || point.length !== curve.point || point[0] !== 0x04) {
     return undefined;
@@ -187,7 +202,7 @@ export async function verifyEcCsr(der: Uint8Array): Promise<FastCsrResult> {
     ok = false;
   }
   if (!ok) return { ok: false, reason: "signature" };
-  keyInfos.set(publicKey, keyInfoOf(ecSpki(curveOid!, spki)));
+  keyInfos.set(publicKey, keyInfoOf(ecSpki(curve.oid, spki)));
   return { ok: true, publicKey, keyType: curve.type };
 }
 
@@ -341,7 +356,10 @@ function encodedOnce<T>(
   block: ReturnType<typeof AsnSerializer.toASN>,
   der: ArrayBuffer,
 ): T {
-  block.toBER = (sizeOnly?: boolean, writer?: { write(b: ArrayBuffer): void }) => {
+  block.toBER = (
+    sizeOnly?: boolean,
+    writer?: { write(b: ArrayBuffer): void },
+  ) => {
     const out = sizeOnly ? new ArrayBuffer(der.byteLength) : der;
     if (!writer) return out;
     writer.write(out);

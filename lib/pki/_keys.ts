@@ -101,7 +101,10 @@ export function toPem(der: ArrayBuffer | Uint8Array, label: string): string {
 }
 
 /** Decodes the first PEM block with the given label; `undefined` when absent. */
-export function fromPem(pem: string, label: string): Uint8Array<ArrayBuffer> | undefined {
+export function fromPem(
+  pem: string,
+  label: string,
+): Uint8Array<ArrayBuffer> | undefined {
   const re = new RegExp(
     `-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`,
   );

@@ -31,6 +31,7 @@ export class CredentialWatcher {
   #debounce: TimerId | undefined;
   #closed = false;
   #loop: Promise<void> = Promise.resolve();
+  #targets: Array<[string, string]> = [];
 
   constructor(options: WatcherOptions) {
     this.#o = options;
@@ -38,34 +39,63 @@ export class CredentialWatcher {
 
   /** Starts the event watcher and the poll. */
   start(): void {
-    const o = this.#o;
-    if (o.events !== false) {
-      const dirs = new Set<string>();
-      for (const f of o.files) {
-        const d = dirname(f);
-        dirs.add(d);
-        dirs.add(dirname(d));
-      }
-      const existing = [...dirs].filter((d) => {
-        try {
-          return Deno.statSync(d).isDirectory;
-        } catch {
-          return false;
-        }
-      });
-      if (existing.length > 0) {
-        try {
-          this.#fs = Deno.watchFs(existing, { recursive: false });
-          this.#loop = this.#consume(this.#fs);
-        } catch (err) {
-          o.logger.warn("watch-failed", {
-            error: describeError(err),
-            fallback: "poll",
-          });
-        }
-      }
-    }
+    if (this.#o.events !== false) this.#watch();
     this.#schedulePoll();
+  }
+
+  /**
+   * (Re)creates the fs watcher. inotify follows a symlinked directory to its
+   * target at watch time, so after a `current -> vN` swap the watcher is
+   * re-created on the new target.
+   */
+  #watch(): void {
+    const o = this.#o;
+    const dirs = new Set<string>();
+    for (const f of o.files) {
+      const d = dirname(f);
+      dirs.add(d);
+      dirs.add(dirname(d));
+    }
+    const existing = [...dirs].filter((d) => {
+      try {
+        return Deno.statSync(d).isDirectory;
+      } catch {
+        return false;
+      }
+    });
+    this.#targets = resolved(existing);
+    const real = [...new Set(this.#targets.map(([, r]) => r).filter(Boolean))];
+    if (real.length === 0) return;
+    const old = this.#fs;
+    this.#fs = undefined;
+    try {
+      old?.close();
+    } catch {
+      // already closed
+    }
+    try {
+      // Resolved paths: a watch on a symlinked directory stays on its old target.
+      this.#fs = Deno.watchFs(real, { recursive: false });
+      const fs = this.#fs;
+      const prev = this.#loop;
+      this.#loop = Promise.all([prev, this.#consume(fs)]).then(() => {});
+    } catch (err) {
+      this.#fs = undefined;
+      o.logger.warn("watch-failed", {
+        error: describeError(err),
+        fallback: "poll",
+      });
+    }
+  }
+
+  #check(why: "event" | "poll"): void {
+    if (this.#closed) return;
+    if (this.#o.events !== false) {
+      const dirs = this.#targets.map(([d]) => d);
+      const now = resolved(dirs);
+      if (now.some(([, r], i) => r !== this.#targets[i]?.[1])) this.#watch();
+    }
+    this.#o.onCheck(why);
   }
 
   /** Stops watching. */
@@ -106,7 +136,7 @@ export class CredentialWatcher {
     if (this.#debounce !== undefined) return;
     this.#debounce = this.#o.clock.setTimeout(() => {
       this.#debounce = undefined;
-      if (!this.#closed) this.#o.onCheck("event");
+      this.#check("event");
     }, this.#o.debounceMs);
   }
 
@@ -114,8 +144,18 @@ export class CredentialWatcher {
     if (this.#closed || this.#o.pollIntervalMs <= 0) return;
     this.#pollTimer = this.#o.clock.setTimeout(() => {
       if (this.#closed) return;
-      this.#o.onCheck("poll");
+      this.#check("poll");
       this.#schedulePoll();
     }, this.#o.pollIntervalMs);
   }
+}
+
+function resolved(dirs: string[]): Array<[string, string]> {
+  return dirs.map((d) => {
+    try {
+      return [d, Deno.realPathSync(d)];
+    } catch {
+      return [d, ""];
+    }
+  });
 }

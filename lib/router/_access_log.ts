@@ -5,34 +5,62 @@
  * @module
  */
 
-/** One access-log record (gorouter's fields, snake_case). */
-export interface AccessRecord {
-  time: string;
-  host: string;
-  method: string;
-  path: string;
-  protocol: string;
-  status: number;
-  bytes_in: number;
-  bytes_out: number;
-  remote: string;
-  backend: string;
-  request_id: string;
-  response_time: number;
-  app_id: string;
-  app_index: string;
-  instance_id: string;
-  failed_attempts: number;
-  router_error: string;
-  user_agent: string;
-  referer: string;
-  x_forwarded_for: string;
-  x_forwarded_proto: string;
+import type { Exchange } from "./_attempt.ts";
+
+// Anything outside printable ASCII, a quote or a backslash goes through
+// JSON.stringify (escapes, and lone surrogates in non-ASCII text).
+const NEEDS_ESCAPE = /[^ !#-[\]-~]/;
+
+function str(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+let lastMs = -1;
+let lastIso = "";
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+/**
+ * One JSON line (without newline) for a finished exchange. Built by hand:
+ * no intermediate record object, the timestamp string reused within a
+ * millisecond.
+ */
+export function formatAccessLine(
+  x: Exchange,
+  status: number,
+  seconds: number,
+): string {
+  const ep = x.ep;
+  return `{"time":"${isoTime(x.startMs)}","host":${str(x.host)},"method":${
+    str(x.method)
+  },"path":${
+    str(x.path)
+  },"protocol":"HTTP/1.1","status":${status},"bytes_in":${x.bytesIn},"bytes_out":${x.bytesOut},"remote":${
+    str(x.remote)
+  },"backend":${
+    ep === undefined ? '""' : str(ep.key)
+  },"request_id":"${x.requestId}","response_time":${seconds},"app_id":${
+    ep === undefined ? '""' : str(ep.app)
+  },"app_index":${ep === undefined ? '""' : str(ep.index)},"instance_id":${
+    ep === undefined ? '""' : str(ep.instanceId)
+  },"failed_attempts":${x.failed},"router_error":${
+    str(x.routerError)
+  },"user_agent":${str(x.userAgent)},"referer":${
+    str(x.referer)
+  },"x_forwarded_for":${str(x.forwardedFor)},"x_forwarded_proto":${
+    str(x.forwardedProto)
+  }}`;
 }
 
 /** Where access-log lines go. */
 export interface AccessLog {
-  write(record: AccessRecord): void;
+  /** Logs one finished exchange. */
+  write(x: Exchange, status: number, seconds: number): void;
   /** Writes buffered lines and stops the timer. */
   close(): Promise<void>;
 }
@@ -64,7 +92,7 @@ export async function createAccessLog(
   if (options.sink) {
     const sink = options.sink;
     return {
-      write: (r) => sink(JSON.stringify(r)),
+      write: (x, status, seconds) => sink(formatAccessLine(x, status, seconds)),
       close: () => Promise.resolve(),
     };
   }
@@ -90,8 +118,8 @@ export async function createAccessLog(
     }
   };
   return {
-    write(r) {
-      buf += JSON.stringify(r) + "\n";
+    write(x, status, seconds) {
+      buf += formatAccessLine(x, status, seconds) + "\n";
       if (buf.length > 65536) flush();
       else if (timer === undefined) timer = setTimeout(flush, 100);
     },

@@ -1,14 +1,18 @@
 /**
- * One attempt to forward a request to one endpoint over the endpoint's
- * HTTP/1.1 connection pool, and the conversion of the backend's response into
- * the client's `Response` (streamed, or read whole when small).
+ * One attempt to forward a request to one endpoint with `node:http(s)` over
+ * the endpoint's keep-alive agent, and the conversion of the backend's
+ * response into the client's `Response` (streamed, or read whole when small).
  * @module
  */
+import http from "node:http";
+import https from "node:https";
+import type { Buffer } from "node:buffer";
+import type { Socket } from "node:net";
 import type { Endpoint, Pool } from "./_pool.ts";
 import type { RouterStats } from "./_stats.ts";
-import type { Transports } from "./_transport.ts";
+import type { Phase, Transports } from "./_transport.ts";
+import { phaseOf } from "./_transport.ts";
 import { failureReason } from "./_fails.ts";
-import type { H1Conn, H1Handler, Phase } from "./_h1.ts";
 import { HOP_RESPONSE, stickyCookie } from "./_headers.ts";
 
 /** Responses up to this size (with a Content-Length) are sent as bytes. */
@@ -24,7 +28,12 @@ export interface Exchange {
   remote: string;
   proto: string;
   requestId: string;
-  headers: Record<string, string>;
+  /** Forwarded request headers as `[name, value, name, value, ...]`. */
+  headers: string[];
+  userAgent: string;
+  referer: string;
+  forwardedFor: string;
+  forwardedProto: string;
   bytesIn: number;
   bytesOut: number;
   failed: number;
@@ -36,13 +45,7 @@ export interface Exchange {
 /** Outcome of one attempt that did not produce a response. */
 export interface AttemptFailure {
   err: unknown;
-  phase: "dial" | "handshake" | "sent";
-}
-
-/** A request currently waiting on or streaming from a backend. */
-export interface InFlight {
-  started: number;
-  conn: H1Conn | undefined;
+  phase: Phase;
 }
 
 /** What an {@linkcode Attempt} needs from the data path. */
@@ -50,7 +53,8 @@ export interface AttemptHost {
   transports: Transports;
   stats: RouterStats;
   stickyNames: string[];
-  inflight: Set<InFlight>;
+  /** Attempts waiting on or streaming from a backend (request timeout sweep). */
+  inflight: Set<Attempt>;
   finish(x: Exchange, status: number): void;
   errorResponse(
     x: Exchange,
@@ -66,25 +70,26 @@ export interface AttemptHost {
  * response); rejects with an {@linkcode AttemptFailure} when no response
  * came back.
  */
-export class Attempt implements H1Handler {
+export class Attempt {
   readonly host: AttemptHost;
   readonly x: Exchange;
   readonly ep: Endpoint;
   readonly pool: Pool;
   readonly body: ReadableStream<Uint8Array> | null;
-  readonly entry: InFlight;
+  readonly started: number;
+  creq: http.ClientRequest | undefined;
+  res: http.IncomingMessage | undefined;
   resolve!: (r: Response) => void;
   reject!: (f: AttemptFailure) => void;
-  chunked = false;
   status = 0;
   headers: [string, string][] | undefined;
+  settled = false;
   // Small-body mode.
   small = false;
-  first: Uint8Array<ArrayBuffer> | undefined;
+  first: Uint8Array | undefined;
   more: Uint8Array[] | undefined;
   // Stream mode.
   controller: ReadableStreamDefaultController<Uint8Array> | undefined;
-  conn: H1Conn | undefined;
   done = false;
 
   constructor(
@@ -99,42 +104,71 @@ export class Attempt implements H1Handler {
     this.ep = ep;
     this.pool = pool;
     this.body = body;
-    this.entry = { started: performance.now(), conn: undefined };
+    this.started = performance.now();
   }
 
-  run(): Promise<Response> {
+  /** Sends the request; `retry` says an earlier attempt used `x.headers`. */
+  run(retry: boolean): Promise<Response> {
     const x = this.x;
     const ep = this.ep;
-    const headers = x.headers;
-    headers["x-cf-applicationid"] = ep.app;
-    headers["x-cf-instanceid"] = ep.instanceId;
-    headers["x-cf-instanceindex"] = ep.index;
-    let head = `${x.method} ${x.path} HTTP/1.1\r\n`;
-    for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
-    if (this.body !== null && headers["content-length"] === undefined) {
-      this.chunked = true;
-      head += "transfer-encoding: chunked\r\n";
-    }
-    head += "\r\n";
-    const conn = this.host.transports.poolFor(ep).acquire();
-    this.conn = conn;
-    this.entry.conn = conn;
-    this.host.inflight.add(this.entry);
-    return new Promise<Response>((resolve, reject) => {
+    const headers = retry ? x.headers.slice(0, -6) : x.headers;
+    headers.push(
+      "x-cf-applicationid",
+      ep.app,
+      "x-cf-instanceid",
+      ep.instanceId,
+      "x-cf-instanceindex",
+      ep.index,
+    );
+    const promise = new Promise<Response>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
-      conn.start(head, this, x.method === "HEAD");
     });
+    let creq: http.ClientRequest;
+    try {
+      creq = (ep.tls ? https : http).request({
+        host: ep.host,
+        port: ep.port,
+        method: x.method,
+        path: x.path,
+        headers,
+        setHost: false,
+        agent: this.host.transports.agentFor(ep),
+      });
+    } catch (err) {
+      this.settled = true;
+      this.reject({ err, phase: "dial" });
+      return promise;
+    }
+    this.creq = creq;
+    this.host.inflight.add(this);
+    creq.on("response", (res) => this.onResponse(res));
+    creq.on("error", (err) => this.onError(err));
+    const body = this.body;
+    if (body === null) creq.end();
+    else {
+      // Read the client's body only once the backend proved its identity,
+      // so a failed dial or handshake leaves it intact for the next attempt.
+      creq.once("socket", (socket: Socket) => {
+        if (phaseOf(socket) === "sent") pumpBody(body, creq, x);
+        else {
+          socket.once(
+            ep.tls ? "secureConnect" : "connect",
+            () => pumpBody(body, creq, x),
+          );
+        }
+      });
+    }
+    return promise;
   }
 
-  onReady(conn: H1Conn): void {
-    if (this.body === null) conn.finishRequest();
-    else pumpBody(this.body, conn, this.x, this.chunked);
-  }
-
-  onHead(status: number, raw: string[]): void {
+  onResponse(res: http.IncomingMessage): void {
+    this.res = res;
     const x = this.x;
     const ep = this.ep;
+    const raw = res.rawHeaders;
+    const status = res.statusCode ?? 502;
+    const stickyNames = this.host.stickyNames;
     const headers: [string, string][] = [];
     let setCookies: string[] | undefined;
     let length = -1;
@@ -147,7 +181,7 @@ export class Attempt implements H1Handler {
         length = Number(value);
         continue;
       }
-      if (lower === "set-cookie" && this.host.stickyNames.length > 0) {
+      if (lower === "set-cookie" && stickyNames.length > 0) {
         (setCookies ??= []).push(value);
       }
       headers.push([name, value]);
@@ -156,7 +190,7 @@ export class Attempt implements H1Handler {
     if (setCookies !== undefined && ep.instanceId !== "") {
       const vcap = stickyCookie(
         setCookies,
-        this.host.stickyNames,
+        stickyNames,
         ep.instanceId,
         this.pool,
       );
@@ -164,55 +198,66 @@ export class Attempt implements H1Handler {
     }
     this.status = status;
     this.headers = headers;
+    res.on("error", (err: Error) => this.onError(err));
+    res.on("end", () => this.onEnd());
     if (x.method === "HEAD" || status === 204 || status === 304) {
       if (length >= 0 && x.method === "HEAD") {
         headers.push(["content-length", String(length)]);
       }
-      this.resolve(new Response(null, { status, headers }));
+      this.settle(new Response(null, { status, headers }));
+      res.resume();
       return;
     }
     if (length >= 0 && length <= SMALL_BODY) {
       // Read the small body whole and send bytes: cheaper than a stream,
       // and a backend failing mid-body still gets a clean 502.
       this.small = true;
+      res.on("data", (chunk: Buffer) => this.onSmallData(chunk));
       return;
     }
     if (length >= 0) headers.push(["content-length", String(length)]);
-    const conn = this.conn!;
     const stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.controller = controller;
       },
-      pull: () => conn.resume(),
+      pull: () => {
+        res.resume();
+      },
       cancel: () => {
-        conn.destroy();
+        // The client went away: this connection cannot be reused.
+        this.creq?.destroy();
         this.end();
       },
     }, { highWaterMark: 4 });
-    this.resolve(new Response(stream, { status, headers }));
+    res.on("data", (chunk: Buffer) => this.onStreamData(chunk));
+    this.settle(new Response(stream, { status, headers }));
   }
 
-  onData(chunk: Uint8Array): void {
+  onSmallData(chunk: Uint8Array): void {
     this.x.bytesOut += chunk.length;
-    if (this.small) {
-      if (this.first === undefined) {
-        this.first = chunk as Uint8Array<ArrayBuffer>;
-      } else (this.more ??= [this.first]).push(chunk);
-      return;
-    }
+    if (this.first === undefined) this.first = chunk;
+    else (this.more ??= [this.first]).push(chunk);
+  }
+
+  onStreamData(chunk: Uint8Array): void {
+    this.x.bytesOut += chunk.length;
     const c = this.controller;
-    if (c === undefined) return;
+    if (c === undefined || this.done) return;
     c.enqueue(chunk);
-    if ((c.desiredSize ?? 1) <= 0) this.conn!.pause();
+    if ((c.desiredSize ?? 1) <= 0) this.res!.pause();
   }
 
   onEnd(): void {
+    if (this.done) return;
     if (this.small) {
       const body = this.more !== undefined
         ? concatBytes(this.more, this.x.bytesOut)
         : this.first ?? null;
-      this.resolve(
-        new Response(body, { status: this.status, headers: this.headers }),
+      this.settle(
+        new Response(body as Uint8Array<ArrayBuffer> | null, {
+          status: this.status,
+          headers: this.headers,
+        }),
       );
     } else {
       try {
@@ -224,13 +269,18 @@ export class Attempt implements H1Handler {
     this.end();
   }
 
-  onError(err: Error, phase: Phase, gotResponse: boolean): void {
-    if (!gotResponse) {
-      this.host.inflight.delete(this.entry);
-      this.reject({ err, phase });
+  onError(err: Error): void {
+    if (this.done) return;
+    if (this.res === undefined) {
+      this.done = true;
+      this.host.inflight.delete(this);
+      if (!this.settled) {
+        this.settled = true;
+        this.reject({ err, phase: phaseOf(this.creq?.socket) });
+      }
       return;
     }
-    if (this.small) {
+    if (this.small || !this.settled) {
       this.host.stats.badGateways++;
       const res = this.host.errorResponse(
         this.x,
@@ -239,7 +289,7 @@ export class Attempt implements H1Handler {
         "502 Bad Gateway: backend failed mid-response",
       );
       this.end();
-      this.resolve(res);
+      this.settle(res);
       return;
     }
     try {
@@ -250,16 +300,27 @@ export class Attempt implements H1Handler {
     this.end();
   }
 
+  /** Aborts the exchange (request timeout, shutdown). */
+  abort(err: Error): void {
+    this.creq?.destroy(err);
+  }
+
+  settle(r: Response): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(r);
+  }
+
   end(): void {
     if (this.done) return;
     this.done = true;
-    this.host.inflight.delete(this.entry);
+    this.host.inflight.delete(this);
     this.ep.inflight--;
     if (this.x.status === 0) this.host.finish(this.x, this.status);
   }
 }
 
-function concatBytes(chunks: Uint8Array[], n: number): Uint8Array<ArrayBuffer> {
+function concatBytes(chunks: Uint8Array[], n: number): Uint8Array {
   const out = new Uint8Array(n);
   let off = 0;
   for (const c of chunks) {
@@ -272,48 +333,36 @@ function concatBytes(chunks: Uint8Array[], n: number): Uint8Array<ArrayBuffer> {
 /** Writes the client's request body to the backend, with backpressure. */
 async function pumpBody(
   body: ReadableStream<Uint8Array>,
-  conn: H1Conn,
+  creq: http.ClientRequest,
   x: Exchange,
-  chunked: boolean,
 ): Promise<void> {
   const reader = body.getReader();
-  const socket = conn.socket;
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       if (value.length === 0) continue;
       x.bytesIn += value.length;
-      if (chunked) conn.write(CHUNK_PREFIX(value.length));
-      let ok = conn.write(value);
-      if (chunked) ok = conn.write(CRLF);
-      if (!ok) {
+      if (!creq.write(value)) {
         await new Promise<void>((r) => {
-          const done = () => {
-            socket.off("drain", done);
-            socket.off("close", done);
+          const go = () => {
+            creq.off("drain", go);
+            creq.off("close", go);
             r();
           };
-          socket.on("drain", done);
-          socket.on("close", done);
+          creq.on("drain", go);
+          creq.on("close", go);
         });
       }
-      if (!conn.alive) {
+      if (creq.destroyed) {
         await reader.cancel().catch(() => {});
         return;
       }
     }
-    if (chunked) conn.write(LAST_CHUNK);
-    conn.finishRequest();
+    creq.end();
   } catch (err) {
-    conn.destroy(err instanceof Error ? err : new Error(String(err)));
+    creq.destroy(err instanceof Error ? err : new Error(String(err)));
   } finally {
     reader.releaseLock();
   }
-}
-
-const CRLF = new TextEncoder().encode("\r\n");
-const LAST_CHUNK = new TextEncoder().encode("0\r\n\r\n");
-function CHUNK_PREFIX(n: number): Uint8Array {
-  return new TextEncoder().encode(`${n.toString(16)}\r\n`);
 }

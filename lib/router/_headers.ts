@@ -5,24 +5,49 @@
  */
 import type { Pool } from "./_pool.ts";
 
+/** {@linkcode REQUEST_HEADER} value: not forwarded (hop-by-hop or set by the router). */
+export const RH_DROP = 1;
+export const RH_CONNECTION = 2;
+export const RH_UPGRADE = 3;
+export const RH_HOST = 4;
+export const RH_FORWARDED_FOR = 5;
+export const RH_FORWARDED_PROTO = 6;
+export const RH_REQUEST_START = 7;
+export const RH_TRACEPARENT = 8;
+export const RH_COOKIE = 9;
+export const RH_USER_AGENT = 10;
+export const RH_REFERER = 11;
+export const RH_CONTENT_LENGTH = 12;
+
 /**
- * Request headers not forwarded: hop-by-hop ones (RFC 9110 §7.6.1) and the
- * ones the router sets itself.
+ * Request headers the data path treats specially, so one Map lookup per
+ * header sorts them: hop-by-hop ones (RFC 9110 §7.6.1) and the ones the
+ * router sets itself are dropped, the ones it reads are noted. Headers not
+ * in the map are forwarded as they are.
  */
-export const HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "proxy-authorization",
-  "proxy-authenticate",
-  "x-cf-applicationid",
-  "x-cf-instanceid",
-  "x-cf-instanceindex",
-  "x-vcap-request-id",
+export const REQUEST_HEADER: ReadonlyMap<string, number> = new Map([
+  ["connection", RH_CONNECTION],
+  ["keep-alive", RH_DROP],
+  ["proxy-connection", RH_DROP],
+  ["te", RH_DROP],
+  ["trailer", RH_DROP],
+  ["transfer-encoding", RH_DROP],
+  ["upgrade", RH_UPGRADE],
+  ["proxy-authorization", RH_DROP],
+  ["proxy-authenticate", RH_DROP],
+  ["x-cf-applicationid", RH_DROP],
+  ["x-cf-instanceid", RH_DROP],
+  ["x-cf-instanceindex", RH_DROP],
+  ["x-vcap-request-id", RH_DROP],
+  ["host", RH_HOST],
+  ["x-forwarded-for", RH_FORWARDED_FOR],
+  ["x-forwarded-proto", RH_FORWARDED_PROTO],
+  ["x-request-start", RH_REQUEST_START],
+  ["traceparent", RH_TRACEPARENT],
+  ["cookie", RH_COOKIE],
+  ["user-agent", RH_USER_AGENT],
+  ["referer", RH_REFERER],
+  ["content-length", RH_CONTENT_LENGTH],
 ]);
 /** Response headers not passed back. */
 export const HOP_RESPONSE = new Set([
@@ -50,14 +75,21 @@ export function hostname(hostHeader: string): string {
   return (colon === -1 ? hostHeader : hostHeader.slice(0, colon)).toLowerCase();
 }
 
+/**
+ * Removes the headers a `Connection` header names (hop-by-hop by
+ * declaration) from a flat `[name, value, ...]` list of lowercase names.
+ */
 export function dropConnectionTokens(
-  headers: Record<string, string>,
+  headers: string[],
   connection: string,
 ): void {
   for (const token of connection.split(",")) {
     const t = token.trim().toLowerCase();
-    if (t !== "" && t !== "close" && t !== "keep-alive" && t !== "host") {
-      delete headers[t];
+    if (t === "" || t === "close" || t === "keep-alive" || t === "host") {
+      continue;
+    }
+    for (let i = headers.length - 2; i >= 0; i -= 2) {
+      if (headers[i] === t) headers.splice(i, 2);
     }
   }
 }

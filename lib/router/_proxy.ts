@@ -25,16 +25,23 @@ import {
 import type { FailureKind } from "./_fails.ts";
 import { proxyWebSocket } from "./_websocket.ts";
 import { Attempt } from "./_attempt.ts";
-import type {
-  AttemptFailure,
-  AttemptHost,
-  Exchange,
-  InFlight,
-} from "./_attempt.ts";
+import type { AttemptFailure, AttemptHost, Exchange } from "./_attempt.ts";
 import {
   dropConnectionTokens,
-  HOP,
   hostname,
+  REQUEST_HEADER,
+  RH_CONNECTION,
+  RH_CONTENT_LENGTH,
+  RH_COOKIE,
+  RH_DROP,
+  RH_FORWARDED_FOR,
+  RH_FORWARDED_PROTO,
+  RH_HOST,
+  RH_REFERER,
+  RH_REQUEST_START,
+  RH_TRACEPARENT,
+  RH_UPGRADE,
+  RH_USER_AGENT,
   stickyTarget,
   traceparent,
 } from "./_headers.ts";
@@ -95,7 +102,7 @@ export interface ProxyHandler {
  */
 export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
   const { registry, stats, settings } = ctx;
-  const inflight = new Set<InFlight>();
+  const inflight = new Set<Attempt>();
   const relays = new Set<{ close(): void }>();
   const stickyNames = settings.stickyCookieNames;
 
@@ -103,33 +110,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     x.status = status;
     const seconds = (performance.now() - x.start) / 1000;
     stats.observe(status, seconds);
-    const log = ctx.accessLog;
-    if (log === undefined) return;
-    const ep = x.ep;
-    const h = x.headers;
-    log.write({
-      time: new Date(x.startMs).toISOString(),
-      host: x.host,
-      method: x.method,
-      path: x.path,
-      protocol: "HTTP/1.1",
-      status,
-      bytes_in: x.bytesIn,
-      bytes_out: x.bytesOut,
-      remote: x.remote,
-      backend: ep?.key ?? "",
-      request_id: x.requestId,
-      response_time: seconds,
-      app_id: ep?.app ?? "",
-      app_index: ep?.index ?? "",
-      instance_id: ep?.instanceId ?? "",
-      failed_attempts: x.failed,
-      router_error: x.routerError,
-      user_agent: h["user-agent"] ?? "",
-      referer: h["referer"] ?? "",
-      x_forwarded_for: h["x-forwarded-for"] ?? "",
-      x_forwarded_proto: h["x-forwarded-proto"] ?? "",
-    });
+    ctx.accessLog?.write(x, status, seconds);
   }
 
   function errorResponse(
@@ -162,6 +143,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     ep: Endpoint,
     f: AttemptFailure,
     kind: FailureKind,
+    websocket: boolean,
   ): void {
     if (kind === "identity") stats.backendInvalidId++;
     else if (kind === "untrusted") stats.backendInvalidTlsCert++;
@@ -174,6 +156,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       kind,
       code: failureReason(f.err, kind),
       phase: f.phase,
+      websocket,
       pruned: prune,
     });
     if (prune) {
@@ -183,77 +166,14 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     }
   }
 
-  async function forward(
-    req: Request,
+  function failed(
     x: Exchange,
-    pool: Pool,
-    sticky: string | undefined,
-  ): Promise<Response> {
-    const body = req.body;
-    const algorithm = pool.balancing ?? settings.balancing;
-    const attempts = Math.min(settings.maxAttempts, pool.size);
-    let tried: Endpoint[] | undefined;
-    let last: AttemptFailure | undefined;
-    let lastKind: FailureKind = "other";
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      let ep: Endpoint | undefined;
-      if (sticky !== undefined && attempt === 0) {
-        const pinned = pool.findInstance(sticky);
-        if (
-          pinned !== undefined && pinned.inflight < settings.maxConns &&
-          pinned.failedUntil <= ctx.clock.now()
-        ) ep = pinned;
-      }
-      if (ep === undefined) {
-        const picked = pool.pick(
-          ctx.clock.now(),
-          tried,
-          algorithm,
-          settings.maxConns,
-        );
-        if (typeof picked === "string") {
-          if (last !== undefined) break;
-          if (picked === "exhausted") {
-            stats.backendExhaustedConns++;
-            return errorResponse(
-              x,
-              503,
-              "Connection Limit Reached",
-              "503 Service Unavailable: connection limit reached",
-            );
-          }
-          return errorResponse(
-            x,
-            503,
-            "no_endpoints",
-            "503 Service Unavailable: no endpoints",
-          );
-        }
-        ep = picked;
-      }
-      x.ep = ep;
-      ep.inflight++;
-      try {
-        return await new Attempt(host, x, ep, pool, body).run();
-      } catch (e) {
-        ep.inflight--;
-        const f = e as AttemptFailure;
-        const kind = classifyFailure(f.err, f.phase);
-        x.failed++;
-        last = f;
-        lastKind = kind;
-        onFailure(pool, ep, f, kind);
-        const safe = f.phase !== "sent" ||
-          (body === null && IDEMPOTENT.has(x.method) &&
-            (kind === "reset" || kind === "other"));
-        if (!safe) break;
-        (tried ??= []).push(ep);
-        if (attempt + 1 < attempts) stats.retries++;
-      }
-    }
+    f: AttemptFailure | undefined,
+    kind: FailureKind,
+  ) {
     stats.badGateways++;
-    const reason = failureReason(last?.err, lastKind);
-    const status = failureStatus(lastKind);
+    const reason = failureReason(f?.err, kind);
+    const status = failureStatus(kind);
     return errorResponse(
       x,
       status,
@@ -262,6 +182,85 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
         status === 503 ? "Service Unavailable" : "Bad Gateway"
       }: endpoint failure`,
     );
+  }
+
+  /** The next endpoint to try, or the error response when there is none. */
+  function choose(
+    x: Exchange,
+    pool: Pool,
+    sticky: string | undefined,
+    tried: Endpoint[] | undefined,
+    retrying: boolean,
+  ): Endpoint | Response | undefined {
+    if (sticky !== undefined && tried === undefined) {
+      const pinned = pool.findInstance(sticky);
+      if (
+        pinned !== undefined && pinned.inflight < settings.maxConns &&
+        pinned.failedUntil <= ctx.clock.now()
+      ) return pinned;
+    }
+    const picked = pool.pick(
+      ctx.clock.now(),
+      tried,
+      pool.balancing ?? settings.balancing,
+      settings.maxConns,
+    );
+    if (typeof picked !== "string") return picked;
+    if (retrying) return undefined;
+    if (picked === "exhausted") {
+      stats.backendExhaustedConns++;
+      return errorResponse(
+        x,
+        503,
+        "Connection Limit Reached",
+        "503 Service Unavailable: connection limit reached",
+      );
+    }
+    return errorResponse(
+      x,
+      503,
+      "no_endpoints",
+      "503 Service Unavailable: no endpoints",
+    );
+  }
+
+  async function forward(
+    body: ReadableStream<Uint8Array> | null,
+    x: Exchange,
+    pool: Pool,
+    sticky: string | undefined,
+  ): Promise<Response> {
+    const attempts = Math.min(settings.maxAttempts, pool.size);
+    let tried: Endpoint[] | undefined;
+    let last: AttemptFailure | undefined;
+    let lastKind: FailureKind = "other";
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const ep = choose(x, pool, sticky, tried, last !== undefined);
+      if (ep === undefined) break;
+      if (ep instanceof Response) return ep;
+      x.ep = ep;
+      ep.inflight++;
+      try {
+        return await new Attempt(host, x, ep, pool, body).run(attempt > 0);
+      } catch (e) {
+        ep.inflight--;
+        const f = e as AttemptFailure;
+        const kind = classifyFailure(f.err, f.phase);
+        x.failed++;
+        last = f;
+        lastKind = kind;
+        onFailure(pool, ep, f, kind, false);
+        // Safe to retry: no request byte can have reached the backend, or
+        // an idempotent request without body got no response byte.
+        const safe = f.phase !== "sent" ||
+          (body === null && IDEMPOTENT.has(x.method) &&
+            (kind === "reset" || kind === "other"));
+        if (!safe) break;
+        (tried ??= []).push(ep);
+        if (attempt + 1 < attempts) stats.retries++;
+      }
+    }
+    return failed(x, last, lastKind);
   }
 
   function handle(
@@ -274,10 +273,69 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
     const remote = (info.remoteAddr as Deno.NetAddr).hostname;
     const requestId = crypto.randomUUID();
-    const headers: Record<string, string> = {};
+    const startMs = Date.now();
+    const headers: string[] = [];
+    let size = 0;
+    let hostHeader: string | undefined;
+    let connection: string | undefined;
+    let upgrade: string | undefined;
+    let xff: string | undefined;
+    let xfp: string | undefined;
+    let requestStart: string | undefined;
+    let incomingTrace: string | undefined;
+    let cookie: string | undefined;
+    let userAgent = "";
+    let referer = "";
+    let hasLength = false;
+    // One pass over the headers: drop hop-by-hop ones, note the few the
+    // router reads, copy the rest as a flat array node:http sends as is.
+    for (const [name, value] of req.headers) {
+      size += name.length + value.length + 4;
+      switch (REQUEST_HEADER.get(name)) {
+        case undefined:
+          headers.push(name, value);
+          continue;
+        case RH_DROP:
+          continue;
+        case RH_CONNECTION:
+          connection = value;
+          continue;
+        case RH_UPGRADE:
+          upgrade = value;
+          continue;
+        case RH_HOST:
+          hostHeader = value;
+          break;
+        case RH_FORWARDED_FOR:
+          xff = value;
+          continue;
+        case RH_FORWARDED_PROTO:
+          xfp = value;
+          break;
+        case RH_REQUEST_START:
+          requestStart = value;
+          break;
+        case RH_TRACEPARENT:
+          incomingTrace = value;
+          continue;
+        case RH_COOKIE:
+          cookie = value;
+          break;
+        case RH_USER_AGENT:
+          userAgent = value;
+          break;
+        case RH_REFERER:
+          referer = value;
+          break;
+        case RH_CONTENT_LENGTH:
+          hasLength = true;
+          break;
+      }
+      headers.push(name, value);
+    }
     const x: Exchange = {
       start: performance.now(),
-      startMs: Date.now(),
+      startMs,
       method: req.method,
       host: "",
       path,
@@ -285,6 +343,10 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       proto,
       requestId,
       headers,
+      userAgent,
+      referer,
+      forwardedFor: xff ?? "",
+      forwardedProto: xfp ?? "",
       bytesIn: 0,
       bytesOut: 0,
       failed: 0,
@@ -292,33 +354,15 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       routerError: "",
       status: 0,
     };
-    let size = 0;
-    let connection: string | undefined;
-    let upgrade: string | undefined;
-    for (const [name, value] of req.headers) {
-      size += name.length + value.length + 4;
-      if (HOP.has(name)) {
-        if (name === "connection") connection = value;
-        else if (name === "upgrade") upgrade = value;
-        continue;
-      }
-      headers[name] = value;
-    }
     if (size > settings.maxHeaderBytes) {
-      return errorResponse(
-        x,
-        431,
-        "",
-        "431 Request Header Fields Too Large",
-      );
+      return errorResponse(x, 431, "", "431 Request Header Fields Too Large");
     }
     if (connection !== undefined) dropConnectionTokens(headers, connection);
-    let hostHeader = headers["host"];
     if (hostHeader === undefined) {
       // HTTP/2 carries the host in :authority, which Deno puts in the URL.
       const a = url.indexOf("//") + 2;
       hostHeader = url.slice(a, url.indexOf("/", a));
-      headers["host"] = hostHeader;
+      headers.push("host", hostHeader);
     }
     const host = hostname(hostHeader);
     x.host = host;
@@ -334,50 +378,51 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
         `404 Not Found: Requested route ('${host}') does not exist.`,
       );
     }
-    const xff = headers["x-forwarded-for"];
-    headers["x-forwarded-for"] = xff === undefined
-      ? remote
-      : `${xff}, ${remote}`;
-    if (headers["x-forwarded-proto"] === undefined) {
-      headers["x-forwarded-proto"] = proto;
+    const forwardedFor = xff === undefined ? remote : `${xff}, ${remote}`;
+    x.forwardedFor = forwardedFor;
+    headers.push("x-forwarded-for", forwardedFor);
+    if (xfp === undefined) {
+      x.forwardedProto = proto;
+      headers.push("x-forwarded-proto", proto);
     }
-    if (headers["x-request-start"] === undefined) {
-      headers["x-request-start"] = String(x.startMs);
+    if (requestStart === undefined) {
+      headers.push("x-request-start", String(startMs));
     }
-    headers["x-vcap-request-id"] = requestId;
-    headers["traceparent"] = traceparent(headers["traceparent"], requestId);
+    headers.push(
+      "x-vcap-request-id",
+      requestId,
+      "traceparent",
+      traceparent(incomingTrace, requestId),
+    );
     let sticky: string | undefined;
-    const cookie = headers["cookie"];
     if (cookie !== undefined && cookie.includes("__VCAP_ID__=")) {
       sticky = stickyTarget(cookie, stickyNames);
     }
-    if (
-      upgrade !== undefined && upgrade.toLowerCase() === "websocket"
-    ) {
+    if (upgrade !== undefined && upgrade.toLowerCase() === "websocket") {
       return proxyWebSocket(req, x, pool, {
         ctx,
-        pick: () =>
-          pool.pick(
-            ctx.clock.now(),
-            undefined,
-            pool.balancing ?? settings.balancing,
-            settings.maxConns,
-          ),
+        pick: (tried) => choose(x, pool, sticky, tried, tried !== undefined),
+        onFailure: (ep, f, kind) => onFailure(pool, ep, f, kind, true),
+        failed,
         finish,
         errorResponse,
         relays,
       });
     }
-    return forward(req, x, pool, sticky);
+    const body = req.body;
+    if (body !== null && !hasLength) {
+      headers.push("transfer-encoding", "chunked");
+    }
+    return forward(body, x, pool, sticky);
   }
 
   return {
     handle,
     sweep(now: number) {
-      for (const e of inflight) {
-        if (now - e.started > settings.requestTimeoutMs) {
-          inflight.delete(e);
-          e.conn?.destroy(
+      for (const a of inflight) {
+        if (now - a.started > settings.requestTimeoutMs) {
+          inflight.delete(a);
+          a.abort(
             codedError("ERR_ROUTER_REQUEST_TIMEOUT", "Request timed out"),
           );
         }

@@ -150,6 +150,7 @@ export async function startRouter(
 
   const transports = new Transports({
     tls: backendTls,
+    maxConns: b.max_conns,
     maxIdle: b.max_idle_conns,
     idleTimeoutMs: b.idle_timeout,
     dialTimeoutMs: b.dial_timeout,
@@ -413,6 +414,8 @@ export async function startRouter(
       },
       async reload() {
         transports.setTls(await loadTls());
+        // Fresh agents with the new material; the old ones finish their
+        // requests, then close.
         for (const pool of registry.pools()) {
           for (const ep of pool.endpoints) transports.release(ep);
         }

@@ -1,15 +1,31 @@
 /**
- * Backend connection pools: one pool of keep-alive connections per endpoint.
- * TLS connections use `node:tls` with `servername` and `checkServerIdentity`
- * bound to the endpoint's `server_cert_domain_san` (the instance id), trusting
- * only the backend CA and presenting the router's client certificate in mTLS
- * mode. `fetch` cannot verify a SAN other than the dialed address and
- * `Deno.startTls` cannot present a client certificate, hence `node:tls`.
+ * Backend connections: one keep-alive `node:https.Agent` per TLS endpoint
+ * (`node:http.Agent` for plain ones). The agent's `servername` and
+ * `checkServerIdentity` are bound to the endpoint's `server_cert_domain_san`
+ * (the instance id), it trusts only the backend CA and, in mTLS mode, presents
+ * the router's client certificate. `fetch` cannot verify a SAN other than the
+ * dialed address and `Deno.startTls` cannot present a client certificate,
+ * hence `node:https` (see `deno-notes.md`, Q3).
+ *
+ * Every new socket is tagged with how far it got ({@linkcode Phase}) and gets
+ * the dial and TLS handshake timeouts; the retry logic reads the tag to know
+ * whether any request byte could have reached the backend.
  * @module
  */
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
 import tls from "node:tls";
 import type { Endpoint } from "./_pool.ts";
-import { H1Pool } from "./_h1.ts";
+
+/** How far a backend connection got when a request on it failed. */
+export type Phase = "dial" | "handshake" | "sent";
+
+/** Socket property holding its {@linkcode Phase}. */
+export const PHASE: unique symbol = Symbol("sigil.phase");
+
+/** A backend socket tagged with its phase. */
+export type TaggedSocket = net.Socket & { [PHASE]?: Phase };
 
 /** PEM material for backend TLS. */
 export interface BackendTls {
@@ -24,7 +40,9 @@ export interface BackendTls {
 /** Options of {@linkcode Transports}. */
 export interface TransportOptions {
   tls: BackendTls;
-  /** Idle keep-alive connections kept per endpoint. @default {100} */
+  /** Concurrent connections per endpoint (`max_conns`). @default {500} */
+  maxConns?: number;
+  /** Idle keep-alive connections kept per endpoint; 0 disables keep-alive. @default {100} */
   maxIdle?: number;
   /** Idle connection timeout in ms. @default {90000} */
   idleTimeoutMs?: number;
@@ -51,38 +69,200 @@ export function identityChecker(
   return (_host, cert) => tls.checkServerIdentity(san, cert);
 }
 
-/** Creates, hands out and retires the per-endpoint connection pools. */
+/** The phase a request on this socket failed in (no socket: dial). */
+export function phaseOf(socket: net.Socket | null | undefined): Phase {
+  if (socket === null || socket === undefined) return "dial";
+  return (socket as TaggedSocket)[PHASE] ?? "sent";
+}
+
+/**
+ * Opens a backend socket (TLS when `secure`) with the dial and handshake
+ * timeouts, tagging it with its phase as it progresses. Used by the agents
+ * and by the WebSocket client (its `createConnection` option).
+ */
+export function connectBackend(
+  options: tls.ConnectionOptions & net.TcpNetConnectOpts,
+  secure: boolean,
+  dialMs: number,
+  handshakeMs: number,
+): TaggedSocket {
+  const socket: TaggedSocket = secure
+    ? tls.connect(options)
+    : net.connect(options);
+  socket[PHASE] = "dial";
+  socket.setNoDelay(true);
+  let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+    timer = undefined;
+    socket.destroy(
+      socket[PHASE] === "dial"
+        ? codedError("ERR_ROUTER_DIAL_TIMEOUT", "Dial timed out")
+        : codedError("ERR_ROUTER_HANDSHAKE_TIMEOUT", "TLS handshake timed out"),
+    );
+  }, dialMs);
+  const stop = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+  socket.once("connect", () => {
+    if (!secure) {
+      stop();
+      socket[PHASE] = "sent";
+      return;
+    }
+    socket[PHASE] = "handshake";
+    stop();
+    timer = setTimeout(() => {
+      timer = undefined;
+      socket.destroy(
+        codedError("ERR_ROUTER_HANDSHAKE_TIMEOUT", "TLS handshake timed out"),
+      );
+    }, handshakeMs);
+  });
+  if (secure) {
+    // Emitted only once the chain and the identity check passed.
+    socket.once("secureConnect", () => {
+      stop();
+      socket[PHASE] = "sent";
+    });
+  }
+  socket.once("close", stop);
+  return socket;
+}
+
+/** Socket property: when it last went idle (performance.now() ms). */
+const IDLE_SINCE: unique symbol = Symbol("sigil.idleSince");
+type IdleSocket = net.Socket & { [IDLE_SINCE]?: number };
+
+interface AgentSettings {
+  /** Options for `tls.connect`; undefined for plain endpoints. */
+  tls: tls.ConnectionOptions | undefined;
+  dialMs: number;
+  handshakeMs: number;
+}
+
+/*
+ * The agents are plain keep-alive agents. Deliberately small agent options:
+ * `addRequest` copies them into a new object on every request, so the TLS
+ * material (servername, checkServerIdentity, ca, cert, key) is applied in
+ * `createConnection`, once per connection. `getName` is constant because
+ * each agent serves one endpoint (the default builds a key from the PEM
+ * material on every request). Idle sockets are closed by
+ * `Transports.sweepIdle` rather than the agent's `timeout` option, which
+ * re-arms a socket timer on every request.
+ */
+function agentOptions(maxConns: number, maxIdle: number): http.AgentOptions {
+  return {
+    keepAlive: maxIdle > 0,
+    maxSockets: maxConns,
+    maxFreeSockets: Math.max(1, maxIdle),
+    // Set, so addRequest never derives a servername from the Host header.
+    servername: "",
+  } as http.AgentOptions;
+}
+
+class EndpointHttpAgent extends http.Agent {
+  readonly settings: AgentSettings;
+  retired = false;
+  constructor(options: http.AgentOptions, settings: AgentSettings) {
+    super(options);
+    this.settings = settings;
+  }
+  override getName(): string {
+    return "ep";
+  }
+  override keepSocketAlive(socket: net.Socket): boolean {
+    if (this.retired) return false;
+    (socket as IdleSocket)[IDLE_SINCE] = performance.now();
+    // node's implementation returns a boolean; its typings say void.
+    return super.keepSocketAlive(socket) as unknown as boolean;
+  }
+  override createConnection(options: net.TcpNetConnectOpts): net.Socket {
+    const s = this.settings;
+    return connectBackend(
+      { host: options.host, port: options.port, ...s.tls },
+      s.tls !== undefined,
+      s.dialMs,
+      s.handshakeMs,
+    );
+  }
+}
+
+class EndpointHttpsAgent extends https.Agent {
+  readonly settings: AgentSettings;
+  retired = false;
+  constructor(options: https.AgentOptions, settings: AgentSettings) {
+    super(options);
+    this.settings = settings;
+  }
+  override getName(): string {
+    return "ep";
+  }
+  override keepSocketAlive(socket: net.Socket): boolean {
+    if (this.retired) return false;
+    (socket as IdleSocket)[IDLE_SINCE] = performance.now();
+    return super.keepSocketAlive(socket) as unknown as boolean;
+  }
+  override createConnection(options: net.TcpNetConnectOpts): net.Socket {
+    const s = this.settings;
+    return connectBackend(
+      { host: options.host, port: options.port, ...s.tls },
+      true,
+      s.dialMs,
+      s.handshakeMs,
+    );
+  }
+}
+
+/** The per-endpoint agent. */
+export type EndpointAgent = EndpointHttpAgent | EndpointHttpsAgent;
+
+/** Creates, hands out and retires the per-endpoint agents. */
 export class Transports {
   #tls: BackendTls;
+  #maxConns: number;
   #maxIdle: number;
   #idleMs: number;
   #dialMs: number;
   #handshakeMs: number;
-  #pools = new Set<H1Pool>();
+  #agents = new Set<EndpointAgent>();
+  /** Retired agents that may still carry a request. */
+  #retired = new Set<EndpointAgent>();
 
   constructor(options: TransportOptions) {
     this.#tls = options.tls;
+    this.#maxConns = options.maxConns ?? 500;
     this.#maxIdle = options.maxIdle ?? 100;
     this.#idleMs = options.idleTimeoutMs ?? 90_000;
     this.#dialMs = options.dialTimeoutMs ?? 5_000;
     this.#handshakeMs = options.handshakeTimeoutMs ?? 10_000;
   }
 
-  /** The endpoint's connection pool, created on first use. */
-  poolFor(ep: Endpoint): H1Pool {
-    const existing = ep.transport as H1Pool | undefined;
+  /** TCP connect timeout in ms. */
+  get dialTimeoutMs(): number {
+    return this.#dialMs;
+  }
+
+  /** TLS handshake timeout in ms. */
+  get handshakeTimeoutMs(): number {
+    return this.#handshakeMs;
+  }
+
+  /** The endpoint's agent, created on first use. */
+  agentFor(ep: Endpoint): EndpointAgent {
+    const existing = ep.transport as EndpointAgent | undefined;
     if (existing !== undefined) return existing;
-    const pool = new H1Pool({
-      host: ep.host,
-      port: ep.port,
+    const options = agentOptions(this.#maxConns, this.#maxIdle);
+    const settings: AgentSettings = {
       tls: ep.tls ? this.tlsOptions(ep.san) : undefined,
-      maxIdle: this.#maxIdle,
-      dialTimeoutMs: this.#dialMs,
-      handshakeTimeoutMs: this.#handshakeMs,
-    });
-    this.#pools.add(pool);
-    ep.transport = pool;
-    return pool;
+      dialMs: this.#dialMs,
+      handshakeMs: this.#handshakeMs,
+    };
+    const agent: EndpointAgent = ep.tls
+      ? new EndpointHttpsAgent(options, settings)
+      : new EndpointHttpAgent(options, settings);
+    this.#agents.add(agent);
+    ep.transport = agent;
+    return agent;
   }
 
   /** TLS client options for a backend that must prove it is `san`. */
@@ -99,23 +279,41 @@ export class Transports {
     };
   }
 
-  /** Replaces the TLS material (used by new pools). */
+  /** Replaces the TLS material (used by agents created from now on). */
   setTls(material: BackendTls): void {
     this.#tls = material;
   }
 
-  /** Retires the endpoint's pool: idle connections close now, busy ones after their request. */
+  /**
+   * Retires the endpoint's agent: idle connections close now, busy ones
+   * after their request. The next request creates a fresh agent.
+   */
   release(ep: Endpoint): void {
-    const pool = ep.transport as H1Pool | undefined;
-    if (pool === undefined) return;
+    const agent = ep.transport as EndpointAgent | undefined;
+    if (agent === undefined) return;
     ep.transport = undefined;
-    this.#pools.delete(pool);
-    pool.retire();
+    this.#agents.delete(agent);
+    agent.retired = true;
+    for (const list of Object.values(agent.freeSockets)) {
+      for (const s of list ?? []) s.destroy();
+    }
+    for (const old of this.#retired) {
+      if (Object.keys(old.sockets).length === 0) this.#retired.delete(old);
+    }
+    if (Object.keys(agent.sockets).length > 0) this.#retired.add(agent);
   }
 
   /** Closes keep-alive connections idle for longer than the idle timeout. */
   sweepIdle(now: number): void {
-    for (const pool of this.#pools) pool.sweep(now, this.#idleMs);
+    const limit = now - this.#idleMs;
+    for (const agent of this.#agents) {
+      for (const list of Object.values(agent.freeSockets)) {
+        if (list === undefined) continue;
+        for (const s of [...list]) {
+          if (((s as IdleSocket)[IDLE_SINCE] ?? now) < limit) s.destroy();
+        }
+      }
+    }
   }
 
   /** How often {@linkcode Transports.sweepIdle} should run, in ms. */
@@ -123,14 +321,16 @@ export class Transports {
     return Math.max(100, Math.min(this.#idleMs / 3, 30_000));
   }
 
-  /** Number of live pools (for tests and metrics). */
+  /** Number of live agents (for tests and metrics). */
   get size(): number {
-    return this.#pools.size;
+    return this.#agents.size;
   }
 
-  /** Destroys every pool and connection. */
+  /** Destroys every agent and connection. */
   closeAll(): void {
-    for (const pool of this.#pools) pool.destroy();
-    this.#pools.clear();
+    for (const agent of this.#agents) agent.destroy();
+    for (const agent of this.#retired) agent.destroy();
+    this.#agents.clear();
+    this.#retired.clear();
   }
 }

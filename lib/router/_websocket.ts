@@ -1,42 +1,66 @@
 /**
- * WebSocket pass-through. `Deno.serve` cannot hand over the raw client socket,
- * so the router upgrades the backend connection first (same TLS identity
- * check as any request), then accepts the client's upgrade with
- * `Deno.upgradeWebSocket` and relays messages both ways: frames from the
- * backend are decoded, messages from the client are sent as masked frames.
- * The connection stays open until either side closes it.
+ * WebSocket pass-through. `Deno.serve` cannot hand over the raw client
+ * socket, so the router first opens the backend WebSocket with the `ws`
+ * package (same TLS identity check as any request: `servername` and
+ * `checkServerIdentity` bound to the instance id, the backend CA, the client
+ * certificate in mTLS mode), then accepts the client's upgrade with
+ * `Deno.upgradeWebSocket` and relays messages both ways. Either side closing
+ * closes the other; a backend that fails its identity check is pruned and
+ * never sent anything.
  * @module
  */
-import http from "node:http";
-import https from "node:https";
-import type { Duplex } from "node:stream";
-import type { Endpoint, PickMiss, Pool } from "./_pool.ts";
+import type http from "node:http";
+import { Buffer } from "node:buffer";
+import WebSocketImpl from "ws";
+import type { Endpoint, Pool } from "./_pool.ts";
 import type { ProxyContext } from "./_proxy.ts";
-import { concat, encodeFrame, FrameParser } from "./_ws_frames.ts";
-import {
-  classifyFailure,
-  failureReason,
-  failureStatus,
-  isPrunable,
-} from "./_fails.ts";
+import type { AttemptFailure, Exchange } from "./_attempt.ts";
+import { connectBackend, phaseOf } from "./_transport.ts";
+import type { TaggedSocket } from "./_transport.ts";
+import { classifyFailure } from "./_fails.ts";
+import type { FailureKind } from "./_fails.ts";
 
-interface ExchangeLike {
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  ep: Endpoint | undefined;
-  failed: number;
-  bytesIn: number;
-  bytesOut: number;
+/** The part of the `ws` client the relay uses. */
+interface BackendSocket {
+  readonly readyState: number;
+  readonly protocol: string;
+  on(event: "open", fn: () => void): this;
+  on(event: "message", fn: (data: Buffer, isBinary: boolean) => void): this;
+  on(event: "close", fn: (code: number, reason: Buffer) => void): this;
+  on(event: "error", fn: (err: Error) => void): this;
+  on(
+    event: "unexpected-response",
+    fn: (req: http.ClientRequest, res: http.IncomingMessage) => void,
+  ): this;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
 }
 
+const BackendWebSocket = WebSocketImpl as unknown as new (
+  url: string,
+  protocols: string[],
+  options: Record<string, unknown>,
+) => BackendSocket;
+
+const WS_OPEN = 1;
+
 /** Helpers the data path lends to the WebSocket relay. */
-export interface WebSocketHelpers<X extends ExchangeLike> {
+export interface WebSocketHelpers {
   ctx: ProxyContext;
-  pick(): Endpoint | PickMiss;
-  finish(x: X, status: number): void;
+  /** The next endpoint, an error response, or undefined when none is left. */
+  pick(tried: Endpoint[] | undefined): Endpoint | Response | undefined;
+  /** Counts, logs and prunes (or cools down) a failed endpoint. */
+  onFailure(ep: Endpoint, f: AttemptFailure, kind: FailureKind): void;
+  /** The error response for a request whose last attempt failed. */
+  failed(
+    x: Exchange,
+    f: AttemptFailure | undefined,
+    kind: FailureKind,
+  ): Response;
+  finish(x: Exchange, status: number): void;
   errorResponse(
-    x: X,
+    x: Exchange,
     status: number,
     routerError: string,
     body: string,
@@ -45,210 +69,215 @@ export interface WebSocketHelpers<X extends ExchangeLike> {
   relays: Set<{ close(): void }>;
 }
 
+type Outcome = Response | AttemptFailure;
+
 /**
- * Proxies one WebSocket upgrade request.
+ * Proxies one WebSocket upgrade request. Endpoints that fail before the
+ * upgrade request could reach them (dial, TLS, identity) are skipped for the
+ * next one, up to `max_attempts`.
  *
  * @returns The 101 response (relay running), or the backend's refusal, or an
  *   error response.
  */
-export function proxyWebSocket<X extends ExchangeLike>(
+export async function proxyWebSocket(
   req: Request,
-  x: X,
+  x: Exchange,
   pool: Pool,
-  h: WebSocketHelpers<X>,
+  h: WebSocketHelpers,
 ): Promise<Response> {
-  const { ctx } = h;
-  const picked = h.pick();
-  if (typeof picked === "string") {
-    return Promise.resolve(
-      h.errorResponse(
-        x,
-        503,
-        "no_endpoints",
-        "503 Service Unavailable: no endpoints",
-      ),
-    );
+  const attempts = Math.min(h.ctx.settings.maxAttempts, pool.size);
+  let tried: Endpoint[] | undefined;
+  let last: AttemptFailure | undefined;
+  let lastKind: FailureKind = "other";
+  for (let i = 0; i < attempts; i++) {
+    const ep = h.pick(tried);
+    if (ep instanceof Response) return ep;
+    if (ep === undefined) break;
+    x.ep = ep;
+    const out = await attempt(req, x, ep, h);
+    if (out instanceof Response) return out;
+    h.ctx.stats.websocketFailures++;
+    lastKind = classifyFailure(out.err, out.phase);
+    last = out;
+    x.failed++;
+    h.onFailure(ep, out, lastKind);
+    if (out.phase === "sent") break;
+    (tried ??= []).push(ep);
   }
-  const ep = picked;
-  x.ep = ep;
-  const headers = { ...x.headers };
-  delete headers["sec-websocket-extensions"];
-  headers["connection"] = "Upgrade";
-  headers["upgrade"] = "websocket";
-  headers["x-cf-applicationid"] = ep.app;
-  headers["x-cf-instanceid"] = ep.instanceId;
-  headers["x-cf-instanceindex"] = ep.index;
-  const options = {
-    host: ep.host,
-    port: ep.port,
-    method: "GET",
-    path: x.path,
-    headers,
-    agent: false as const,
-    timeout: ctx.settings.dialTimeoutMs + ctx.settings.handshakeTimeoutMs,
-  };
-  return new Promise<Response>((resolve) => {
-    const creq = ep.tls
-      ? https.request({ ...options, ...ctx.transports.tlsOptions(ep.san) })
-      : http.request(options);
-    creq.on("timeout", () => {
-      const err = new Error("WebSocket upgrade timed out") as Error & {
-        code: string;
-      };
-      err.code = "ERR_ROUTER_DIAL_TIMEOUT";
-      creq.destroy(err);
-    });
-    creq.on("upgrade", (res, socket, head) => {
-      socket.setTimeout(0);
-      let upgraded;
-      try {
-        const protocol = res.headers["sec-websocket-protocol"];
-        upgraded = Deno.upgradeWebSocket(req, {
-          protocol: typeof protocol === "string" ? protocol : undefined,
-          idleTimeout: 0,
-        });
-      } catch (err) {
-        socket.destroy();
-        ctx.stats.websocketFailures++;
-        ctx.logger.warn("websocket-upgrade-failed", { error: err });
-        resolve(
-          h.errorResponse(x, 400, "", "400 Bad Request: invalid upgrade"),
-        );
-        return;
-      }
-      ctx.stats.websocketUpgrades++;
-      ep.inflight++;
-      const ws = upgraded.socket;
-      const handle = {
-        close: () => {
-          closeClient(ws, 1001, "router shutting down");
-          socket.destroy();
+  return h.failed(x, last, lastKind);
+}
+
+/** Backend request headers: the forwarded ones minus the WebSocket handshake's. */
+function backendHeaders(x: Exchange, ep: Endpoint): Record<string, string> {
+  const out: Record<string, string> = {};
+  const flat = x.headers;
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!;
+    if (name.startsWith("sec-websocket-")) continue;
+    out[name] = flat[i + 1]!;
+  }
+  out["x-cf-applicationid"] = ep.app;
+  out["x-cf-instanceid"] = ep.instanceId;
+  out["x-cf-instanceindex"] = ep.index;
+  return out;
+}
+
+function attempt(
+  req: Request,
+  x: Exchange,
+  ep: Endpoint,
+  h: WebSocketHelpers,
+): Promise<Outcome> {
+  const { ctx } = h;
+  const t = ctx.transports;
+  const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
+    .split(",").map((p) => p.trim()).filter((p) => p !== "");
+  const host = ep.host.includes(":") ? `[${ep.host}]` : ep.host;
+  let socket: TaggedSocket | undefined;
+  return new Promise<Outcome>((resolve) => {
+    let settled = false;
+    const settle = (o: Outcome) => {
+      if (settled) return;
+      settled = true;
+      resolve(o);
+    };
+    let backend: BackendSocket;
+    try {
+      backend = new BackendWebSocket(
+        `${ep.tls ? "wss" : "ws"}://${host}:${ep.port}${x.path}`,
+        protocols,
+        {
+          ...(ep.tls ? t.tlsOptions(ep.san) : {}),
+          headers: backendHeaders(x, ep),
+          perMessageDeflate: false,
+          followRedirects: false,
+          handshakeTimeout: t.dialTimeoutMs + t.handshakeTimeoutMs,
+          createConnection: (o: Parameters<typeof connectBackend>[0]) =>
+            socket = connectBackend(
+              o,
+              ep.tls,
+              t.dialTimeoutMs,
+              t.handshakeTimeoutMs,
+            ),
         },
-      };
-      h.relays.add(handle);
-      relay(ws, socket, head, x, () => {
-        h.relays.delete(handle);
-        ep.inflight--;
-        h.finish(x, 101);
-      });
-      resolve(upgraded.response);
+      );
+    } catch (err) {
+      settle({ err, phase: "dial" });
+      return;
+    }
+    backend.on("error", (err) => {
+      if (!settled) {
+        settle({ err, phase: phaseOf(socket) });
+        backend.terminate();
+      }
     });
-    creq.on("response", (res) => {
+    backend.on("unexpected-response", (creq, res) => {
       // The backend refused the upgrade: pass its answer on.
       const chunks: Uint8Array[] = [];
       res.on("data", (c: Uint8Array) => chunks.push(c));
+      res.on("error", () => {});
       res.on("end", () => {
         const status = res.statusCode ?? 502;
-        h.finish(x, status);
         const out: [string, string][] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) {
-          const n = res.rawHeaders[i]!.toLowerCase();
+        const raw = res.rawHeaders;
+        for (let i = 0; i < raw.length; i += 2) {
+          const n = raw[i]!.toLowerCase();
           if (n === "connection" || n === "transfer-encoding") continue;
-          out.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+          out.push([raw[i]!, raw[i + 1]!]);
         }
-        const body = status === 204 || status === 304 ? null : concat(chunks);
-        resolve(new Response(body, { status, headers: out }));
+        out.push(["x-vcap-request-id", x.requestId]);
+        const body = status === 204 || status === 304
+          ? null
+          : Buffer.concat(chunks);
+        x.bytesOut += body?.length ?? 0;
+        h.finish(x, status);
+        settle(new Response(body, { status, headers: out }));
+        creq.destroy();
       });
     });
-    creq.on("error", (err) => {
-      const kind = classifyFailure(err, "dial");
-      x.failed++;
-      ctx.stats.websocketFailures++;
-      if (kind === "identity") ctx.stats.backendInvalidId++;
-      const prune = ep.tls && isPrunable(kind);
-      if (prune && ctx.registry.prune(pool, ep)) {
-        ctx.stats.routesPruned.inc({ reason: kind });
+    backend.on("open", () => {
+      let upgraded: { socket: WebSocket; response: Response };
+      try {
+        upgraded = Deno.upgradeWebSocket(req, {
+          protocol: backend.protocol || undefined,
+          idleTimeout: 0,
+        });
+      } catch (err) {
+        backend.terminate();
+        ctx.stats.websocketFailures++;
+        ctx.logger.warn("websocket-upgrade-failed", { error: String(err) });
+        settle(h.errorResponse(x, 400, "", "400 Bad Request: invalid upgrade"));
+        return;
       }
-      ctx.logger.warn("backend-failed", {
-        backend: ep.key,
-        instance: ep.instanceId,
-        route: pool.uri,
-        kind,
-        code: failureReason(err, kind),
-        websocket: true,
-        pruned: prune,
-      });
-      const status = failureStatus(kind);
-      resolve(
-        h.errorResponse(
-          x,
-          status,
-          `endpoint_failure (${failureReason(err, kind)})`,
-          `${status} endpoint failure`,
-        ),
-      );
+      ctx.stats.websocketUpgrades++;
+      relay(upgraded.socket, backend, x, ep, h);
+      settle(upgraded.response);
     });
-    creq.end();
   });
 }
 
-/** Relays messages between the client's WebSocket and the backend socket. */
+/** Relays messages between the client's WebSocket and the backend's. */
 function relay(
   ws: WebSocket,
-  backend: Duplex,
-  head: Uint8Array,
-  x: ExchangeLike,
-  done: () => void,
+  backend: BackendSocket,
+  x: Exchange,
+  ep: Endpoint,
+  h: WebSocketHelpers,
 ): void {
   ws.binaryType = "arraybuffer";
+  ep.inflight++;
   let finished = false;
-  const pending: Array<string | Uint8Array> = [];
+  const handle = {
+    close: () => {
+      closeClient(ws, 1001, "router shutting down");
+      backend.terminate();
+    },
+  };
+  h.relays.add(handle);
   const finish = () => {
     if (finished) return;
     finished = true;
-    done();
+    h.relays.delete(handle);
+    ep.inflight--;
+    h.finish(x, 101);
   };
-  const toClient = (m: string | Uint8Array) => {
-    if (ws.readyState === WebSocket.OPEN) ws.send(m);
-    else if (ws.readyState === WebSocket.CONNECTING) pending.push(m);
-  };
+  const pending: Array<string | Uint8Array> = [];
   ws.onopen = () => {
     for (const m of pending) ws.send(m);
     pending.length = 0;
   };
   ws.onmessage = (e: MessageEvent) => {
-    const data = typeof e.data === "string"
-      ? new TextEncoder().encode(e.data)
-      : new Uint8Array(e.data as ArrayBuffer);
-    x.bytesIn += data.length;
-    backend.write(encodeFrame(typeof e.data === "string" ? 1 : 2, data));
+    if (backend.readyState !== WS_OPEN) return;
+    if (typeof e.data === "string") {
+      x.bytesIn += Buffer.byteLength(e.data);
+      backend.send(e.data);
+    } else {
+      const data = new Uint8Array(e.data as ArrayBuffer);
+      x.bytesIn += data.length;
+      backend.send(data);
+    }
   };
   ws.onclose = (e: CloseEvent) => {
-    if (!backend.destroyed) {
-      const code = e.code >= 1000 && e.code < 5000 && e.code !== 1005 &&
-          e.code !== 1006
-        ? e.code
-        : 1000;
-      backend.end(encodeFrame(8, new Uint8Array([code >> 8, code & 255])));
-    }
+    if (backend.readyState === WS_OPEN) {
+      const valid = (e.code >= 1000 && e.code <= 1014 && e.code !== 1004 &&
+        e.code !== 1005 && e.code !== 1006) ||
+        (e.code >= 3000 && e.code < 5000);
+      backend.close(valid ? e.code : 1000, e.reason);
+    } else backend.terminate();
     finish();
   };
   ws.onerror = () => {};
-  const parser = new FrameParser((opcode, payload) => {
-    if (opcode === 1) {
-      x.bytesOut += payload.length;
-      toClient(new TextDecoder().decode(payload));
-    } else if (opcode === 2) {
-      x.bytesOut += payload.length;
-      toClient(payload);
-    } else if (opcode === 9) {
-      backend.write(encodeFrame(10, payload));
-    } else if (opcode === 8) {
-      const code = payload.length >= 2
-        ? (payload[0]! << 8) | payload[1]!
-        : 1000;
-      const reason = new TextDecoder().decode(payload.subarray(2));
-      closeClient(ws, code, reason);
-      backend.end();
-    }
+  backend.on("message", (data, isBinary) => {
+    x.bytesOut += data.length;
+    const m = isBinary ? data : data.toString("utf8");
+    if (ws.readyState === WebSocket.OPEN) ws.send(m);
+    else if (ws.readyState === WebSocket.CONNECTING) pending.push(m);
   });
-  backend.on("data", (chunk: Uint8Array) => parser.push(chunk));
-  backend.on("error", () => closeClient(ws, 1011, "backend error"));
-  backend.on("close", () => {
-    closeClient(ws, 1001, "backend closed");
+  backend.on("close", (code, reason) => {
+    closeClient(ws, code, reason.toString("utf8"));
     finish();
   });
-  if (head.length > 0) parser.push(head);
+  backend.on("error", () => closeClient(ws, 1011, "backend error"));
 }
 
 function closeClient(ws: WebSocket, code: number, reason: string): void {

@@ -307,3 +307,27 @@ Deno.test("GET endpoints serve the bundle, the JWKS, health and metrics", async 
     await f.close();
   }
 });
+
+Deno.test("POST /v1/sign returns no certificate when the ledger cannot record it", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  const f = await fixture();
+  const other = new DatabaseSync(join(f.dir, "ca", CA_FILES.ledger));
+  try {
+    other.exec("BEGIN IMMEDIATE");
+    const res = await post(f, await body(), await f.token());
+    assert.equal(res.status, 500);
+    const json = await res.json();
+    assert.equal(json.error.code, "ERR_CA_LEDGER");
+    assert.equal(json.certificate, undefined);
+    assert.ok(!JSON.stringify(json).includes("BEGIN CERTIFICATE"));
+    other.exec("ROLLBACK");
+    assert.equal((await post(f, await body(), await f.token())).status, 201);
+    assert.equal(
+      f.ledger.list().filter((r) => r.result === "issued").length,
+      1,
+    );
+  } finally {
+    other.close();
+    await f.close();
+  }
+});

@@ -252,3 +252,50 @@ Deno.test("reload() picks up a new trusted client CA bundle in mtls mode", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("startProxy() reloads on filesystem events alone (poll off): in-place renames and a symlink swap", async () => {
+  const dir = await tempDir();
+  const app = startHttpApp();
+  await rotate(dir, 0);
+  const proxy = await startProxy(
+    proxySection({
+      admin_listen: "127.0.0.1:0",
+      reload_poll_interval: "0",
+      reload_debounce: "20ms",
+      instances: [{
+        credentials_dir: `${dir}/current`,
+        mode: "tls",
+        listeners: [{ listen: "127.0.0.1:0", app: `127.0.0.1:${app.port}` }],
+      }],
+    }),
+    { logger: memoryLogger().logger },
+  );
+  try {
+    // Symlink swap (the rotator's layout).
+    const swapped = await rotate(dir, 1);
+    await waitFor(
+      () => norm(proxy.certs()[0]!.serial) === swapped,
+      3000,
+      "symlink swap",
+    );
+    // In-place atomic renames inside the current directory: key, then cert.
+    const next = await pki.issueInstance({ instanceId: "inst-1" });
+    await Deno.writeTextFile(`${dir}/v1/instance.key.tmp`, next.keyPem);
+    await Deno.writeTextFile(`${dir}/v1/instance.crt.tmp`, next.certPem);
+    await Deno.rename(`${dir}/v1/instance.key.tmp`, `${dir}/v1/instance.key`);
+    await Deno.rename(`${dir}/v1/instance.crt.tmp`, `${dir}/v1/instance.crt`);
+    await waitFor(
+      () => norm(proxy.certs()[0]!.serial) === norm(next.serial),
+      3000,
+      "in-place rename",
+    );
+    assert.equal(
+      await handshakeSerial(proxy.port("inst-1")),
+      norm(next.serial),
+    );
+  } finally {
+    await proxy.close({ drainTimeoutMs: 0 });
+    await app.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { encodeFrame, FrameParser } from "../../lib/router/_ws_frames.ts";
 import { startTestRouter } from "./_helpers.ts";
 
 Deno.test("router passes WebSocket upgrades through to a verified TLS backend", async () => {
@@ -101,38 +100,6 @@ Deno.test("router refuses a WebSocket upgrade to an endpoint with the wrong iden
   }
 });
 
-Deno.test("WebSocket frame codec round-trips fragmented and large frames", () => {
-  const out: Array<[number, string]> = [];
-  const p = new FrameParser((op, payload) =>
-    out.push([op, new TextDecoder().decode(payload)])
-  );
-  const big = "y".repeat(70_000);
-  const frames = [
-    serverFrame(1, "a", false),
-    serverFrame(0, "b", true),
-    encodeFrame(1, new TextEncoder().encode(big)),
-  ];
-  const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-  let off = 0;
-  for (const f of frames) {
-    all.set(f, off);
-    off += f.length;
-  }
-  // Feed in odd-sized pieces.
-  for (let i = 0; i < all.length; i += 7) p.push(all.slice(i, i + 7));
-  assert.deepEqual(out, [[1, "ab"], [1, big]]);
-});
-
-/** An unmasked server frame with payload under 126 bytes. */
-function serverFrame(opcode: number, text: string, fin: boolean): Uint8Array {
-  const payload = new TextEncoder().encode(text);
-  return new Uint8Array([
-    (fin ? 0x80 : 0) | opcode,
-    payload.length,
-    ...payload,
-  ]);
-}
-
 Deno.test("router close() ends open WebSocket relays", async () => {
   const t = await startTestRouter();
   const backend = Deno.serve(
@@ -161,6 +128,118 @@ Deno.test("router close() ends open WebSocket relays", async () => {
     const ev = await closed.promise;
     assert.ok(performance.now() - started < 5000);
     assert.ok(ev.code === 1001 || ev.code === 1006 || ev.code === 1000);
+  } finally {
+    await t.close();
+    await backend.shutdown();
+  }
+});
+
+Deno.test("router relays a client-initiated close to the backend and retries past a bad identity", async () => {
+  const t = await startTestRouter();
+  const bad = await t.pki.issueInstance({ instanceId: "inst-other" });
+  const good = await t.pki.issueInstance({ instanceId: "inst-good" });
+  let badHits = 0;
+  const badBackend = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: bad.certPem,
+    key: bad.keyPem,
+    onListen: () => {},
+  }, (req) => {
+    badHits++;
+    return Deno.upgradeWebSocket(req).response;
+  });
+  const backendClosed = Promise.withResolvers<CloseEvent>();
+  const goodBackend = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: good.certPem,
+    key: good.keyPem,
+    onListen: () => {},
+  }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req, {
+      protocol: "chat.v1",
+    });
+    socket.onmessage = (e) => socket.send(`echo:${e.data}`);
+    socket.onclose = (e) => backendClosed.resolve(e);
+    return response;
+  });
+  try {
+    // The impostor first, so round-robin tries it first.
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: badBackend.addr.port,
+      uris: ["localhost"],
+      server_cert_domain_san: "inst-bad",
+    });
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: goodBackend.addr.port,
+      uris: ["localhost"],
+      server_cert_domain_san: "inst-good",
+    });
+    const ws = new WebSocket(`ws://localhost:${t.router.port}/room`, [
+      "chat.v1",
+    ]);
+    const clientClosed = Promise.withResolvers<CloseEvent>();
+    ws.onclose = (e) => clientClosed.resolve(e);
+    await new Promise((r) => (ws.onopen = r));
+    assert.equal(ws.protocol, "chat.v1");
+    const echoed = new Promise((r) => (ws.onmessage = (e) => r(e.data)));
+    ws.send("hi");
+    assert.equal(await echoed, "echo:hi");
+    ws.close(4002, "client done");
+    const seen = await backendClosed.promise;
+    assert.equal(seen.code, 4002);
+    assert.equal(seen.reason, "client done");
+    await clientClosed.promise;
+    assert.equal(badHits, 0);
+    const pool = t.router.registry.lookup("localhost", "/")!;
+    assert.deepEqual(pool.endpoints.map((e) => e.san), ["inst-good"]);
+    const log = t.access.at(-1)!;
+    assert.equal(log.status, 101);
+    assert.equal(log.failed_attempts, 1);
+  } finally {
+    await t.close();
+    await badBackend.shutdown();
+    await goodBackend.shutdown();
+  }
+});
+
+Deno.test("router passes a backend's refusal of a WebSocket upgrade through", async () => {
+  const t = await startTestRouter();
+  const backend = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () => new Response("no sockets here", { status: 403 }),
+  );
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: backend.addr.port,
+      uris: ["localhost"],
+    });
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: t.router.port,
+    });
+    await conn.write(
+      new TextEncoder().encode(
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n" +
+          "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+      ),
+    );
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("no sockets here")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    conn.close();
+    assert.match(text, /^HTTP\/1\.1 403/);
+    assert.match(text, /no sockets here/);
+    assert.equal(t.access.at(-1)!.status, 403);
   } finally {
     await t.close();
     await backend.shutdown();

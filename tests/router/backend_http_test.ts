@@ -3,7 +3,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { header, request, startBackend, startTestRouter } from "./_helpers.ts";
 
-const ROUTE = "h1.example.com";
+const ROUTE = "be.example.com";
 
 /** A raw TCP backend answering each request head with `reply(head)`. */
 async function rawBackend(
@@ -94,8 +94,16 @@ Deno.test("router relays chunked, close-delimited and bodiless responses", async
     assert.equal(cont.text, "ok");
     const again = await request(t.url, ROUTE, { path: "/x" });
     assert.equal(again.text, "abc");
-    // Hop-by-hop request headers are not forwarded.
-    assert.ok(be.heads.every((h) => !/^connection:/im.test(h)));
+    // Hop-by-hop request headers (and those Connection names) are not
+    // forwarded; the router speaks keep-alive to the backend on its own.
+    await request(t.url, ROUTE, {
+      path: "/hop",
+      headers: { connection: "x-hop", "x-hop": "secret", te: "trailers" },
+    });
+    const hop = be.heads.find((h) => h.startsWith("GET /hop "))!;
+    assert.doesNotMatch(hop, /^x-hop:/im);
+    assert.doesNotMatch(hop, /^te:/im);
+    assert.match(hop, /^connection: keep-alive$/im);
   } finally {
     await be.close();
     await t.close();
@@ -248,5 +256,103 @@ Deno.test("router closes idle backend connections after idle_timeout and honours
     await noIdle.close();
     await new Promise((r) => watch.close(r));
     await be.close();
+  }
+});
+
+Deno.test("router keeps a POST body intact for the next endpoint when a handshake fails", async () => {
+  const t = await startTestRouter();
+  const y = await startBackend({
+    name: "Y",
+    cred: await t.pki.issueInstance({ instanceId: "inst-y" }),
+  });
+  const z = await startBackend({
+    name: "Z",
+    cred: await t.pki.issueInstance({ instanceId: "inst-z" }),
+  });
+  try {
+    // Registered as inst-x but serving inst-y: tried first, fails its check.
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: y.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-x",
+    });
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: z.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-z",
+    });
+    const body = "b".repeat(200_000);
+    const res = await request(t.url, ROUTE, { method: "POST", body });
+    assert.equal(res.status, 200);
+    const echoed = JSON.parse(res.text);
+    assert.equal(echoed.backend, "Z");
+    assert.equal(echoed.body.length, body.length);
+    assert.equal(y.seen.length, 0);
+    assert.equal(t.access.at(-1)!.failed_attempts, 1);
+  } finally {
+    await y.close();
+    await z.close();
+    await t.close();
+  }
+});
+
+Deno.test("router gives up on a TLS handshake after tls_handshake_timeout and prunes the endpoint", async () => {
+  const t = await startTestRouter({
+    backends: { tls_handshake_timeout: "200ms" },
+  });
+  // Accepts TCP, never answers the ClientHello.
+  const be = await rawBackend(() => {});
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: be.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-silent",
+    });
+    const started = Date.now();
+    const res = await request(t.url, ROUTE);
+    assert.ok(Date.now() - started < 3000);
+    assert.equal(res.status, 525);
+    assert.equal(
+      header(res, "x-cf-routererror"),
+      "endpoint_failure (ERR_ROUTER_HANDSHAKE_TIMEOUT)",
+    );
+    assert.equal(t.router.registry.endpointCount, 0);
+    assert.match(
+      t.router.metrics(),
+      /sigil_router_backend_tls_handshake_failed_total 1/,
+    );
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
+
+Deno.test("router streams a chunked response of unknown length to the client", async () => {
+  const t = await startTestRouter();
+  const part = "z".repeat(100_000);
+  const be = await startBackend({
+    name: "stream",
+    handler: (_req, res) => {
+      res.write(part);
+      setTimeout(() => res.end(part), 20);
+      return true;
+    },
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    const res = await request(t.url, ROUTE);
+    assert.equal(res.status, 200);
+    assert.equal(res.text.length, part.length * 2);
+    assert.equal(t.access.at(-1)!.bytes_out, part.length * 2);
+  } finally {
+    await be.close();
+    await t.close();
   }
 });
