@@ -22,6 +22,7 @@ import { authorize } from "./_policy.ts";
 import { verifyToken } from "./_token.ts";
 import type { TokenClaims } from "./_token.ts";
 import type { CaStore } from "./_store.ts";
+import { issuedEntry } from "./_ledger.ts";
 import type { Ledger } from "./_ledger.ts";
 
 /** The `POST /v1/sign` body. */
@@ -179,19 +180,14 @@ export class CertificateAuthority {
           now: this.#o.clock.now(),
         },
       );
-      await this.ledger.commit({
-        time: new Date(this.#o.clock.now()).toISOString(),
-        result: "issued",
-        serial: leaf.serial,
-        instance_id: identity.instanceId,
-        app: identity.app,
-        space: identity.space,
-        org: identity.org,
-        ips: JSON.stringify(identity.ips),
-        not_after: leaf.notAfter.toISOString(),
-        caller: claims.subject,
-        reason: leaf.clamped ? "validity-clamped-to-issuer" : null,
-      });
+      await this.ledger.commit(
+        issuedEntry(
+          identity,
+          leaf,
+          claims.subject,
+          new Date(this.#o.clock.now()).toISOString(),
+        ),
+      );
       if (leaf.clamped) {
         this.#o.logger.warn("validity-clamped", {
           instance: identity.instanceId,

@@ -41,6 +41,47 @@ function rowOf(
 }
 
 /**
+ * The ledger row for an issued certificate.
+ *
+ * @example
+ * ```ts
+ * import { issuedEntry } from "./_ledger.ts";
+ * const row = issuedEntry(
+ *   { instanceId: "i", app: "a", space: "s", org: "o", ips: [] },
+ *   { serial: "0a", notAfter: new Date(0), clamped: false },
+ *   "cell-1",
+ * );
+ * console.assert(row.result === "issued" && row.caller === "cell-1");
+ * ```
+ */
+export function issuedEntry(
+  identity: {
+    instanceId: string;
+    app: string;
+    space: string;
+    org: string;
+    ips: string[];
+  },
+  leaf: { serial: string; notAfter: Date; clamped: boolean },
+  caller: string,
+  time?: string,
+): Omit<LedgerEntry, "time"> & { time?: string } {
+  return {
+    time,
+    result: "issued",
+    serial: leaf.serial,
+    instance_id: identity.instanceId,
+    app: identity.app,
+    space: identity.space,
+    org: identity.org,
+    ips: JSON.stringify(identity.ips),
+    not_after: leaf.notAfter.toISOString(),
+    caller,
+    reason: leaf.clamped ? "validity-clamped-to-issuer" : null,
+  };
+}
+
+/**
  * An open ledger. A row is committed to disk before the certificate leaves
  * the CA: {@linkcode Ledger.record} writes synchronously, and
  * {@linkcode Ledger.commit} resolves only after its (group) commit.

@@ -18,7 +18,7 @@ import {
 } from "../pki/mod.ts";
 import type { KeyType } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
-import { Ledger } from "./_ledger.ts";
+import { issuedEntry, Ledger } from "./_ledger.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { startCa } from "./_serve.ts";
 import { CA_FILES, initCa, loadCa } from "./_store.ts";
@@ -188,18 +188,7 @@ const issue: Command = {
           validityMs,
         },
       );
-      ledger.record({
-        result: "issued",
-        serial: leaf.serial,
-        instance_id: identity.instanceId,
-        app: identity.app,
-        space: identity.space,
-        org: identity.org,
-        ips: JSON.stringify(identity.ips),
-        not_after: leaf.notAfter.toISOString(),
-        caller: "offline",
-        reason: leaf.clamped ? "validity-clamped-to-issuer" : null,
-      });
+      ledger.record(issuedEntry(identity, leaf, "offline"));
       await Deno.mkdir(out, { recursive: true, mode: 0o700 });
       await writeSecret(
         join(out, "instance.key"),
