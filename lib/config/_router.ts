@@ -100,6 +100,8 @@ export const RouterSection = z.strictObject({
   /**
    * Set SO_REUSEPORT so several `sigil router` processes can share one port
    * (the kernel spreads connections across them; one process per core).
+   * Deno 2.9 needs `--unstable-net` for this; `deno.json`, the `sigil` task and
+   * `deploy/sigil-launcher.sh` provide it.
    */
   reuse_port: z.boolean().default(false),
   /** Optional HTTPS front listener. */

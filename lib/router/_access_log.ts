@@ -66,6 +66,7 @@ export interface AccessLog {
 }
 
 const encoder = new TextEncoder();
+const BUFFER_BYTES = 64 * 1024;
 
 /** Options of {@linkcode createAccessLog}. */
 export interface AccessLogOptions {
@@ -103,28 +104,47 @@ export async function createAccessLog(
       write: true,
     })
     : Deno.stdout;
-  let buf = "";
+  // Lines are encoded straight into one reusable buffer (no big string to
+  // flatten, no per-flush allocation) and written when it fills or 100 ms
+  // after the first unwritten line.
+  const buf = new Uint8Array(BUFFER_BYTES);
+  let used = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = () => {
+    if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
-    if (buf === "") return;
-    const bytes = encoder.encode(buf);
-    buf = "";
     let off = 0;
     try {
-      while (off < bytes.length) off += out.writeSync(bytes.subarray(off));
+      while (off < used) off += out.writeSync(buf.subarray(off, used));
     } catch {
       // Output closed: drop the lines rather than fail requests.
     }
+    used = 0;
+  };
+  const append = (line: string) => {
+    // UTF-8 needs at most 3 bytes per UTF-16 code unit.
+    if (used + line.length * 3 > BUFFER_BYTES) {
+      flush();
+      if (line.length * 3 > BUFFER_BYTES) {
+        const bytes = encoder.encode(line);
+        try {
+          for (let off = 0; off < bytes.length;) {
+            off += out.writeSync(bytes.subarray(off));
+          }
+        } catch {
+          // As above.
+        }
+        return;
+      }
+    }
+    used += encoder.encodeInto(line, buf.subarray(used)).written;
+    if (timer === undefined) timer = setTimeout(flush, 100);
   };
   return {
     write(x, status, seconds) {
-      buf += formatAccessLine(x, status, seconds) + "\n";
-      if (buf.length > 65536) flush();
-      else if (timer === undefined) timer = setTimeout(flush, 100);
+      append(formatAccessLine(x, status, seconds) + "\n");
     },
     close() {
-      if (timer !== undefined) clearTimeout(timer);
       flush();
       if (options.file) out.close?.();
       return Promise.resolve();

@@ -5,7 +5,6 @@
  * @module
  */
 import http from "node:http";
-import https from "node:https";
 import type { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import type { Endpoint, Pool } from "./_pool.ts";
@@ -76,6 +75,7 @@ export class Attempt {
   readonly ep: Endpoint;
   readonly pool: Pool;
   readonly body: ReadableStream<Uint8Array> | null;
+  /** When the request arrived (performance.now() ms): the request timeout counts from it. */
   readonly started: number;
   creq: http.ClientRequest | undefined;
   res: http.IncomingMessage | undefined;
@@ -104,7 +104,7 @@ export class Attempt {
     this.ep = ep;
     this.pool = pool;
     this.body = body;
-    this.started = performance.now();
+    this.started = x.start;
   }
 
   /** Sends the request; `retry` says an earlier attempt used `x.headers`. */
@@ -126,7 +126,10 @@ export class Attempt {
     });
     let creq: http.ClientRequest;
     try {
-      creq = (ep.tls ? https : http).request({
+      // ClientRequest directly: https.request() only copies the options
+      // once more to reach it.
+      creq = new http.ClientRequest({
+        protocol: ep.tls ? "https:" : "http:",
         host: ep.host,
         port: ep.port,
         method: x.method,
@@ -235,7 +238,15 @@ export class Attempt {
 
   onSmallData(chunk: Uint8Array): void {
     this.x.bytesOut += chunk.length;
-    if (this.first === undefined) this.first = chunk;
+    // A plain Uint8Array view, not node's Buffer: Response copies the body
+    // with the view's own constructor, and Buffer's is far slower.
+    if (this.first === undefined) {
+      this.first = new Uint8Array(
+        chunk.buffer,
+        chunk.byteOffset,
+        chunk.byteLength,
+      );
+    }
     else (this.more ??= [this.first]).push(chunk);
   }
 

@@ -24,6 +24,18 @@ import { Transports } from "./_transport.ts";
 import { createPruner } from "./_prune.ts";
 import type { BackendTls } from "./_transport.ts";
 
+const REUSE_PORT_NEEDS_FLAG =
+  'reuse_port needs Deno\'s --unstable-net flag (deno run --unstable-net ..., or "unstable": ["net"] in deno.json)';
+
+/**
+ * Whether Deno runs with `--unstable-net`, which `Deno.serve({ reusePort })`
+ * needs in Deno 2.9: `Deno.listenDatagram` exists only then.
+ */
+function unstableNetEnabled(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram ===
+    "function";
+}
+
 /** The subset of the NATS bus the router uses. */
 export interface RouteBusLike {
   readonly connected: boolean;
@@ -103,6 +115,13 @@ export async function startRouter(
     createLogger("router", { level: config.log_level });
   const read = deps.readTextFile ?? ((p: string) => Deno.readTextFile(p));
   const b = config.backends;
+  if (config.reuse_port && !unstableNetEnabled()) {
+    // Deno would exit the whole process (status 70) inside Deno.serve.
+    throw new RouterError(
+      "ERR_ROUTER_LISTEN",
+      `Cannot listen on ${config.listen.hostname}:${config.listen.port}: ${REUSE_PORT_NEEDS_FLAG}`,
+    );
+  }
 
   const readFile = async (path: string | undefined, what: string) => {
     if (path === undefined) return undefined;
@@ -273,7 +292,7 @@ export async function startRouter(
         const why = err instanceof Deno.errors.AddrInUse
           ? "address already in use"
           : /unstable-net/.test(String(err))
-          ? "reuse_port needs Deno's --unstable-net flag (deno run --unstable-net ...)"
+          ? REUSE_PORT_NEEDS_FLAG
           : describeError(err);
         throw new RouterError(
           "ERR_ROUTER_LISTEN",

@@ -48,8 +48,9 @@ export const ROUTER_COMMANDS: Command[] = [{
     Deno.addSignalListener("SIGINT", onInt);
     Deno.addSignalListener("SIGHUP", onHup);
     const code = await done.promise;
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    Deno.removeSignalListener("SIGINT", onInt);
+    // The SIGTERM/SIGINT listeners stay installed until the process exits:
+    // a repeated signal while it shuts down is ignored instead of killing it
+    // with status 143.
     Deno.removeSignalListener("SIGHUP", onHup);
     return code;
   },

@@ -1,7 +1,55 @@
 import assert from "node:assert/strict";
-import { formatAccessLine } from "../../lib/router/_access_log.ts";
+import {
+  createAccessLog,
+  formatAccessLine,
+} from "../../lib/router/_access_log.ts";
 import type { Exchange } from "../../lib/router/_attempt.ts";
 import { Endpoint } from "../../lib/router/mod.ts";
+
+function exchange(): Exchange {
+  return {
+    start: 0,
+    startMs: Date.now(),
+    method: "GET",
+    host: "app.example.com",
+    path: "/",
+    remote: "127.0.0.1",
+    proto: "http",
+    requestId: crypto.randomUUID(),
+    headers: [],
+    userAgent: "",
+    referer: "",
+    forwardedFor: "127.0.0.1",
+    forwardedProto: "http",
+    bytesIn: 0,
+    bytesOut: 0,
+    failed: 0,
+    ep: undefined,
+    routerError: "",
+    status: 0,
+  };
+}
+
+Deno.test("createAccessLog() appends every line to its file, long lines included", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sigil-router-log-" });
+  try {
+    const log = await createAccessLog({ file: `${dir}/access.log` });
+    for (let i = 0; i < 2000; i++) {
+      const x = exchange();
+      x.path = `/${i}/\u00e9`;
+      if (i % 500 === 0) x.userAgent = "u".repeat(40_000);
+      log.write(x, 200, 0.001);
+    }
+    await log.close();
+    const lines = (await Deno.readTextFile(`${dir}/access.log`)).trimEnd()
+      .split("\n");
+    assert.equal(lines.length, 2000);
+    lines.forEach((l, i) => assert.equal(JSON.parse(l).path, `/${i}/\u00e9`));
+    assert.equal(JSON.parse(lines[500]!).user_agent.length, 40_000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("formatAccessLine() writes valid JSON with gorouter's fields, escaping as needed", () => {
   const ep = new Endpoint("10.0.0.5:61001", "10.0.0.5", 61001, true);

@@ -121,3 +121,45 @@ Deno.test("sigil router exits 2 on an invalid router section", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sigil router explains that reuse_port needs --unstable-net", async () => {
+  const root = new URL("../../", import.meta.url);
+  const dir = await Deno.makeTempDir({ prefix: "sigil-router-cli-" });
+  try {
+    // This project's import map without `"unstable": ["net"]`.
+    const project = JSON.parse(
+      await Deno.readTextFile(new URL("deno.json", root)),
+    );
+    await Deno.writeTextFile(
+      `${dir}/deno.json`,
+      JSON.stringify({
+        imports: project.imports,
+        nodeModulesDir: "none",
+        lock: false,
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/sigil.yaml`,
+      "router:\n  listen: 127.0.0.1:0\n  reuse_port: true\n  api:\n    enabled: false\n",
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--config",
+        `${dir}/deno.json`,
+        new URL("main.ts", root).pathname,
+        "router",
+        "--config",
+        `${dir}/sigil.yaml`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    assert.match(stderr, /reuse_port needs Deno's --unstable-net flag/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

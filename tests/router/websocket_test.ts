@@ -245,3 +245,62 @@ Deno.test("router passes a backend's refusal of a WebSocket upgrade through", as
     await backend.shutdown();
   }
 });
+
+Deno.test("router presents its client certificate to a WebSocket backend in mtls mode", async () => {
+  const { testPki } = await import("./_helpers.ts");
+  const https = (await import("node:https")).default;
+  const { WebSocketServer } = await import("ws");
+  const pki = await testPki();
+  const client = await pki.issueClient({ dnsNames: ["router.sigil.internal"] });
+  const t = await startTestRouter({ backends: { mode: "mtls" } }, {
+    clientCred: client,
+  });
+  const cred = await pki.issueInstance({ instanceId: "inst-m" });
+  const server = https.createServer({
+    cert: cred.certPem,
+    key: cred.keyPem,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ca: pki.rootPem + pki.intermediatePem,
+  });
+  const peers: string[] = [];
+  const wss = new WebSocketServer({ server });
+  wss.on(
+    "connection",
+    (
+      sock: {
+        on(e: string, f: (d: unknown) => void): void;
+        send(d: string): void;
+      },
+      req: { socket: { getPeerCertificate(): { subject?: { CN?: string } } } },
+    ) => {
+      peers.push(req.socket.getPeerCertificate().subject?.CN ?? "");
+      sock.on("message", (d) => sock.send(`mtls:${d}`));
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: port,
+      uris: ["localhost"],
+      server_cert_domain_san: "inst-m",
+    });
+    const ws = new WebSocket(`ws://localhost:${t.router.port}/`);
+    const closed = new Promise((r) => (ws.onclose = r));
+    await new Promise((r) => (ws.onopen = r));
+    const echoed = new Promise((r) => (ws.onmessage = (e) => r(e.data)));
+    ws.send("x");
+    assert.equal(await echoed, "mtls:x");
+    assert.equal(peers.length, 1);
+    ws.close();
+    await closed;
+  } finally {
+    await t.close();
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
