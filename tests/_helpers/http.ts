@@ -2,7 +2,7 @@
  * HTTP through the router with an explicit Host header (fetch cannot set Host).
  * @module
  */
-import { Agent, request } from "node:http";
+import { type Agent, request } from "node:http";
 
 /** A response read to the end. */
 export interface SimpleResponse {

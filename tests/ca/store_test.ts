@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   authorize,
-  CaError,
+  type CaError,
   cidrMatcher,
   globMatch,
   initCa,

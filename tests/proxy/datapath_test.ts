@@ -3,7 +3,6 @@ import { startProxy } from "../../lib/proxy/mod.ts";
 import {
   connectTls,
   createTestPki,
-  fdCount,
   httpGet,
   memoryLogger,
   proxySection,
