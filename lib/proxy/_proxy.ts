@@ -310,6 +310,13 @@ export async function startProxy(
       });
       registrars.push(registrar);
       registrar.start();
+      // A router that (re)starts announces itself on NATS; answer at once
+      // (with route-emitter's jitter) instead of waiting for the heartbeat.
+      for (const s of sinks) {
+        if (s.sink instanceof NatsRouteBus) {
+          s.sink.onRouterStart(() => registrar.registerNow());
+        }
+      }
     }
   } catch (err) {
     await proxy.close({ drainTimeoutMs: 0 });

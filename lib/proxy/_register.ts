@@ -112,8 +112,16 @@ export class RouteRegistrar {
     await Promise.allSettled(this.#o.sinks.map((s) => s.sink.close()));
   }
 
-  #round(): void {
+  /**
+   * Sends a registration to every target now, outside the heartbeat (used
+   * when a router announces itself with `router.start`).
+   */
+  registerNow(): void {
     if (this.#stopped) return;
+    this.#sendAll();
+  }
+
+  #sendAll(): void {
     this.#sent++;
     const message = this.#o.message();
     for (const s of this.#o.sinks) {
@@ -122,6 +130,11 @@ export class RouteRegistrar {
       );
       this.#inflight.add(p);
     }
+  }
+
+  #round(): void {
+    if (this.#stopped) return;
+    this.#sendAll();
     const o = this.#o;
     const delay = o.intervalMs +
       Math.floor(o.random() * o.jitter * o.intervalMs);

@@ -147,3 +147,55 @@ Deno.test({
     await router.close();
   },
 });
+
+Deno.test({
+  name:
+    "startProxy() re-registers at once when a router announces router.start on NATS",
+  ignore: findNatsServer() === undefined,
+  async fn() {
+    await using nats = await startNatsServer();
+    const dir = await tempDir();
+    await pki.writeInstance(dir, { instanceId: "inst-s" });
+    const proxy = await startProxy(
+      proxySection({
+        admin_listen: "127.0.0.1:0",
+        instances: [{
+          credentials_dir: dir,
+          mode: "tls",
+          listeners: [{ listen: "127.0.0.1:0", app: "127.0.0.1:9" }],
+          register: {
+            routes: ["s.example.com"],
+            host: "10.0.0.6",
+            // The heartbeat alone would not send again within this test.
+            interval: "10m",
+            nats: { servers: [nats.url] },
+          },
+        }],
+      }),
+      { watch: false, logger: memoryLogger().logger },
+    );
+    const got: RegistryMessage[] = [];
+    // A router that starts after the proxy: it publishes router.start on
+    // connect, and misses the proxy's first registration.
+    const router = await NatsRouteBus.connect({
+      servers: [nats.url],
+      minimumRegisterIntervalInSeconds: 1,
+      onRegister: (m) => got.push(m),
+      onUnregister: () => {},
+      logger: memoryLogger().logger,
+    });
+    try {
+      await waitFor(
+        () => got.length >= 1,
+        5000,
+        "registration after router.start",
+      );
+      assert.equal(got[0]!.server_cert_domain_san, "inst-s");
+      assert.deepEqual(got[0]!.uris, ["s.example.com"]);
+    } finally {
+      await router.close();
+      await proxy.close({ drainTimeoutMs: 0 });
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
