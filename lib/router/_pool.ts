@@ -9,8 +9,63 @@
 export type Balancing = "round-robin" | "least-connection";
 
 /**
+ * The rarely read, usually identical part of a registration (tags, zone,
+ * protocol, isolation segment). Shared between endpoints: see
+ * {@linkcode internMeta}. Frozen, never mutated.
+ */
+export interface EndpointMeta {
+  readonly tags: Readonly<Record<string, string>> | undefined;
+  readonly availabilityZone: string | undefined;
+  readonly protocol: string | undefined;
+  readonly isolationSegment: string | undefined;
+}
+
+/** Metadata of an endpoint registered without any. */
+export const NO_META: EndpointMeta = Object.freeze({
+  tags: undefined,
+  availabilityZone: undefined,
+  protocol: undefined,
+  isolationSegment: undefined,
+});
+
+/** Distinct metadata seen recently (bounded: cleared when full). */
+const metas = new Map<string, EndpointMeta>();
+const METAS_MAX = 4096;
+
+/**
+ * One shared, frozen {@linkcode EndpointMeta} per distinct value, so 100k
+ * endpoints registered with the same tags hold one object, not 100k.
+ */
+export function internMeta(
+  tags: Record<string, string> | undefined,
+  availabilityZone: string | undefined,
+  protocol: string | undefined,
+  isolationSegment: string | undefined,
+): EndpointMeta {
+  if (
+    tags === undefined && availabilityZone === undefined &&
+    protocol === undefined && isolationSegment === undefined
+  ) return NO_META;
+  const k = JSON.stringify([tags, availabilityZone, protocol, isolationSegment]);
+  let m = metas.get(k);
+  if (m === undefined) {
+    if (metas.size >= METAS_MAX) metas.clear();
+    m = Object.freeze({
+      tags: tags === undefined ? undefined : Object.freeze({ ...tags }),
+      availabilityZone,
+      protocol,
+      isolationSegment,
+    });
+    metas.set(k, m);
+  }
+  return m;
+}
+
+/**
  * One registered backend. Fields are plain and fixed so 100k of them stay
- * small; the connection pool (`transport`) is created on first use.
+ * small: shared metadata ({@linkcode EndpointMeta}), no per-endpoint Maps,
+ * closures or timers, and the connection pool (`transport`) is created on
+ * first use.
  */
 export class Endpoint {
   /** `host:port` (the TLS port for TLS endpoints): the key within a pool. */
@@ -24,10 +79,8 @@ export class Endpoint {
   san: string;
   app: string;
   index: string;
-  tags: Record<string, string> | undefined;
-  availabilityZone: string | undefined;
-  protocol: string | undefined;
-  isolationSegment: string | undefined;
+  /** Tags, zone, protocol, isolation segment (shared, frozen). */
+  meta: EndpointMeta;
   /** Stale threshold in ms. */
   staleMs: number;
   /** Last registration (clock ms). */
@@ -52,14 +105,28 @@ export class Endpoint {
     this.san = "";
     this.app = "";
     this.index = "";
-    this.tags = undefined;
-    this.availabilityZone = undefined;
-    this.protocol = undefined;
-    this.isolationSegment = undefined;
+    this.meta = NO_META;
     this.staleMs = 0;
     this.updatedAt = 0;
   }
+
+  get tags(): Readonly<Record<string, string>> | undefined {
+    return this.meta.tags;
+  }
+  get availabilityZone(): string | undefined {
+    return this.meta.availabilityZone;
+  }
+  get protocol(): string | undefined {
+    return this.meta.protocol;
+  }
+  get isolationSegment(): string | undefined {
+    return this.meta.isolationSegment;
+  }
 }
+
+const NO_ENDPOINTS: Endpoint[] = [];
+/** Pools up to this size copy their array on add (exact size). */
+const EXACT_UP_TO = 8;
 
 /** Pools with more endpoints than this get a key index. */
 const INDEX_AT = 16;
@@ -73,7 +140,11 @@ export class Pool {
   readonly uri: string;
   /** Path prefix without trailing slash, `""` for the whole host. */
   readonly path: string;
-  readonly endpoints: Endpoint[] = [];
+  /**
+   * The endpoints (replaced, not grown, while small: an array grown by
+   * `push` reserves 16 more slots, 128 bytes per one-endpoint route).
+   */
+  endpoints: Endpoint[] = NO_ENDPOINTS;
   /** Per-route override from `options.loadbalancing`. */
   balancing: Balancing | undefined;
   /** Key → index, built only for big pools (small ones scan: less memory). */
@@ -109,7 +180,8 @@ export class Pool {
       this.#byKey = new Map(eps.map((e, i) => [e.key, i]));
       this.#byKey.set(ep.key, eps.length);
     }
-    eps.push(ep);
+    if (eps.length < EXACT_UP_TO) this.endpoints = eps.concat(ep);
+    else eps.push(ep);
   }
 
   /** Removes the endpoint with this key (swap-remove). */

@@ -5,17 +5,28 @@
  * @module
  */
 import type { RegistryMessage } from "../routes/mod.ts";
-import { Endpoint, Pool } from "./_pool.ts";
+import { Endpoint, internMeta, Pool } from "./_pool.ts";
 import type { Balancing } from "./_pool.ts";
 
 const NO_PATHS: Pool[] = [];
 
-interface HostRoutes {
+/** The routes of a host that has path routes. */
+class HostRoutes {
   /** The pool for the whole host (no path), if registered. */
   root: Pool | undefined;
   /** Path pools, longest path first. */
   paths: Pool[];
+  constructor(root: Pool | undefined) {
+    this.root = root;
+    this.paths = NO_PATHS;
+  }
 }
+
+/**
+ * A host's entry in the table: its one pool when it has no path routes (the
+ * common case, no wrapper object), else a {@linkcode HostRoutes}.
+ */
+type HostEntry = Pool | HostRoutes;
 
 /** Options of {@linkcode Registry}. */
 export interface RegistryOptions {
@@ -60,7 +71,7 @@ export interface RouteJson {
  * ```
  */
 export class Registry {
-  #hosts = new Map<string, HostRoutes>();
+  #hosts = new Map<string, HostEntry>();
   #staleMs: number;
   #onRemove: ((ep: Endpoint) => void) | undefined;
   #pools = 0;
@@ -89,7 +100,7 @@ export class Registry {
    */
   lookup(host: string, path: string): Pool | undefined {
     const h = this.#hosts.get(host);
-    if (h === undefined) return undefined;
+    if (h === undefined || h instanceof Pool) return h;
     const paths = h.paths;
     if (paths.length === 0) return h.root;
     const lower = path.toLowerCase();
@@ -111,26 +122,33 @@ export class Registry {
     const res: ApplyResult = { added: 0, updated: 0, removed: 0 };
     const tls = (msg.tls_port ?? 0) > 0;
     const port = tls ? msg.tls_port! : msg.port!;
-    const key = `${msg.host}:${port}`;
+    // join() builds one flat string; a template literal would keep a chain
+    // of cons strings alive per endpoint.
+    const key = [msg.host, port].join(":");
     const threshold = msg.stale_threshold_in_seconds;
     const staleMs = threshold !== undefined && threshold > 0
       ? Math.min(threshold * 1000, this.#staleMs)
       : this.#staleMs;
     for (const uri of msg.uris) {
       const [host, path] = splitUri(uri);
-      let h = this.#hosts.get(host);
-      if (h === undefined) {
-        h = { root: undefined, paths: NO_PATHS };
-        this.#hosts.set(host, h);
-      }
-      let pool = path === "" ? h.root : h.paths.find((p) => p.path === path);
+      const entry = this.#hosts.get(host);
+      let pool = findPool(entry, path);
       if (pool === undefined) {
         pool = new Pool(path === "" ? host : `${host}${path}`, path);
-        if (path === "") h.root = pool;
-        else {
+        if (entry === undefined) {
+          this.#hosts.set(host, path === "" ? pool : new HostRoutes(undefined));
+        }
+        if (path !== "") {
+          let h = this.#hosts.get(host)!;
+          if (h instanceof Pool) {
+            h = new HostRoutes(h);
+            this.#hosts.set(host, h);
+          }
           h.paths = [...h.paths, pool].sort((a, b) =>
             b.path.length - a.path.length
           );
+        } else if (entry !== undefined) {
+          (entry as HostRoutes).root = pool;
         }
         this.#pools++;
       }
@@ -163,11 +181,9 @@ export class Registry {
     const key = `${msg.host}:${tls ? msg.tls_port : msg.port}`;
     for (const uri of msg.uris) {
       const [host, path] = splitUri(uri);
-      const h = this.#hosts.get(host);
-      if (h === undefined) continue;
-      const pool = path === "" ? h.root : h.paths.find((p) => p.path === path);
+      const pool = findPool(this.#hosts.get(host), path);
       if (pool === undefined) continue;
-      if (this.#removeFrom(host, h, pool, key)) res.removed++;
+      if (this.#removeFrom(host, pool, key)) res.removed++;
     }
     return res;
   }
@@ -180,9 +196,8 @@ export class Registry {
     if (ep.removed) return false;
     const slash = pool.uri.indexOf("/");
     const host = slash === -1 ? pool.uri : pool.uri.slice(0, slash);
-    const h = this.#hosts.get(host);
-    if (h === undefined || pool.get(ep.key) !== ep) return false;
-    return this.#removeFrom(host, h, pool, ep.key);
+    if (pool.get(ep.key) !== ep) return false;
+    return this.#removeFrom(host, pool, ep.key);
   }
 
   /** Marks every endpoint as just registered (after NATS comes back). */
@@ -195,8 +210,11 @@ export class Registry {
   /** Iterates every pool. */
   *pools(): IterableIterator<Pool> {
     for (const h of this.#hosts.values()) {
-      if (h.root !== undefined) yield h.root;
-      yield* h.paths;
+      if (h instanceof Pool) yield h;
+      else {
+        if (h.root !== undefined) yield h.root;
+        yield* h.paths;
+      }
     }
   }
 
@@ -222,21 +240,32 @@ export class Registry {
     return out;
   }
 
-  #removeFrom(host: string, h: HostRoutes, pool: Pool, key: string): boolean {
+  #removeFrom(host: string, pool: Pool, key: string): boolean {
     const ep = pool.remove(key);
     if (ep === undefined) return false;
     this.#endpoints--;
     this.#onRemove?.(ep);
     if (pool.size === 0) {
-      if (h.root === pool) h.root = undefined;
-      else h.paths = h.paths.filter((p) => p !== pool);
-      this.#pools--;
-      if (h.root === undefined && h.paths.length === 0) {
-        this.#hosts.delete(host);
+      const h = this.#hosts.get(host);
+      if (h === pool) this.#hosts.delete(host);
+      else if (h instanceof HostRoutes) {
+        if (h.root === pool) h.root = undefined;
+        else h.paths = h.paths.filter((p) => p !== pool);
+        if (h.root === undefined && h.paths.length === 0) {
+          this.#hosts.delete(host);
+        } else if (h.paths.length === 0) this.#hosts.set(host, h.root!);
       }
+      this.#pools--;
     }
     return true;
   }
+}
+
+/** The host entry's pool for `path` (`""`: the whole host). */
+function findPool(entry: HostEntry | undefined, path: string): Pool | undefined {
+  if (entry === undefined) return undefined;
+  if (entry instanceof Pool) return path === "" ? entry : undefined;
+  return path === "" ? entry.root : entry.paths.find((p) => p.path === path);
 }
 
 function fill(
@@ -252,10 +281,12 @@ function fill(
   ep.san = san === ep.instanceId ? ep.instanceId : san;
   ep.app = headerSafe(msg.app);
   ep.index = headerSafe(msg.private_instance_index);
-  ep.tags = msg.tags;
-  ep.availabilityZone = msg.availability_zone;
-  ep.protocol = msg.protocol;
-  ep.isolationSegment = msg.isolation_segment;
+  ep.meta = internMeta(
+    msg.tags,
+    msg.availability_zone,
+    msg.protocol,
+    msg.isolation_segment,
+  );
   ep.staleMs = staleMs;
   ep.updatedAt = now;
   ep.failedUntil = 0;

@@ -3,9 +3,9 @@ import { ConfigError, parseConfig } from "../../lib/config/mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-Deno.test("RotatorSection accepts the documented example (.parts/rotator.config.yaml)", async () => {
-  const text = await Deno.readTextFile(`${ROOT}.parts/rotator.config.yaml`);
-  const r = parseConfig(text, "rotator.config.yaml").rotator!;
+Deno.test("RotatorSection accepts the rotator section of config.example.yaml", async () => {
+  const text = await Deno.readTextFile(`${ROOT}config.example.yaml`);
+  const r = parseConfig(text, "config.example.yaml").rotator!;
   assert.deepEqual(r.renew_at, { kind: "fraction", fraction: 0.667 });
   assert.equal(r.key_mode, 0o600);
   assert.equal(r.cert_mode, 0o644);
