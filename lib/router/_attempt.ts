@@ -5,7 +5,6 @@
  * @module
  */
 import http from "node:http";
-import type { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
 import type { Endpoint, Pool } from "./_pool.ts";
 import type { RouterStats } from "./_stats.ts";
@@ -55,6 +54,12 @@ export interface AttemptHost {
   /** Attempts waiting on or streaming from a backend (request timeout sweep). */
   inflight: Set<Attempt>;
   finish(x: Exchange, status: number): void;
+  /**
+   * Called once when the attempt failed without a response (no byte of the
+   * client's response was produced): retry on another endpoint or resolve
+   * the exchange with an error response.
+   */
+  failed(attempt: Attempt, failure: AttemptFailure): void;
   errorResponse(
     x: Exchange,
     status: number,
@@ -63,11 +68,35 @@ export interface AttemptHost {
   ): Response;
 }
 
+/** Property of a ClientRequest / IncomingMessage naming its attempt. */
+const ATTEMPT: unique symbol = Symbol("sigil.attempt");
+type Tagged = { [ATTEMPT]: Attempt };
+
+/*
+ * Listeners shared by every attempt (no closures per request): the emitter
+ * carries its attempt in the ATTEMPT property.
+ */
+function onCreqResponse(this: Tagged, res: http.IncomingMessage): void {
+  this[ATTEMPT].onResponse(res);
+}
+function onErrorEvent(this: Tagged, err: Error): void {
+  this[ATTEMPT].onError(err);
+}
+function onResEnd(this: Tagged): void {
+  this[ATTEMPT].onEnd();
+}
+function onResSmallData(this: Tagged, chunk: Uint8Array): void {
+  this[ATTEMPT].onSmallData(chunk);
+}
+function onResStreamData(this: Tagged, chunk: Uint8Array): void {
+  this[ATTEMPT].onStreamData(chunk);
+}
+
 /**
- * One attempt against one endpoint: resolves to the client's Response once
- * the backend's response head arrived (or, for small bodies, the whole
- * response); rejects with an {@linkcode AttemptFailure} when no response
- * came back.
+ * One attempt against one endpoint of an exchange. Calls `resolve` with the
+ * client's Response once the backend's response head arrived (or, for small
+ * bodies, the whole response), or `host.failed` when no response came back.
+ * All attempts of an exchange share one `resolve` (one Promise per request).
  */
 export class Attempt {
   readonly host: AttemptHost;
@@ -79,8 +108,15 @@ export class Attempt {
   readonly started: number;
   creq: http.ClientRequest | undefined;
   res: http.IncomingMessage | undefined;
-  resolve!: (r: Response) => void;
-  reject!: (f: AttemptFailure) => void;
+  readonly resolve: (r: Response) => void;
+  /** 0 for the first attempt of the exchange. */
+  readonly n: number;
+  /** Endpoints that failed earlier attempts of this exchange. */
+  readonly tried: Endpoint[] | undefined;
+  /** Instance the request is pinned to (sticky session). */
+  readonly sticky: string | undefined;
+  /** Attempts allowed for the exchange (fixed when it started). */
+  readonly max: number;
   status = 0;
   headers: [string, string][] | undefined;
   settled = false;
@@ -98,7 +134,17 @@ export class Attempt {
     ep: Endpoint,
     pool: Pool,
     body: ReadableStream<Uint8Array> | null,
+    resolve: (r: Response) => void,
+    n = 0,
+    tried: Endpoint[] | undefined = undefined,
+    sticky: string | undefined = undefined,
+    max = 1,
   ) {
+    this.max = max;
+    this.resolve = resolve;
+    this.n = n;
+    this.tried = tried;
+    this.sticky = sticky;
     this.host = host;
     this.x = x;
     this.ep = ep;
@@ -107,11 +153,11 @@ export class Attempt {
     this.started = x.start;
   }
 
-  /** Sends the request; `retry` says an earlier attempt used `x.headers`. */
-  run(retry: boolean): Promise<Response> {
+  /** Sends the request (an earlier attempt of the exchange used `x.headers`). */
+  run(): void {
     const x = this.x;
     const ep = this.ep;
-    const headers = retry ? x.headers.slice(0, -6) : x.headers;
+    const headers = this.n > 0 ? x.headers.slice(0, -6) : x.headers;
     headers.push(
       "x-cf-applicationid",
       ep.app,
@@ -120,10 +166,6 @@ export class Attempt {
       "x-cf-instanceindex",
       ep.index,
     );
-    const promise = new Promise<Response>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
     let creq: http.ClientRequest;
     try {
       // ClientRequest directly: https.request() only copies the options
@@ -140,13 +182,14 @@ export class Attempt {
       });
     } catch (err) {
       this.settled = true;
-      this.reject({ err, phase: "dial" });
-      return promise;
+      this.host.failed(this, { err, phase: "dial" });
+      return;
     }
     this.creq = creq;
     this.host.inflight.add(this);
-    creq.on("response", (res) => this.onResponse(res));
-    creq.on("error", (err) => this.onError(err));
+    (creq as unknown as Tagged)[ATTEMPT] = this;
+    creq.on("response", onCreqResponse);
+    creq.on("error", onErrorEvent);
     const body = this.body;
     if (body === null) creq.end();
     else {
@@ -162,7 +205,6 @@ export class Attempt {
         }
       });
     }
-    return promise;
   }
 
   onResponse(res: http.IncomingMessage): void {
@@ -201,8 +243,9 @@ export class Attempt {
     }
     this.status = status;
     this.headers = headers;
-    res.on("error", (err: Error) => this.onError(err));
-    res.on("end", () => this.onEnd());
+    (res as unknown as Tagged)[ATTEMPT] = this;
+    res.on("error", onErrorEvent);
+    res.on("end", onResEnd);
     if (x.method === "HEAD" || status === 204 || status === 304) {
       if (length >= 0 && x.method === "HEAD") {
         headers.push(["content-length", String(length)]);
@@ -215,7 +258,7 @@ export class Attempt {
       // Read the small body whole and send bytes: cheaper than a stream,
       // and a backend failing mid-body still gets a clean 502.
       this.small = true;
-      res.on("data", (chunk: Buffer) => this.onSmallData(chunk));
+      res.on("data", onResSmallData);
       return;
     }
     if (length >= 0) headers.push(["content-length", String(length)]);
@@ -232,7 +275,7 @@ export class Attempt {
         this.end();
       },
     }, { highWaterMark: 4 });
-    res.on("data", (chunk: Buffer) => this.onStreamData(chunk));
+    res.on("data", onResStreamData);
     this.settle(new Response(stream, { status, headers }));
   }
 
@@ -246,8 +289,7 @@ export class Attempt {
         chunk.byteOffset,
         chunk.byteLength,
       );
-    }
-    else (this.more ??= [this.first]).push(chunk);
+    } else (this.more ??= [this.first]).push(chunk);
   }
 
   onStreamData(chunk: Uint8Array): void {
@@ -287,7 +329,7 @@ export class Attempt {
       this.host.inflight.delete(this);
       if (!this.settled) {
         this.settled = true;
-        this.reject({ err, phase: phaseOf(this.creq?.socket) });
+        this.host.failed(this, { err, phase: phaseOf(this.creq?.socket) });
       }
       return;
     }

@@ -46,7 +46,12 @@ export function internMeta(
     tags === undefined && availabilityZone === undefined &&
     protocol === undefined && isolationSegment === undefined
   ) return NO_META;
-  const k = JSON.stringify([tags, availabilityZone, protocol, isolationSegment]);
+  const k = JSON.stringify([
+    tags,
+    availabilityZone,
+    protocol,
+    isolationSegment,
+  ]);
   let m = metas.get(k);
   if (m === undefined) {
     if (metas.size >= METAS_MAX) metas.clear();

@@ -129,15 +129,6 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     return new Response(body + "\n", { status, headers });
   }
 
-  const host: AttemptHost = {
-    transports: ctx.transports,
-    stats,
-    stickyNames,
-    inflight,
-    finish,
-    errorResponse,
-  };
-
   function onFailure(
     pool: Pool,
     ep: Endpoint,
@@ -224,44 +215,99 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     );
   }
 
-  async function forward(
+  /** Starts the exchange on its first endpoint. */
+  function forward(
     body: ReadableStream<Uint8Array> | null,
     x: Exchange,
     pool: Pool,
     sticky: string | undefined,
-  ): Promise<Response> {
-    const attempts = Math.min(settings.maxAttempts, pool.size);
-    let tried: Endpoint[] | undefined;
-    let last: AttemptFailure | undefined;
-    let lastKind: FailureKind = "other";
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      const ep = choose(x, pool, sticky, tried, last !== undefined);
-      if (ep === undefined) break;
-      if (ep instanceof Response) return ep;
-      x.ep = ep;
-      ep.inflight++;
-      try {
-        return await new Attempt(host, x, ep, pool, body).run(attempt > 0);
-      } catch (e) {
-        ep.inflight--;
-        const f = e as AttemptFailure;
-        const kind = classifyFailure(f.err, f.phase);
-        x.failed++;
-        last = f;
-        lastKind = kind;
-        onFailure(pool, ep, f, kind, false);
-        // Safe to retry: no request byte can have reached the backend, or
-        // an idempotent request without body got no response byte.
-        const safe = f.phase !== "sent" ||
-          (body === null && IDEMPOTENT.has(x.method) &&
-            (kind === "reset" || kind === "other"));
-        if (!safe) break;
-        (tried ??= []).push(ep);
-        if (attempt + 1 < attempts) stats.retries++;
+  ): Response | Promise<Response> {
+    const ep = choose(x, pool, sticky, undefined, false);
+    if (ep === undefined) return failed(x, undefined, "other");
+    if (ep instanceof Response) return ep;
+    x.ep = ep;
+    ep.inflight++;
+    // One Promise per request, shared by every attempt (no async wrapper).
+    return new Promise<Response>((resolve) =>
+      new Attempt(
+        host,
+        x,
+        ep,
+        pool,
+        body,
+        resolve,
+        0,
+        undefined,
+        sticky,
+        Math.min(settings.maxAttempts, pool.size),
+      ).run()
+    );
+  }
+
+  /** An attempt got no response: retry if that is safe, else answer. */
+  function attemptFailed(a: Attempt, f: AttemptFailure): void {
+    // Runs in socket callbacks: never let a bug here escape as an uncaught
+    // exception (the async loop this replaces turned it into a 500).
+    try {
+      retryOrAnswer(a, f);
+    } catch (err) {
+      ctx.logger.error("request-failed", { error: String(err) });
+      a.resolve(
+        errorResponse(a.x, 502, "", "502 Bad Gateway: internal error"),
+      );
+    }
+  }
+
+  function retryOrAnswer(a: Attempt, f: AttemptFailure): void {
+    const { x, ep, pool, body } = a;
+    ep.inflight--;
+    const kind = classifyFailure(f.err, f.phase);
+    x.failed++;
+    onFailure(pool, ep, f, kind, false);
+    // Safe to retry: no request byte can have reached the backend, or
+    // an idempotent request without body got no response byte.
+    const safe = f.phase !== "sent" ||
+      (body === null && IDEMPOTENT.has(x.method) &&
+        (kind === "reset" || kind === "other"));
+    if (safe && a.n + 1 < a.max) {
+      stats.retries++;
+      const tried = a.tried ?? [];
+      tried.push(ep);
+      const next = choose(x, pool, a.sticky, tried, true);
+      if (next instanceof Response) {
+        a.resolve(next);
+        return;
+      }
+      if (next !== undefined) {
+        x.ep = next;
+        next.inflight++;
+        new Attempt(
+          host,
+          x,
+          next,
+          pool,
+          body,
+          a.resolve,
+          a.n + 1,
+          tried,
+          undefined,
+          a.max,
+        ).run();
+        return;
       }
     }
-    return failed(x, last, lastKind);
+    a.resolve(failed(x, f, kind));
   }
+
+  const host: AttemptHost = {
+    transports: ctx.transports,
+    stats,
+    stickyNames,
+    inflight,
+    finish,
+    failed: attemptFailed,
+    errorResponse,
+  };
 
   function handle(
     req: Request,

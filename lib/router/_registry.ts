@@ -262,7 +262,10 @@ export class Registry {
 }
 
 /** The host entry's pool for `path` (`""`: the whole host). */
-function findPool(entry: HostEntry | undefined, path: string): Pool | undefined {
+function findPool(
+  entry: HostEntry | undefined,
+  path: string,
+): Pool | undefined {
   if (entry === undefined) return undefined;
   if (entry instanceof Pool) return path === "" ? entry : undefined;
   return path === "" ? entry.root : entry.paths.find((p) => p.path === path);

@@ -210,6 +210,8 @@ export async function startRouter(
     },
   });
 
+  // Skip building debug fields per registration unless they can be written.
+  const debugLog = deps.logger !== undefined || config.log_level === "debug";
   const apply = (
     action: "register" | "unregister",
     msg: RegistryMessage,
@@ -218,8 +220,8 @@ export async function startRouter(
     const r = action === "register"
       ? registry.register(msg, clock.now())
       : registry.unregister(msg);
-    stats.registryMessages.inc({ source, action, result: "ok" });
-    if (r.added > 0 || r.removed > 0) {
+    stats.accepted(source, action);
+    if (debugLog && (r.added > 0 || r.removed > 0)) {
       logger.debug(action === "register" ? "route-added" : "route-removed", {
         source,
         endpoint: `${msg.host}:${msg.tls_port || msg.port}`,

@@ -32,6 +32,12 @@ export class RouterStats {
   readonly routesPruned: Counter;
   /** `registry_messages_total{source,action,result}`. */
   readonly registryMessages: Counter;
+  /**
+   * Accepted messages by source, `[register, unregister]`, not yet added to
+   * {@linkcode registryMessages}: 100k registrations a second would otherwise
+   * build a label key per message.
+   */
+  #accepted = new Map<string, [number, number]>();
 
   constructor(totals: () => { routes: number; endpoints: number }) {
     this.routesPruned = this.registry.counter(
@@ -54,6 +60,31 @@ export class RouterStats {
     );
   }
 
+  /** Counts one accepted registration message (`result="ok"`). */
+  accepted(source: string, action: "register" | "unregister"): void {
+    let c = this.#accepted.get(source);
+    if (c === undefined) this.#accepted.set(source, c = [0, 0]);
+    c[action === "register" ? 0 : 1]++;
+  }
+
+  #flushAccepted(): void {
+    for (const [source, c] of this.#accepted) {
+      if (c[0] > 0) {
+        this.registryMessages.inc(
+          { source, action: "register", result: "ok" },
+          c[0],
+        );
+      }
+      if (c[1] > 0) {
+        this.registryMessages.inc(
+          { source, action: "unregister", result: "ok" },
+          c[1],
+        );
+      }
+      c[0] = c[1] = 0;
+    }
+  }
+
   /** Records one finished request. */
   observe(status: number, seconds: number): void {
     const cls = (status / 100) | 0;
@@ -71,6 +102,7 @@ export class RouterStats {
 
   /** Prometheus text for everything. */
   render(): string {
+    this.#flushAccepted();
     const p = PREFIX;
     const lines: string[] = [];
     const counter = (name: string, help: string, value: number) => {

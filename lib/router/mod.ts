@@ -31,7 +31,7 @@ export type { RouteBusLike, RouterDeps, RunningRouter } from "./_router.ts";
 export { Registry, splitUri } from "./_registry.ts";
 export type { ApplyResult, RegistryOptions, RouteJson } from "./_registry.ts";
 export { Endpoint, Pool } from "./_pool.ts";
-export type { Balancing, PickMiss } from "./_pool.ts";
+export type { Balancing, EndpointMeta, PickMiss } from "./_pool.ts";
 export {
   classifyFailure,
   failureStatus,
