@@ -202,73 +202,68 @@ function reuseIdle(agent: AgentInternals, req: http.ClientRequest): boolean {
   return true;
 }
 
-class EndpointHttpAgent extends http.Agent {
+/** What the per-endpoint agents add to node's agents. */
+interface EndpointAgentExtras {
   readonly settings: AgentSettings;
-  retired = false;
-  constructor(options: http.AgentOptions, settings: AgentSettings) {
-    super(options);
-    this.settings = settings;
-  }
-  addRequest(req: http.ClientRequest, options: unknown): void {
-    if (reuseIdle(this as unknown as AgentInternals, req)) return;
-    (http.Agent.prototype as unknown as {
-      addRequest(req: http.ClientRequest, options: unknown): void;
-    }).addRequest.call(this, req, options);
-  }
-  override getName(): string {
-    return NAME;
-  }
-  override keepSocketAlive(socket: net.Socket): boolean {
-    if (this.retired) return false;
-    (socket as IdleSocket)[IDLE_SINCE] = this.settings.clock.now;
-    // node's implementation returns a boolean; its typings say void.
-    return super.keepSocketAlive(socket) as unknown as boolean;
-  }
-  override createConnection(options: net.TcpNetConnectOpts): net.Socket {
-    const s = this.settings;
-    return connectBackend(
-      { host: options.host, port: options.port, ...s.tls },
-      s.tls !== undefined,
-      s.dialMs,
-      s.handshakeMs,
-    );
-  }
+  retired: boolean;
 }
 
-class EndpointHttpsAgent extends https.Agent {
-  readonly settings: AgentSettings;
-  retired = false;
-  constructor(options: https.AgentOptions, settings: AgentSettings) {
-    super(options);
-    this.settings = settings;
-  }
-  addRequest(req: http.ClientRequest, options: unknown): void {
-    if (reuseIdle(this as unknown as AgentInternals, req)) return;
-    (http.Agent.prototype as unknown as {
-      addRequest(req: http.ClientRequest, options: unknown): void;
-    }).addRequest.call(this, req, options);
-  }
-  override getName(): string {
-    return NAME;
-  }
-  override keepSocketAlive(socket: net.Socket): boolean {
-    if (this.retired) return false;
-    (socket as IdleSocket)[IDLE_SINCE] = this.settings.clock.now;
-    return super.keepSocketAlive(socket) as unknown as boolean;
-  }
-  override createConnection(options: net.TcpNetConnectOpts): net.Socket {
-    const s = this.settings;
-    return connectBackend(
-      { host: options.host, port: options.port, ...s.tls },
-      true,
-      s.dialMs,
-      s.handshakeMs,
-    );
-  }
+// deno-lint-ignore no-explicit-any
+type AgentClass = new (...args: any[]) => http.Agent;
+
+/**
+ * Adds the endpoint behaviour (idle-socket reuse, one pool name, retirement,
+ * the verified dial) to node's `http.Agent` or `https.Agent`: the two agent
+ * classes differ only in their base.
+ */
+function endpointAgent<B extends AgentClass>(Base: B, tlsAlways: boolean) {
+  return class extends Base implements EndpointAgentExtras {
+    settings!: AgentSettings;
+    retired = false;
+    addRequest(req: http.ClientRequest, options: unknown): void {
+      if (reuseIdle(this as unknown as AgentInternals, req)) return;
+      (http.Agent.prototype as unknown as {
+        addRequest(req: http.ClientRequest, options: unknown): void;
+      }).addRequest.call(this, req, options);
+    }
+    override getName(): string {
+      return NAME;
+    }
+    override keepSocketAlive(socket: net.Socket): boolean {
+      if (this.retired) return false;
+      (socket as IdleSocket)[IDLE_SINCE] = this.settings.clock.now;
+      // node's implementation returns a boolean; its typings say void.
+      return super.keepSocketAlive(socket) as unknown as boolean;
+    }
+    override createConnection(options: net.TcpNetConnectOpts): net.Socket {
+      const s = this.settings;
+      return connectBackend(
+        { host: options.host, port: options.port, ...s.tls },
+        tlsAlways || s.tls !== undefined,
+        s.dialMs,
+        s.handshakeMs,
+      );
+    }
+  };
+}
+
+const EndpointHttpAgent = endpointAgent(http.Agent, false);
+const EndpointHttpsAgent = endpointAgent(https.Agent, true);
+
+function newAgent(
+  tls: boolean,
+  options: https.AgentOptions,
+  settings: AgentSettings,
+): EndpointAgent {
+  const agent = tls
+    ? new EndpointHttpsAgent(options)
+    : new EndpointHttpAgent(options);
+  agent.settings = settings;
+  return agent;
 }
 
 /** The per-endpoint agent. */
-export type EndpointAgent = EndpointHttpAgent | EndpointHttpsAgent;
+export type EndpointAgent = http.Agent & EndpointAgentExtras;
 
 /** Creates, hands out and retires the per-endpoint agents. */
 export class Transports {
@@ -313,9 +308,7 @@ export class Transports {
       dialMs: this.#dialMs,
       handshakeMs: this.#handshakeMs,
     };
-    const agent: EndpointAgent = ep.tls
-      ? new EndpointHttpsAgent(options, settings)
-      : new EndpointHttpAgent(options, settings);
+    const agent = newAgent(ep.tls, options, settings);
     this.#agents.add(agent);
     ep.transport = agent;
     return agent;

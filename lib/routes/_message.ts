@@ -83,6 +83,19 @@ export class RegistryMessageError extends Error {
   }
 }
 
+/** JSON from text or bytes; a `RegistryMessageError` names `what` otherwise. */
+function decodeJson(data: string | Uint8Array, what: string): unknown {
+  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new RegistryMessageError(
+      "invalid-json",
+      `Cannot read ${what}: not valid JSON`,
+    );
+  }
+}
+
 /**
  * Parses and validates a registration message from raw bytes or text.
  *
@@ -101,16 +114,7 @@ export class RegistryMessageError extends Error {
 export function parseRegistryMessage(
   data: string | Uint8Array,
 ): RegistryMessage {
-  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new RegistryMessageError(
-      "invalid-json",
-      "Cannot read registration message: not valid JSON",
-    );
-  }
+  const raw = decodeJson(data, "registration message");
   const r = RegistryMessage.safeParse(raw);
   if (!r.success) {
     const detail = r.error.issues
@@ -156,16 +160,7 @@ export interface RouteSink {
 export function parseRouterStartMessage(
   data: string | Uint8Array,
 ): RouterStartMessage {
-  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new RegistryMessageError(
-      "invalid-json",
-      "Cannot read router start message: not valid JSON",
-    );
-  }
+  const raw = decodeJson(data, "router start message");
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new RegistryMessageError(
       "invalid-start",
