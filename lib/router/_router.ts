@@ -88,6 +88,39 @@ export interface RunningRouter {
 }
 
 /**
+ * Deno.serve over TLS does not set TCP_NODELAY and writes the response head
+ * and the body in separate sends, so a small body waits for the client's
+ * delayed ACK: about 40 ms per keep-alive response (measured with wrk: 90
+ * req/s over HTTPS against 13.7k over HTTP for 2 KiB bodies). Relaying the
+ * body as a stream without Content-Length (chunked framing) lets its first
+ * chunk go out with the head: 11k req/s over HTTPS for the same bodies.
+ * Bodies larger than one TLS record still stall on their last segment (115
+ * req/s for 200 KB over HTTPS; a Deno limit). Upgrades (101) and bodiless
+ * responses pass through untouched.
+ */
+function oneSegment(res: Response): Response {
+  if (!res.body || res.status === 101) return res;
+  const headers = new Headers(res.headers);
+  headers.delete("content-length");
+  const reader = res.body.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+  return new Response(body, {
+    status: res.status,
+    statusText: res.statusText,
+    headers,
+  });
+}
+
+/**
  * Starts `sigil router`: the client listener(s), the registration API and,
  * when configured, the NATS bus and the prune loop.
  *
@@ -275,20 +308,26 @@ export async function startRouter(
     ) => {
       let server: Deno.HttpServer<Deno.NetAddr>;
       try {
-        server = Deno.serve({
-          hostname: addr.hostname,
-          port: addr.port,
-          // Only pass the flag when asked: Deno 2.9 treats it as unstable.
-          ...(config.reuse_port ? { reusePort: true } : {}),
-          onListen: () => {},
-          onError: (err) => {
-            logger.error("request-failed", { error: describeError(err) });
-            return new Response("500 Internal Server Error\n", {
-              status: 500,
-            });
+        server = Deno.serve(
+          {
+            hostname: addr.hostname,
+            port: addr.port,
+            // Only pass the flag when asked: Deno 2.9 treats it as unstable.
+            ...(config.reuse_port ? { reusePort: true } : {}),
+            onListen: () => {},
+            onError: (err) => {
+              logger.error("request-failed", { error: describeError(err) });
+              return new Response("500 Internal Server Error\n", {
+                status: 500,
+              });
+            },
+            ...tlsOpts,
           },
-          ...tlsOpts,
-        }, (req, info) => handler.handle(req, info, proto));
+          tlsOpts
+            ? async (req, info) =>
+              oneSegment(await handler.handle(req, info, proto))
+            : (req, info) => handler.handle(req, info, proto),
+        );
       } catch (err) {
         const where = `${addr.hostname}:${addr.port}`;
         const why = err instanceof Deno.errors.AddrInUse
