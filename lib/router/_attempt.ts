@@ -77,13 +77,25 @@ type Tagged = { [ATTEMPT]: Attempt };
  * carries its attempt in the ATTEMPT property.
  */
 function onCreqResponse(this: Tagged, res: http.IncomingMessage): void {
-  this[ATTEMPT].onResponse(res);
+  const a = this[ATTEMPT];
+  try {
+    a.onResponse(res);
+  } catch (err) {
+    // Never let a backend's odd answer escape a socket callback.
+    res.destroy();
+    a.onError(err as Error);
+  }
 }
 function onErrorEvent(this: Tagged, err: Error): void {
   this[ATTEMPT].onError(err);
 }
 function onResEnd(this: Tagged): void {
-  this[ATTEMPT].onEnd();
+  const a = this[ATTEMPT];
+  try {
+    a.onEnd();
+  } catch (err) {
+    a.onError(err as Error);
+  }
 }
 function onResSmallData(this: Tagged, chunk: Uint8Array): void {
   this[ATTEMPT].onSmallData(chunk);
@@ -213,6 +225,10 @@ export class Attempt {
     const ep = this.ep;
     const raw = res.rawHeaders;
     const status = res.statusCode ?? 502;
+    if (status < 200 || status > 599) {
+      // fetch's Response cannot carry it (and 1xx never reaches here).
+      throw new RangeError(`backend answered with status ${status}`);
+    }
     const stickyNames = this.host.stickyNames;
     const headers: [string, string][] = [];
     let setCookies: string[] | undefined;

@@ -177,7 +177,9 @@ function attempt(
       res.on("data", (c: Uint8Array) => chunks.push(c));
       res.on("error", () => {});
       res.on("end", () => {
-        const status = res.statusCode ?? 502;
+        const got = res.statusCode ?? 502;
+        // fetch's Response only takes 200-599; anything else is a bad gateway.
+        const status = got >= 200 && got <= 599 ? got : 502;
         const out: [string, string][] = [];
         const raw = res.rawHeaders;
         for (let i = 0; i < raw.length; i += 2) {

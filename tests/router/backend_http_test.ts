@@ -14,6 +14,7 @@ async function rawBackend(
   const server = net.createServer((sock) => {
     socks.add(sock);
     sock.on("close", () => socks.delete(sock));
+    sock.on("error", () => {}); // the router may reset a connection it gave up on
     let buf = "";
     sock.on("data", (c) => {
       buf += c.toString("latin1");
@@ -351,6 +352,40 @@ Deno.test("router streams a chunked response of unknown length to the client", a
     assert.equal(res.status, 200);
     assert.equal(res.text.length, part.length * 2);
     assert.equal(t.access.at(-1)!.bytes_out, part.length * 2);
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
+
+Deno.test("router answers 502 to a backend status fetch cannot carry, and keeps serving", async () => {
+  const t = await startTestRouter();
+  const be = await rawBackend((head, sock) => {
+    if (head.startsWith("GET /odd ")) {
+      sock.write("HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nhi");
+    } else if (head.startsWith("GET /odd-big ")) {
+      sock.write(
+        `HTTP/1.1 999 Odd\r\nContent-Length: 200000\r\n\r\n${
+          "y".repeat(200000)
+        }`,
+      );
+    } else sock.write("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    for (const path of ["/odd", "/odd-big"]) {
+      const odd = await request(t.url, ROUTE, { path });
+      assert.equal(odd.status, 502, path);
+      assert.match(header(odd, "x-cf-routererror") ?? "", /endpoint_failure/);
+      assert.doesNotMatch(odd.text, /hi|yyy/);
+    }
+    const ok = await request(t.url, ROUTE, { path: "/fine" });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.text, "abc");
   } finally {
     await be.close();
     await t.close();
