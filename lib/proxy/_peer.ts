@@ -6,6 +6,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import type { DetailedPeerCertificate, PeerCertificate } from "node:tls";
+import { parseCertificate, toPem } from "../pki/mod.ts";
 
 /** Why a client was refused. Stable keys for metrics and logs. */
 export type RefusalReason =
@@ -82,17 +83,35 @@ export function sanMatches(pattern: string, san: string): boolean {
   });
 }
 
-/** DNS names and URIs of a peer certificate (from node's `subjectaltname`). */
+const sanCache = new Map<string, { dns: string[]; uris: string[] }>();
+const SAN_CACHE_MAX = 1024;
+
+/**
+ * DNS names and URIs of a peer certificate, read from its DER with the PKI
+ * parser (node's `subjectaltname` text cannot be split safely: a DNS name may
+ * itself contain ", DNS:"). Cached by fingerprint, since the same client
+ * certificate (the router's) makes most connections.
+ */
 export function peerSans(
   cert: PeerCertificate | undefined,
 ): { dns: string[]; uris: string[] } {
-  const dns: string[] = [];
-  const uris: string[] = [];
-  for (const part of (cert?.subjectaltname ?? "").split(/,\s*/)) {
-    if (part.startsWith("DNS:")) dns.push(part.slice(4));
-    else if (part.startsWith("URI:")) uris.push(part.slice(4));
+  const raw = cert?.raw as Uint8Array | undefined;
+  if (!raw || raw.length === 0) return { dns: [], uris: [] };
+  const key = cert!.fingerprint256 ?? "";
+  const hit = key ? sanCache.get(key) : undefined;
+  if (hit) return hit;
+  let sans = { dns: [] as string[], uris: [] as string[] };
+  try {
+    const info = parseCertificate(toPem(new Uint8Array(raw), "CERTIFICATE"));
+    sans = { dns: info.dnsNames, uris: info.uris };
+  } catch {
+    // Unparsable: no names, so no pattern can match.
   }
-  return { dns, uris };
+  if (key) {
+    if (sanCache.size >= SAN_CACHE_MAX) sanCache.clear();
+    sanCache.set(key, sans);
+  }
+  return sans;
 }
 
 /** True when any SAN of the certificate matches any allowed pattern. */

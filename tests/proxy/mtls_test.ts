@@ -251,3 +251,27 @@ Deno.test("startProxy() refuses an allowed_client_sans pattern with two wildcard
     ConfigError,
   );
 });
+
+Deno.test('sanAllowed() reads SANs from the certificate itself, so a DNS name containing ", DNS:" cannot smuggle in an allowed one', async () => {
+  const { sanAllowed } = await import("../../lib/proxy/_peer.ts");
+  const { X509Certificate } = await import("node:crypto");
+  const pki2 = await createTestPki();
+  const asPeer = (pem: string) => {
+    const x = new X509Certificate(pem);
+    return {
+      raw: new Uint8Array(x.raw),
+      fingerprint256: x.fingerprint256,
+      // What node (and Deno) print for it: the embedded ", DNS:" reads as more names.
+      subjectaltname: x.subjectAltName ?? "",
+    } as unknown as import("node:tls").PeerCertificate;
+  };
+  const evil = await pki2.issueClient({
+    dnsNames: ["evil, DNS:router-1, DNS:z"],
+  });
+  assert.equal(sanAllowed(asPeer(evil.certPem), ["router-1"]), false);
+  const good = await pki2.issueClient({ dnsNames: ["router-1"] });
+  assert.equal(sanAllowed(asPeer(good.certPem), ["router-1"]), true);
+  const uri = await pki2.issueClient({ uris: ["spiffe://t/router"] });
+  assert.equal(sanAllowed(asPeer(uri.certPem), ["spiffe://t/router"]), true);
+  assert.equal(sanAllowed(asPeer(uri.certPem), ["router-1"]), false);
+});
