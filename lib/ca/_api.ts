@@ -6,6 +6,8 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
+import { describeError } from "../common/errors.ts";
+import type { Logger } from "../observe/mod.ts";
 import { CaError } from "./errors.ts";
 import type { CertificateAuthority } from "./_authority.ts";
 import { jwks } from "./_token.ts";
@@ -40,7 +42,7 @@ function errorBody(code: string, message: string) {
  */
 export function createCaApp(
   ca: CertificateAuthority,
-  options: { maxBodyBytes?: number } = {},
+  options: { maxBodyBytes?: number; logger?: Logger } = {},
 ): Hono {
   const max = options.maxBodyBytes ?? 65536;
   const app = new Hono();
@@ -91,6 +93,11 @@ export function createCaApp(
       return c.json(errorBody(err.code, err.message), STATUS[err.code]!);
     }
     const code = err instanceof CaError ? err.code : "ERR_CA_INTERNAL";
+    options.logger?.error("ca-request-failed", {
+      code,
+      path: c.req.path,
+      reason: describeError(err),
+    });
     return c.json(errorBody(code, "Internal error; see the CA log"), 500);
   });
   return app;

@@ -108,7 +108,10 @@ export async function startCa(
       now: clock.now(),
     },
   );
-  const app = createCaApp(authority, { maxBodyBytes: config.max_body_bytes });
+  const app = createCaApp(authority, {
+    maxBodyBytes: config.max_body_bytes,
+    logger,
+  });
   let resolveAddr: (a: string) => void;
   const bound = new Promise<string>((r) => (resolveAddr = r));
   const server = Deno.serve({

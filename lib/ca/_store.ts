@@ -164,6 +164,15 @@ export async function initCa(
   return await loadCa(dir);
 }
 
+/** Writes every byte (`write` may write fewer than asked). */
+export async function writeFully(
+  f: Deno.FsFile,
+  bytes: Uint8Array,
+): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await f.write(bytes.subarray(off));
+}
+
 async function writeNew(
   path: string,
   data: string,
@@ -171,7 +180,7 @@ async function writeNew(
 ): Promise<void> {
   const f = await Deno.open(path, { write: true, createNew: true, mode });
   try {
-    await f.write(new TextEncoder().encode(data));
+    await writeFully(f, new TextEncoder().encode(data));
     await f.sync();
   } finally {
     f.close();
@@ -201,7 +210,16 @@ export async function loadCa(dir: string): Promise<CaStore> {
       { cause: err },
     );
   }
-  const meta = JSON.parse(metaText) as CaMeta;
+  let meta: CaMeta;
+  try {
+    meta = JSON.parse(metaText) as CaMeta;
+  } catch (err) {
+    throw new CaError(
+      "ERR_CA_NOT_FOUND",
+      `Cannot load CA from "${dir}": ${CA_FILES.meta} is not valid JSON; restore it from backup`,
+      { cause: err },
+    );
+  }
   for (const f of KEY_FILES) {
     const path = join(dir, f);
     const st = await Deno.stat(path).catch((err) => {

@@ -21,7 +21,7 @@ import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { startCa } from "./_serve.ts";
-import { CA_FILES, initCa, loadCa } from "./_store.ts";
+import { CA_FILES, initCa, loadCa, writeFully } from "./_store.ts";
 import { mintToken, SCOPES } from "./_token.ts";
 import type { Scope } from "./_token.ts";
 
@@ -58,7 +58,7 @@ async function writeSecret(path: string, data: string, mode: number) {
   const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   const f = await Deno.open(tmp, { write: true, createNew: true, mode });
   try {
-    await f.write(new TextEncoder().encode(data));
+    await writeFully(f, new TextEncoder().encode(data));
     await f.sync();
   } finally {
     f.close();

@@ -126,7 +126,10 @@ export const RotatorSection = z.strictObject({
   /** Mode of the credentials directories. */
   dir_mode: FileMode.default(0o700),
   /** Mode of `instance.key`. */
-  key_mode: FileMode.default(0o600),
+  key_mode: FileMode.default(0o600).refine((m) => (m & 0o077) === 0, {
+    message:
+      'must not give group or others access to private keys; use "0600" or "0400"',
+  }),
   /** Mode of `instance.crt`. */
   cert_mode: FileMode.default(0o644),
   /** Timeout of an `on_rotate` command. */

@@ -3,6 +3,7 @@
  * `/v1/unregister` with the `RegistryMessage` JSON body and a bearer token.
  * @module
  */
+import { redactUrl } from "../routes/mod.ts";
 import { describeError } from "../common/mod.ts";
 import type { RegistryMessage, RouteSink } from "../routes/mod.ts";
 import { RegistrationError } from "./errors.ts";
@@ -34,6 +35,8 @@ export interface HttpRouteSinkOptions {
  */
 export class HttpRouteSink implements RouteSink {
   readonly url: string;
+  /** The URL as it may appear in messages (no credentials). */
+  #shown: string;
   #o: HttpRouteSinkOptions;
   #client: Deno.HttpClient | undefined;
   #clientReady: Promise<void> | undefined;
@@ -41,6 +44,7 @@ export class HttpRouteSink implements RouteSink {
   constructor(options: HttpRouteSinkOptions) {
     this.#o = options;
     this.url = options.url.replace(/\/+$/, "");
+    this.#shown = redactUrl(this.url);
   }
 
   /** Posts one `router.register` message. */
@@ -72,7 +76,7 @@ export class HttpRouteSink implements RouteSink {
         token = (await Deno.readTextFile(this.#o.tokenFile)).trim();
       } catch (err) {
         throw new RegistrationError(
-          `Cannot ${action} routes with "${this.url}": cannot read token file "${this.#o.tokenFile}": ${
+          `Cannot ${action} routes with "${this.#shown}": cannot read token file "${this.#o.tokenFile}": ${
             describeError(err)
           }`,
           { cause: err },
@@ -93,14 +97,14 @@ export class HttpRouteSink implements RouteSink {
       res = await (this.#o.fetch ?? fetch)(target, init);
     } catch (err) {
       throw new RegistrationError(
-        `Cannot ${action} routes with "${this.url}": ${describeError(err)}`,
+        `Cannot ${action} routes with "${this.#shown}": ${describeError(err)}`,
         { cause: err },
       );
     }
     const body = await res.text().catch(() => "");
     if (!res.ok) {
       throw new RegistrationError(
-        `Cannot ${action} routes with "${this.url}": HTTP ${res.status}${
+        `Cannot ${action} routes with "${this.#shown}": HTTP ${res.status}${
           body ? ` ${body.slice(0, 200)}` : ""
         }`,
       );
@@ -116,7 +120,7 @@ export class HttpRouteSink implements RouteSink {
       } catch (err) {
         this.#clientReady = undefined;
         throw new RegistrationError(
-          `Cannot register routes with "${this.url}": cannot read ca_bundle "${this.#o.caBundle}": ${
+          `Cannot register routes with "${this.#shown}": cannot read ca_bundle "${this.#o.caBundle}": ${
             describeError(err)
           }`,
           { cause: err },

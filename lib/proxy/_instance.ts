@@ -230,8 +230,17 @@ export class InstanceRuntime {
       }
     }
     if (changed) {
-      const ctx = this.#contextOptions();
-      for (const l of this.listeners) l.setSecureContext(ctx);
+      try {
+        const ctx = this.#contextOptions();
+        for (const l of this.listeners) l.setSecureContext(ctx);
+      } catch (err) {
+        // Listeners that did not take the new context keep serving the old one.
+        out.error = describeError(err);
+        d.logger.error("credentials-swap-failed", {
+          instance: this.#label,
+          error: out.error,
+        });
+      }
     }
     return out;
   }

@@ -1,5 +1,6 @@
 /** `sigil proxy`: run the TLS proxy until SIGTERM/SIGINT; SIGHUP reloads. @module */
 import type { Command } from "../common/mod.ts";
+import { describeError } from "../common/mod.ts";
 import { requireFlag } from "../common/mod.ts";
 import { loadConfig, requireSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
@@ -34,7 +35,9 @@ export const PROXY_COMMANDS: Command[] = [{
     const onTerm = onStop("SIGTERM"), onInt = onStop("SIGINT");
     const onHup = () => {
       logger.info("reload-requested", { signal: "SIGHUP" });
-      void proxy.reload();
+      proxy.reload().catch((err) =>
+        logger.error("credentials-reload-failed", { error: describeError(err) })
+      );
     };
     Deno.addSignalListener("SIGTERM", onTerm);
     Deno.addSignalListener("SIGINT", onInt);

@@ -102,6 +102,8 @@ export async function createAccessLog(
       append: true,
       create: true,
       write: true,
+      // Client addresses and request paths: not for every local user.
+      mode: 0o640,
     })
     : Deno.stdout;
   // Lines are encoded straight into one reusable buffer (no big string to

@@ -85,13 +85,14 @@ export async function createTokenVerifier(
   // Only tokens that passed every check (scope included) are cached.
   const cache = new Map<string, { sub: string; exp: number }>();
   const verify = async (authorization: string | undefined) => {
-    if (!authorization || !authorization.startsWith("Bearer ")) {
+    // The scheme is case-insensitive (RFC 9110), as at the CA.
+    const token = authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+    if (!token) {
       throw new RouterAuthError(
         401,
         "Cannot accept request: missing bearer token",
       );
     }
-    const token = authorization.slice(7).trim();
     // Emitters re-register every 20 s with the same token: skip the ES256
     // verification while a verified token is unexpired.
     const hit = cache.get(token);

@@ -94,6 +94,9 @@ export function dropConnectionTokens(
   }
 }
 
+/** A version-00 W3C traceparent header value. */
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 /**
  * W3C trace context: keep the caller's trace id and flags with a new parent
  * id (our span), or start a trace using the request id as the trace id.
@@ -106,7 +109,7 @@ export function traceparent(
   if (
     incoming !== undefined && incoming.length === TRACEPARENT_LEN &&
     incoming.startsWith("00-") && incoming.charCodeAt(35) === 45 &&
-    incoming.charCodeAt(52) === 45 &&
+    incoming.charCodeAt(52) === 45 && TRACEPARENT.test(incoming) &&
     !incoming.startsWith("00-00000000000000000000000000000000")
   ) {
     return `00-${incoming.slice(3, 35)}-${span}-${incoming.slice(53)}`;

@@ -75,3 +75,16 @@ Deno.test("RotatorSection rejects bad values with their paths", () => {
     /rotator.ca_url/,
   );
 });
+
+Deno.test("RotatorSection refuses a key_mode that lets group or others read keys", () => {
+  const base =
+    "rotator:\n  ca_url: https://127.0.0.1:8443\n  ca_bundle: b.pem\n  token_file: t\n";
+  assert.throws(
+    () => parseConfig(base + '  key_mode: "0644"\n'),
+    /key_mode: must not give group or others access/,
+  );
+  assert.equal(
+    parseConfig(base + '  key_mode: "0400"\n').rotator!.key_mode,
+    0o400,
+  );
+});
