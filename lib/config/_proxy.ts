@@ -23,11 +23,19 @@ export const ProxyRouterTarget = z.strictObject({
     protocol: /^https?$/,
     error: "must be an http:// or https:// URL",
   }),
-  /** File holding the bearer token (read at start and on SIGHUP; never logged). */
+  /** File holding the bearer token (read for every send; never logged). */
   token_file: FilePath.optional(),
   /** PEM bundle trusted for an https router URL (system roots when absent). */
   ca_bundle: FilePath.optional(),
-});
+}).refine(
+  // A bearer token over plain http is readable by anyone on the path.
+  (t) => !t.token_file || !isPlainRemote(t.url),
+  {
+    message:
+      "refusing to send the bearer token over plain http to a non-loopback host: send tokens over https (set the router's api.cert/api.key and use https://...)",
+    path: ["url"],
+  },
+);
 /** A resolved router target. */
 export type ProxyRouterTarget = z.output<typeof ProxyRouterTarget>;
 
@@ -60,8 +68,16 @@ export const ProxyRegister = z.strictObject({
   routers: z.array(ProxyRouterTarget).default([]),
   /** NATS route bus (Cloud Foundry's `router.register` subject). */
   nats: z.strictObject({
-    /** `nats://host:port` URLs. */
+    /**
+     * `nats://host:port` URLs (or `tls://...`). Credentials go in the URL
+     * (`nats://user:pass@host:4222`); logs show them redacted.
+     */
     servers: z.array(z.string().min(1)).min(1),
+    /**
+     * PEM bundle trusted for the NATS servers' certificates; setting it turns
+     * on TLS to NATS. Plain TCP when absent.
+     */
+    tls_ca: FilePath.optional(),
   }).optional(),
 }).refine((r) => r.routers.length > 0 || r.nats !== undefined, {
   message: "register needs at least one target: routers or nats",
@@ -223,5 +239,16 @@ export type ProxySection = z.output<typeof ProxySection>;
 export type ProxySectionInput = z.input<typeof ProxySection>;
 
 function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
+  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\./.test(h);
+}
+
+/** An `http://` URL whose host is not loopback. */
+function isPlainRemote(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.protocol === "http:" && !isLoopback(u.hostname);
+  } catch {
+    return false; // z.url() reports the syntax
+  }
 }

@@ -46,7 +46,18 @@ const RouterApi = z.strictObject({
   enabled: z.boolean().default(true),
   /** Listen address of the API (keep it private). */
   listen: Address.prefault("127.0.0.1:8082"),
-  /** The CA's JWKS URL, e.g. `https://ca.internal:8443/v1/jwks.json`. */
+  /**
+   * Certificate chain (PEM) for serving the API over HTTPS. Set it (with
+   * `key`) whenever proxies on other hosts send their bearer tokens here.
+   * Plain HTTP when absent.
+   */
+  cert: FilePath.optional(),
+  /** Private key (PEM) for `cert`. */
+  key: FilePath.optional(),
+  /**
+   * The CA's JWKS URL, e.g. `https://ca.internal:8443/v1/jwks.json`; must be
+   * https unless its host is loopback (127.x, ::1, localhost).
+   */
   jwks_url: z.url().optional(),
   /** PEM bundle trusted when fetching `jwks_url` over HTTPS. */
   ca_bundle: FilePath.optional(),
@@ -65,12 +76,44 @@ const RouterApi = z.strictObject({
       "set exactly one of api.jwks_url or api.public_key_file (or api.enabled: false)",
     path: ["jwks_url"],
   },
-);
+).refine((a) => !!a.cert === !!a.key, {
+  message: "api.cert and api.key go together",
+  path: ["key"],
+}).refine((a) => a.jwks_url === undefined || safeJwksUrl(a.jwks_url), {
+  message:
+    "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
+  path: ["jwks_url"],
+});
+
+/** Whether a host name (URL hostname, brackets allowed) is loopback. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\./.test(h);
+}
+
+function safeJwksUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.protocol === "https:" ||
+      (u.protocol === "http:" && isLoopbackHost(u.hostname));
+  } catch {
+    return false; // z.url() reports the syntax
+  }
+}
 
 /** NATS route bus (for fleets with several routers). */
 const RouterNats = z.strictObject({
-  /** NATS server URLs, e.g. `nats://10.0.0.2:4222`. */
+  /**
+   * NATS server URLs, e.g. `nats://10.0.0.2:4222` (or `tls://...`).
+   * Credentials go in the URL (`nats://user:pass@host:4222`); logs show
+   * them redacted (`nats://***@host:4222`).
+   */
   servers: z.array(z.string().min(1)).min(1),
+  /**
+   * PEM bundle trusted for the NATS servers' certificates; setting it turns
+   * on TLS to NATS (the server must have TLS enabled). Plain TCP when absent.
+   */
+  tls_ca: FilePath.optional(),
   /** Skip pruning while NATS is disconnected (registrations cannot arrive). */
   suspend_pruning_if_nats_unavailable: z.boolean().default(true),
 });

@@ -9,9 +9,9 @@ import { ConfigError, formatAddress } from "../config/mod.ts";
 import type { ProxySection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import type { Logger } from "../observe/mod.ts";
-import { NatsRouteBus } from "../routes/mod.ts";
+import { NatsRouteBus, redactUrl } from "../routes/mod.ts";
 import { createAdminApp } from "./_admin.ts";
-import { ListenError } from "./errors.ts";
+import { ListenError, RegistrationError } from "./errors.ts";
 import { HttpRouteSink } from "./_http_sink.ts";
 import { InstanceRuntime } from "./_instance.ts";
 import type { ReloadOutcome } from "./_instance.ts";
@@ -361,7 +361,7 @@ async function defaultSinks(
   logger: Logger,
 ): Promise<NamedSink[]> {
   const sinks: NamedSink[] = reg.routers.map((r) => ({
-    name: r.url,
+    name: redactUrl(r.url),
     sink: new HttpRouteSink({
       url: r.url,
       tokenFile: r.token_file,
@@ -369,9 +369,23 @@ async function defaultSinks(
     }),
   }));
   if (reg.nats) {
+    let ca: string | undefined;
+    if (reg.nats.tls_ca !== undefined) {
+      try {
+        ca = await Deno.readTextFile(reg.nats.tls_ca);
+      } catch (err) {
+        throw new RegistrationError(
+          `Cannot register routes over NATS: cannot read tls_ca "${reg.nats.tls_ca}": ${
+            describeError(err)
+          }`,
+          { cause: err },
+        );
+      }
+    }
     const bus = await NatsRouteBus.connect({
       servers: reg.nats.servers,
       name: "sigil-proxy",
+      ...(ca !== undefined ? { tls: { ca } } : {}),
       clock,
       logger: logger.child("routes"),
     });

@@ -148,6 +148,7 @@ export function configDump(config: ProxySection, instances: InstanceRuntime[]) {
         })),
         nats: ic.register.nats && {
           servers: ic.register.nats.servers.map(redact),
+          tls_ca: ic.register.nats.tls_ca,
         },
       },
     })),

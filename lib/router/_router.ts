@@ -197,6 +197,13 @@ export async function startRouter(
   const caBundle = config.api.enabled
     ? await readFile(config.api.ca_bundle, "JWKS CA bundle")
     : undefined;
+  const apiCert = config.api.enabled
+    ? await readFile(config.api.cert, "API certificate")
+    : undefined;
+  const apiKey = config.api.enabled
+    ? await readFile(config.api.key, "API key")
+    : undefined;
+  const natsCa = await readFile(config.nats?.tls_ca, "NATS CA bundle");
   const httpsCert = await readFile(config.https?.cert, "HTTPS certificate");
   const httpsKey = await readFile(config.https?.key, "HTTPS key");
 
@@ -371,11 +378,33 @@ export async function startRouter(
         apply,
         healthy: () => !draining,
       });
-      const api = Deno.serve({
-        hostname: config.api.listen.hostname,
-        port: config.api.listen.port,
-        onListen: () => {},
-      }, app.fetch);
+      const apiTls = apiCert !== undefined && apiKey !== undefined
+        ? { cert: apiCert, key: apiKey }
+        : undefined;
+      let api: Deno.HttpServer<Deno.NetAddr>;
+      try {
+        api = Deno.serve(
+          {
+            hostname: config.api.listen.hostname,
+            port: config.api.listen.port,
+            onListen: () => {},
+            ...apiTls,
+          },
+          // Over TLS, stream the body (see oneSegment) or each keep-alive
+          // response waits ~40 ms for the client's delayed ACK.
+          apiTls ? async (req) => oneSegment(await app.fetch(req)) : app.fetch,
+        );
+      } catch (err) {
+        const where = `${config.api.listen.hostname}:${config.api.listen.port}`;
+        const why = err instanceof Deno.errors.AddrInUse
+          ? "address already in use"
+          : describeError(err);
+        throw new RouterError(
+          "ERR_ROUTER_LISTEN",
+          `Cannot listen on ${where} for the registration API: ${why}`,
+          { cause: err },
+        );
+      }
       apiServer = api;
       apiPort = api.addr.port;
     }
@@ -389,6 +418,7 @@ export async function startRouter(
       bus = await connect({
         servers: config.nats.servers,
         name: "sigil-router",
+        ...(natsCa !== undefined ? { tls: { ca: natsCa } } : {}),
         routerId: config.id,
         hosts: config.listen.hostname === "0.0.0.0"
           ? []
@@ -457,7 +487,9 @@ export async function startRouter(
       port,
       https_port: httpsPort,
       api_port: apiPort,
+      api_tls: config.api.enabled && config.api.cert !== undefined,
       nats: config.nats !== undefined,
+      nats_tls: config.nats?.tls_ca !== undefined,
       backends_mode: b.mode,
     });
 
