@@ -241,3 +241,31 @@ Deno.test("registration API answers 503 while the CA's key set is unreachable", 
     await router.close();
   }
 });
+
+Deno.test("registration API reads the auth scheme case-insensitively, like the CA", async () => {
+  const t = await startTestRouter();
+  try {
+    const token = await t.token("routes.write");
+    for (const scheme of ["bearer", "BEARER"]) {
+      const res = await fetch(`${t.apiUrl}/v1/register`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `${scheme} ${token}`,
+        },
+        body: JSON.stringify(MSG),
+      });
+      assert.equal(res.status, 200, scheme);
+      await res.body?.cancel();
+    }
+    const basic = await fetch(`${t.apiUrl}/v1/register`, {
+      method: "POST",
+      headers: { authorization: `Basic ${btoa("a:b")}` },
+      body: JSON.stringify(MSG),
+    });
+    assert.equal(basic.status, 401);
+    await basic.body?.cancel();
+  } finally {
+    await t.close();
+  }
+});
