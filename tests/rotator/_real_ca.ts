@@ -2,7 +2,13 @@
  * A real `sigil ca serve` subprocess for rotator tests: `ca init`, `ca token`,
  * then serve on 127.0.0.1:0 and read the address from the "ca-listening" log.
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
+import {
+  certificateMatchesKey,
+  parseCertificate,
+  verifyChain,
+} from "../../lib/pki/mod.ts";
 import { sigil, SigilProcess } from "../_helpers/proc.ts";
 
 export interface RealCa {
@@ -83,4 +89,35 @@ export function rotatorYaml(
     ),
   ];
   return lines.join("\n") + "\n";
+}
+
+/** What a reader sees: both files parse and belong together. */
+export async function checkPair(ca: RealCa, dir: string, id: string) {
+  const certPem = await Deno.readTextFile(join(dir, "instance.crt"));
+  const keyPem = await Deno.readTextFile(join(dir, "instance.key"));
+  assert.ok(
+    await certificateMatchesKey(certPem, keyPem),
+    `key matches cert in ${dir}`,
+  );
+  const info = parseCertificate(certPem);
+  assert.equal(info.identity?.instanceId, id);
+  await verifyChain(certPem, await Deno.readTextFile(ca.bundlePath));
+  const keyMode = (await Deno.stat(join(dir, "instance.key"))).mode! & 0o777;
+  assert.equal(keyMode, 0o600);
+  return info;
+}
+
+/** The JSON log lines of `p` with this event name. */
+export function events(
+  p: SigilProcess,
+  name: string,
+): Array<Record<string, unknown>> {
+  return p.lines.flatMap((l) => {
+    try {
+      const r = JSON.parse(l);
+      return r.event === name ? [r] : [];
+    } catch {
+      return [];
+    }
+  });
 }

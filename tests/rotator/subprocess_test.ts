@@ -4,41 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  certificateMatchesKey,
-  parseCertificate,
-  verifyChain,
-} from "../../lib/pki/mod.ts";
 import { sigil, SigilProcess } from "../_helpers/proc.ts";
-import { rotatorYaml, startRealCa } from "./_real_ca.ts";
-import type { RealCa } from "./_real_ca.ts";
-
-/** What a reader sees: both files parse and belong together. */
-async function checkPair(ca: RealCa, dir: string, id: string) {
-  const certPem = await Deno.readTextFile(join(dir, "instance.crt"));
-  const keyPem = await Deno.readTextFile(join(dir, "instance.key"));
-  assert.ok(
-    await certificateMatchesKey(certPem, keyPem),
-    `key matches cert in ${dir}`,
-  );
-  const info = parseCertificate(certPem);
-  assert.equal(info.identity?.instanceId, id);
-  await verifyChain(certPem, await Deno.readTextFile(ca.bundlePath));
-  const keyMode = (await Deno.stat(join(dir, "instance.key"))).mode! & 0o777;
-  assert.equal(keyMode, 0o600);
-  return info;
-}
-
-function events(p: SigilProcess, name: string): Array<Record<string, unknown>> {
-  return p.lines.flatMap((l) => {
-    try {
-      const r = JSON.parse(l);
-      return r.event === name ? [r] : [];
-    } catch {
-      return [];
-    }
-  });
-}
+import { checkPair, events, rotatorYaml, startRealCa } from "./_real_ca.ts";
 
 Deno.test("sigil rotator (subprocess) against a real sigil ca serve", async (t) => {
   const base = await Deno.makeTempDir({ prefix: "sigil-rot-proc-" });
