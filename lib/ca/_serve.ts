@@ -15,36 +15,11 @@ import { createLogger, MetricsRegistry } from "../observe/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import type { Clock } from "../common/clock.ts";
 import { systemClock } from "../common/clock.ts";
+import { oneSegment } from "../common/tls_response.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
 import { Ledger } from "./_ledger.ts";
 import { CA_FILES, loadCa } from "./_store.ts";
-
-/**
- * Re-bodies a response as a one-chunk stream. Deno.serve over TLS writes the
- * headers and a fixed-length body (a string or bytes, or any body with a
- * Content-Length) of more than ~100 bytes as two TCP sends; with Nagle's algorithm on (Deno.serve has no
- * TCP_NODELAY switch) the second waits for the client's delayed ACK, about
- * 40 ms, on every keep-alive response -- which capped `POST /v1/sign` at
- * 16 connections / 40 ms = 400/s whatever the CPU. A chunked body whose only
- * chunk is ready at once goes out in the same send as the headers (measured
- * up to 16 KiB, one TLS record; every response of this API is smaller).
- */
-async function oneSegment(res: Response): Promise<Response> {
-  if (!res.body) return res;
-  const body = new Uint8Array(await res.arrayBuffer());
-  const headers = new Headers(res.headers);
-  headers.delete("content-length");
-  return new Response(
-    new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(body);
-        controller.close();
-      },
-    }),
-    { status: res.status, statusText: res.statusText, headers },
-  );
-}
 
 /** A running CA server. */
 export interface RunningCa {

@@ -15,4 +15,5 @@ export { formatDuration, parseDuration } from "./duration.ts";
 export { FakeClock, systemClock } from "./clock.ts";
 export type { Clock, TimerId } from "./clock.ts";
 export { listFlag, requireFlag, stringFlag } from "./command.ts";
+export { oneSegment } from "./tls_response.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";
