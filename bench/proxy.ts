@@ -4,11 +4,16 @@
  * One trivial HTTP backend (`proxy_backend.ts`, its own process) behind:
  * - `sigil proxy` (`deno run -A main.ts proxy`, its own process, one JS thread),
  * - haproxy (Debian package, `nbthread 1`, `mode tcp`, same certificate),
+ * - the bare node:tls → node:net pipe (`proxy_bare.ts`): the platform's floor,
+ *   to tell Deno's share of a gap from sigil's,
  * - nothing (direct plaintext to the backend).
  * Measures keep-alive req/s and new-connection req/s (wrk), the same in mTLS
  * mode (`ab -E`, haproxy `verify required`), bulk download and upload MB/s
  * (wrk, 1 MiB bodies), RSS of one proxy process serving 1 vs 50 instances,
  * and the proxy's fd count before and after 10,000 app-closed connections.
+ * Each run also reads the CPU time the proxy process used (/proc/PID/stat),
+ * so the table gives requests per CPU-second as well: on a shared machine
+ * that is the figure that does not depend on what the other processes left.
  * Prints a markdown table with ratios, then a `SUMMARY` line for `run.ts`.
  * @module
  */
@@ -60,6 +65,26 @@ async function run(cmd: string, args: string[]): Promise<string> {
 interface Load {
   rps: number;
   errors: number;
+  /** Requests (or MB) per CPU-second of the measured proxy process. */
+  perCpu?: number;
+}
+
+/** CPU time (user + system) a process has used so far, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (USER_HZ)
+}
+
+/** Runs `fn` and adds the per-CPU-second rate of process `pid` to its result. */
+async function withCpu(
+  pid: number,
+  fn: () => Promise<Load>,
+): Promise<Load> {
+  const c0 = cpuSeconds(pid), t0 = performance.now();
+  const load = await fn();
+  const secs = (performance.now() - t0) / 1000, cpu = cpuSeconds(pid) - c0;
+  return { ...load, perCpu: cpu > 0 ? (load.rps * secs) / cpu : undefined };
 }
 
 async function wrk(url: string, extra: string[] = [], c = 50): Promise<Load> {
@@ -161,6 +186,17 @@ const sigil = spawn(DENO, [
   `${dir}/sigil.yaml`,
 ]);
 
+const [bareTls, bareMtls] = [freePort(), freePort()];
+const bare = spawn(DENO, [
+  "run",
+  "-A",
+  "bench/proxy_bare.ts",
+  String(bareTls),
+  String(bareMtls),
+  String(backendPort),
+  dir,
+]);
+
 const [haTls, haMtls] = [freePort(), freePort()];
 await Deno.writeTextFile(
   `${dir}/haproxy.cfg`,
@@ -183,13 +219,16 @@ await Deno.writeTextFile(
     `  server s1 127.0.0.1:${backendPort}`,
   ].join("\n") + "\n",
 );
-spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]);
+const haproxy = spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]);
 await Promise.all(
-  [backendPort, sigilTls, sigilMtls, haTls, haMtls].map(waitPort),
+  [backendPort, sigilTls, sigilMtls, bareTls, bareMtls, haTls, haMtls].map(
+    waitPort,
+  ),
 );
 
 // ------------------------------------------------------------ measurements
-type Row = [string, string, string, string, string]; // measure, direct, sigil, haproxy, ratio
+// measure, direct, sigil, floor, haproxy, ratio, per-CPU-second ratio
+type Row = [string, string, string, string, string, string, string];
 const rows: Row[] = [];
 const summary: string[][] = [];
 const fmt = (n: number) =>
@@ -197,42 +236,58 @@ const fmt = (n: number) =>
 const fmtLoad = (l: Load, unit = "") =>
   `${fmt(l.rps)}${unit}${l.errors ? ` (${l.errors} errors)` : ""}`;
 const ratio = (a: number, b: number) => b > 0 ? (a / b).toFixed(2) : "n/a";
+const perCpu = (l: Load, unit: string) =>
+  l.perCpu === undefined ? "" : ` (${fmt(l.perCpu)}${unit} per CPU-s)`;
 
 async function compare(
   measure: string,
   target: string,
   fn: (url: string) => Promise<Load>,
-  urls: { direct?: string; sigil: string; haproxy: string },
+  urls: { direct?: string; sigil: string; bare: string; haproxy: string },
   scale = 1,
   unit = "",
 ) {
-  // The machine is shared: sigil and haproxy run interleaved, RUNS times
-  // each, and the best run of each counts.
+  // The machine is shared: sigil, the floor and haproxy run interleaved,
+  // RUNS times each, and the best run of each counts.
   const direct = urls.direct ? await fn(urls.direct) : undefined;
   const best = (a: Load | undefined, b: Load) => !a || b.rps > a.rps ? b : a;
-  let s: Load | undefined, h: Load | undefined;
+  let s: Load | undefined, b: Load | undefined, h: Load | undefined;
   for (let i = 0; i < RUNS; i++) {
-    s = best(s, await fn(urls.sigil));
-    h = best(h, await fn(urls.haproxy));
+    s = best(s, await withCpu(sigil.pid, () => fn(urls.sigil)));
+    b = best(b, await withCpu(bare.pid, () => fn(urls.bare)));
+    h = best(h, await withCpu(haproxy.pid, () => fn(urls.haproxy)));
   }
-  s = s!;
-  h = h!;
-  const sv = { ...s, rps: s.rps * scale }, hv = { ...h, rps: h.rps * scale };
-  const dv = direct ? { ...direct, rps: direct.rps * scale } : undefined;
+  const scaled = (l: Load): Load => ({
+    ...l,
+    rps: l.rps * scale,
+    perCpu: l.perCpu === undefined ? undefined : l.perCpu * scale,
+  });
+  const sv = scaled(s!), bv = scaled(b!), hv = scaled(h!);
+  const dv = direct ? scaled(direct) : undefined;
+  const cpuRatio = sv.perCpu && hv.perCpu
+    ? `${ratio(sv.perCpu, hv.perCpu)}× haproxy, ${
+      bv.perCpu ? ratio(sv.perCpu, bv.perCpu) : "n/a"
+    }× floor`
+    : "n/a";
   rows.push([
     measure,
     dv ? fmtLoad(dv, unit) : "–",
-    fmtLoad(sv, unit),
-    fmtLoad(hv, unit),
-    `${ratio(sv.rps, hv.rps)}× haproxy${
+    fmtLoad(sv, unit) + perCpu(sv, unit),
+    fmtLoad(bv, unit) + perCpu(bv, unit),
+    fmtLoad(hv, unit) + perCpu(hv, unit),
+    `${ratio(sv.rps, hv.rps)}× haproxy, ${ratio(sv.rps, bv.rps)}× floor${
       dv ? `, ${ratio(sv.rps, dv.rps)}× direct` : ""
     }`,
+    cpuRatio,
   ]);
   summary.push([
     "proxy",
     measure,
     fmtLoad(sv, unit),
-    `${ratio(sv.rps, hv.rps)}× haproxy`,
+    `${ratio(sv.rps, hv.rps)}× haproxy (${ratio(sv.rps, bv.rps)}× floor; ` +
+    `per CPU-s ${
+      sv.perCpu && hv.perCpu ? ratio(sv.perCpu, hv.perCpu) : "n/a"
+    }×)`,
     target,
   ]);
   console.error(`done: ${measure}`);
@@ -243,6 +298,8 @@ const viaSigil = `https://127.0.0.1:${sigilTls}`;
 const viaHa = `https://127.0.0.1:${haTls}`;
 const viaSigilM = `https://127.0.0.1:${sigilMtls}`;
 const viaHaM = `https://127.0.0.1:${haMtls}`;
+const viaBare = `https://127.0.0.1:${bareTls}`;
+const viaBareM = `https://127.0.0.1:${bareMtls}`;
 
 await wrk(`${viaSigil}/`, ["-d1s"]).catch(() => undefined); // warm-up
 await compare(
@@ -252,6 +309,7 @@ await compare(
   {
     direct,
     sigil: viaSigil,
+    bare: viaBare,
     haproxy: viaHa,
   },
 );
@@ -259,25 +317,25 @@ await compare(
   "new connection per request, req/s (wrk, Connection: close)",
   "≥ 1.0× haproxy",
   (u) => wrk(`${u}/`, ["-H", "Connection: close"]),
-  { direct, sigil: viaSigil, haproxy: viaHa },
+  { direct, sigil: viaSigil, bare: viaBare, haproxy: viaHa },
 );
 await compare(
   "mTLS keep-alive req/s (ab -k -c50 -E)",
   "≥ 0.8× haproxy",
   (u) => ab(`${u}/`, true, `${dir}/client.pem`),
-  { sigil: viaSigilM, haproxy: viaHaM },
+  { sigil: viaSigilM, bare: viaBareM, haproxy: viaHaM },
 );
 await compare(
   "mTLS new connection per request, req/s (ab -c50 -E)",
   "≥ 1.0× haproxy",
   (u) => ab(`${u}/`, false, `${dir}/client.pem`),
-  { sigil: viaSigilM, haproxy: viaHaM },
+  { sigil: viaSigilM, bare: viaBareM, haproxy: viaHaM },
 );
 await compare(
   "bulk download MB/s (wrk -c4, 1 MiB bodies)",
   "≥ 0.7× haproxy",
   (u) => wrk(`${u}/bulk`, [], 4),
-  { direct, sigil: viaSigil, haproxy: viaHa },
+  { direct, sigil: viaSigil, bare: viaBare, haproxy: viaHa },
   1.048576,
   " MB/s",
 );
@@ -285,7 +343,7 @@ await compare(
   "bulk upload MB/s (wrk -c4, 1 MiB POST bodies)",
   "≥ 0.7× haproxy",
   (u) => wrk(`${u}/upload`, ["-s", `${dir}/upload.lua`], 4),
-  { direct, sigil: viaSigil, haproxy: viaHa },
+  { direct, sigil: viaSigil, bare: viaBare, haproxy: viaHa },
   1.048576,
   " MB/s",
 );
@@ -310,7 +368,9 @@ rows.push([
   "–",
   `${fdBefore} → ${fdAfter} (${completed} completed)`,
   "–",
+  "–",
   `${Math.max(0, fdAfter - fdBefore)} leaked`,
+  "",
 ]);
 summary.push([
   "proxy",
@@ -367,7 +427,9 @@ rows.push([
   "–",
   `${(rss1 / 1024).toFixed(1)} MB → ${(rss50 / 1024).toFixed(1)} MB`,
   "–",
+  "–",
   `${perInstance.toFixed(2)} MB per extra instance`,
+  "",
 ]);
 summary.push([
   "proxy",
@@ -397,11 +459,14 @@ console.log(
   } UTC; ` +
     `${navigator.hardwareConcurrency} vCPU (${cpu}), deno ${Deno.version.deno}; ` +
     `load generator, proxy and backend share the machine; ${DUR} s per run, ` +
-    `best of ${RUNS} interleaved runs for sigil and haproxy, one run direct.\n`,
+    `best of ${RUNS} interleaved runs for sigil, the floor and haproxy, ` +
+    `one run direct. "floor" is the bare node:tls → node:net pipe ` +
+    `(bench/proxy_bare.ts); "per CPU-s" counts the proxy process's own CPU ` +
+    `time (user + system, all threads).\n`,
 );
 console.log(
-  "| measure | direct (plaintext) | sigil proxy | haproxy (nbthread 1) | sigil ratio |",
+  "| measure | direct (plaintext) | sigil proxy | floor: bare node:tls pipe | haproxy (nbthread 1) | sigil ratio | sigil ratio per CPU-second |",
 );
-console.log("|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|");
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 console.log(`SUMMARY ${JSON.stringify(summary)}`);

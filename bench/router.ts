@@ -1,6 +1,6 @@
 /**
  * Router benchmark (not a test): `deno run -A bench/router.ts [--quick]
- * [--only=http,scale,nats] [--runs=N]`.
+ * [--only=http,scale-out,scale,nats] [--runs=N] [--cpu-cap=0.4]`.
  *
  * 1. HTTP keep-alive through `sigil router` (1 process, then 2 processes on one
  *    port with `reuse_port`) vs nginx (`worker_processes 1`) doing the same
@@ -9,6 +9,12 @@
  *    `sigil proxy` in mtls mode in front of a trivial Deno.serve app (or the
  *    node:tls stand-in from `router_backend.ts` if the proxy cannot start; the
  *    table says which). Load: `wrk -t1 -c50 --latency`.
+ * 1b. Scale-out (`scale-out`): 1 vs 2 router processes on one port
+ *    (`reuse_port`), each in its own cgroup v1 CPU quota (`--cpu-cap` cores,
+ *    default 0.4) so that the router, not the machine, is the bottleneck; 404s
+ *    the router answers itself and keep-alive requests to the same backend.
+ *    Needs root and cgroup v1's cpu controller at /sys/fs/cgroup/cpu (else the
+ *    section prints `skipped: <reason>`).
  * 2. Route-table scale (router's `Registry`, fresh process per size): time and
  *    memory for 1k/10k/100k endpoints, lookup cost at each size.
  * 3. Registrations/s from NATS: 100k `router.register` messages published to a
@@ -33,10 +39,17 @@ const TRACE_GC = args.has("--trace-gc");
 const CPU_PROF = args.has("--cpu-prof");
 const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(
   ",",
-) ?? ["http", "scale", "nats"];
+) ?? ["http", "scale-out", "scale", "nats"];
 const RUNS = Number(
   Deno.args.find((a) => a.startsWith("--runs="))?.slice(7) ?? (QUICK ? 1 : 2),
 );
+/** CPU quota of each router process in the scale-out section, in cores. */
+const CPU_CAP = Number(
+  Deno.args.find((a) => a.startsWith("--cpu-cap="))?.slice(10) ?? 0.4,
+);
+/** cgroup v1 cpu controller, and the CFS period of the quota. */
+const CG_ROOT = "/sys/fs/cgroup/cpu";
+const CG_PERIOD_US = 100_000;
 const DURATION = QUICK ? "3s" : "10s";
 const WARMUP = QUICK ? "1s" : "2s";
 const NATS_N = QUICK ? 20_000 : 100_000;
@@ -348,7 +361,10 @@ try {
     }; machine: ${await cpuInfo()}; Deno ${Deno.version.deno}.`,
     `wrk -t1 -c50 -d${DURATION} --latency (after a ${WARMUP} warm-up), ${RUNS} run(s) each, best run shown with the others in brackets.`,
   ];
-  if (only.includes("http") || only.includes("nats")) {
+  if (
+    only.includes("http") || only.includes("nats") ||
+    only.includes("scale-out")
+  ) {
     await httpAndNats(header);
   }
   if (only.includes("scale")) await scale();
@@ -627,6 +643,11 @@ async function httpAndNats(header: string[]): Promise<void> {
     }
   }
 
+  // 1b. 1 vs 2 router processes, each under a CPU quota.
+  if (only.includes("scale-out")) {
+    await scaleOut(backendPids, () => sink.register(registration));
+  }
+
   // 3b. NATS → the running router, then req/s with a big table.
   if (only.includes("nats") && router) {
     await natsIntoRouter(routerPort, routerApi, router);
@@ -774,6 +795,7 @@ async function startRouter(
   apiPort: number,
   n: number,
   reusePort: boolean,
+  onSpawn?: (p: Proc) => void,
 ): Promise<Proc> {
   // The API is on (metrics); writes need a token we never mint here.
   const { publicKey } = await crypto.subtle.generateKey(
@@ -824,6 +846,7 @@ async function startRouter(
     "--config",
     cfg,
   ]);
+  onSpawn?.(p);
   await until(`sigil router #${n}`, () => accepts(apiPort), 20_000, p);
   return p;
 }
@@ -963,16 +986,300 @@ async function natsIntoRouter(
   results.push("");
 }
 
+// --------------------------------------- 1b. scale-out under a CPU quota
+
+/** A cgroup v1 `cpu` group with a CFS quota. */
+interface Cgroup {
+  dir: string;
+  /** Moves a process (all its threads) into the group. */
+  add(pid: number): void;
+  /** CFS periods so far and how many of them were throttled. */
+  stat(): { periods: number; throttled: number };
+}
+
+/** Why cgroup v1 CPU quotas cannot be used here, or "" when they can. */
+function cgroupUnavailable(): string {
+  try {
+    Deno.statSync(`${CG_ROOT}/cpu.cfs_quota_us`);
+  } catch {
+    return `no cgroup v1 cpu controller at ${CG_ROOT} (cpu.cfs_quota_us missing)`;
+  }
+  const probe = `${CG_ROOT}/sigil-bench-${Deno.pid}-probe`;
+  try {
+    Deno.mkdirSync(probe);
+    Deno.removeSync(probe);
+  } catch (err) {
+    return `cannot create a cgroup under ${CG_ROOT} (${
+      err instanceof Error ? err.name : err
+    }; needs root, uid ${Deno.uid()})`;
+  }
+  if (!(CPU_CAP > 0 && CPU_CAP < navigator.hardwareConcurrency)) {
+    return `--cpu-cap=${CPU_CAP} is not between 0 and ${navigator.hardwareConcurrency} cores`;
+  }
+  return "";
+}
+
+function createCgroup(name: string, cores: number): Cgroup {
+  const dir = `${CG_ROOT}/${name}`;
+  Deno.mkdirSync(dir);
+  Deno.writeTextFileSync(`${dir}/cpu.cfs_period_us`, String(CG_PERIOD_US));
+  Deno.writeTextFileSync(
+    `${dir}/cpu.cfs_quota_us`,
+    String(Math.round(cores * CG_PERIOD_US)),
+  );
+  return {
+    dir,
+    add: (pid) => Deno.writeTextFileSync(`${dir}/cgroup.procs`, String(pid)),
+    stat: () => {
+      const t = Deno.readTextFileSync(`${dir}/cpu.stat`);
+      const get = (k: string) =>
+        Number(t.match(new RegExp(`^${k} (\\d+)$`, "m"))?.[1] ?? NaN);
+      return { periods: get("nr_periods"), throttled: get("nr_throttled") };
+    },
+  };
+}
+
+/** Established TCP connections on local `port` held by process `pid`. */
+function establishedConns(pid: number, port: number): number {
+  try {
+    const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+    const inodes = new Set<string>();
+    for (const line of Deno.readTextFileSync("/proc/net/tcp").split("\n")) {
+      const f = line.trim().split(/\s+/);
+      // local_address rem_address st ... inode
+      if (f[1]?.endsWith(hexPort) && f[3] === "01") inodes.add(f[9]!);
+    }
+    let n = 0;
+    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`).match(
+          /^socket:\[(\d+)\]$/,
+        );
+        if (m && inodes.has(m[1]!)) n++;
+      } catch {
+        // fd closed meanwhile
+      }
+    }
+    return n;
+  } catch {
+    return NaN;
+  }
+}
+
+interface CappedRun extends WrkResult {
+  /** CPU % of a core of each router process. */
+  routerCpu: number[];
+  /** Share of the requests each router process counted. */
+  share: number[];
+  /** Established client connections per router process, mid-run. */
+  conns: number[];
+  /** Throttled CFS periods per router process, in %. */
+  throttled: number[];
+}
+
+/**
+ * 1 vs 2 router processes on one port (`reuse_port`), each in its own cgroup
+ * with a `CPU_CAP`-core quota, so that the routers are the bottleneck and
+ * wrk, the backend proxy and the app have CPU to spare.
+ */
+async function scaleOut(
+  backendPids: number[],
+  register: () => Promise<void>,
+): Promise<void> {
+  const title =
+    `### Scale-out: 1 vs 2 router processes on one port (reuse_port), each capped at ${CPU_CAP} core (cgroup v1 cpu.cfs_quota_us ${
+      Math.round(CPU_CAP * CG_PERIOD_US)
+    } / cpu.cfs_period_us ${CG_PERIOD_US})`;
+  const why = cgroupUnavailable();
+  if (why) {
+    console.error(`scale-out skipped: ${why}`);
+    results.push(title, "", `skipped: ${why}`, "");
+    summary.push([
+      "router",
+      `2 router processes vs 1, each capped at ${CPU_CAP} core`,
+      `skipped: ${why}`,
+      "",
+      "2 processes > 1 process",
+    ]);
+    return;
+  }
+  const port = freePort();
+  const cgroups = [1, 2].map((i) =>
+    createCgroup(`sigil-bench-${Deno.pid}-router${i}`, CPU_CAP)
+  );
+  const running: { p: Proc; api: number; cg: Cgroup }[] = [];
+  const startCapped = async (i: number) => {
+    const cg = cgroups[i - 1]!;
+    const api = freePort();
+    const p = await startRouter(
+      port,
+      api,
+      10 + i,
+      true,
+      (p) => cg.add(p.child.pid),
+    );
+    const r = { p, api, cg };
+    running.push(r);
+    await until(
+      `route in capped sigil router #${i}`,
+      async () => {
+        if ((await metric(api, "total_endpoints")) >= 1) return true;
+        await register();
+        await new Promise((r) => setTimeout(r, 100));
+        return false;
+      },
+      20_000,
+      p,
+    );
+    return r;
+  };
+  const stopCapped = async (r: { p: Proc }) => {
+    await stop(r.p);
+    running.splice(running.findIndex((x) => x.p === r.p), 1);
+  };
+
+  const rows: { name: string; host: string; n: number; runs: CappedRun[] }[] =
+    [];
+  const measure = async (
+    set: { p: Proc; api: number; cg: Cgroup }[],
+    kind: "404 unknown_route" | "keep-alive via backend",
+    host: string,
+  ) => {
+    const name = `${kind}, ${set.length} process${
+      set.length > 1 ? "es (reuse_port)" : ""
+    }`;
+    let row = rows.find((r) => r.name === name);
+    if (!row) rows.push(row = { name, host, n: set.length, runs: [] });
+    await wrk(port, WARMUP, host);
+    const req0 = await Promise.all(
+      set.map((r) => metric(r.api, "sigil_router_requests_total")),
+    );
+    const st0 = set.map((r) => r.cg.stat());
+    const groups: Record<string, number[]> = { backend: backendPids };
+    set.forEach((r, i) => (groups[`r${i}`] = [r.p.child.pid]));
+    let conns: number[] = [];
+    const secs = parseFloat(DURATION);
+    const [res, cpu] = await cpuDuring(groups, async () => {
+      const w = wrk(port, DURATION, host);
+      await new Promise((r) => setTimeout(r, (secs * 1000) / 2));
+      conns = set.map((r) => establishedConns(r.p.child.pid, port));
+      return await w;
+    });
+    const st1 = set.map((r) => r.cg.stat());
+    const req1 = await Promise.all(
+      set.map((r) => metric(r.api, "sigil_router_requests_total")),
+    );
+    const counted = req1.map((v, i) => v - req0[i]!);
+    const total = counted.reduce((a, b) => a + b, 0);
+    cpu.wrk = Math.round((res.wrkTicks ?? 0) / secs);
+    cpu.routers = set.reduce((a, _, i) => a + cpu[`r${i}`]!, 0);
+    // Everything else on the machine (other users of these cores).
+    cpu.other = Math.max(
+      0,
+      cpu.machine! * navigator.hardwareConcurrency - cpu.routers -
+        cpu.backend! - cpu.wrk,
+    );
+    res.cpu = cpu;
+    row.runs.push({
+      ...res,
+      routerCpu: set.map((_, i) => cpu[`r${i}`]!),
+      share: counted.map((v) => v / total),
+      conns,
+      throttled: st1.map((s, i) =>
+        (s.throttled - st0[i]!.throttled) /
+        Math.max(1, s.periods - st0[i]!.periods)
+      ),
+    });
+  };
+
+  try {
+    for (let r = 0; r < RUNS; r++) {
+      const first = running[0] ?? await startCapped(1);
+      await measure([first], "404 unknown_route", UNKNOWN_HOST);
+      await measure([first], "keep-alive via backend", ROUTE_HOST);
+      const second = await startCapped(2);
+      await measure([first, second], "404 unknown_route", UNKNOWN_HOST);
+      await measure([first, second], "keep-alive via backend", ROUTE_HOST);
+      await stopCapped(second);
+    }
+  } catch (err) {
+    notes.push(
+      `- Scale-out under a CPU cap: failed (${
+        err instanceof Error ? err.message.split("\n")[0] : err
+      }).`,
+    );
+  } finally {
+    for (const r of [...running].reverse()) await stopCapped(r);
+    for (const cg of cgroups) {
+      await Deno.remove(cg.dir).catch((err) =>
+        notes.push(`- Could not remove cgroup ${cg.dir}: ${err}`)
+      );
+    }
+  }
+  if (!rows.length) return;
+
+  const pct = (v: number) => `${fmt(v * 100)}%`;
+  results.push(
+    title,
+    "",
+    `Each router process in its own cgroup; wrk, the backend \`sigil proxy\` and the app are not capped. Request share from each router's \`sigil_router_requests_total\`; connections = established client connections per process, sampled mid-run.`,
+    "",
+    "| Setup | req/s | vs 1 process | p99 latency | CPU % of a core per router process (throttled periods) | req per router CPU-second | request share | connections | CPU % of a core: backend / wrk / other | errors |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const kind of ["404 unknown_route", "keep-alive via backend"]) {
+    const one = rows.find((r) => r.name.startsWith(kind) && r.n === 1);
+    const two = rows.find((r) => r.name.startsWith(kind) && r.n === 2);
+    for (const row of [one, two]) {
+      if (!row) continue;
+      const b = best(row.runs) as CappedRun;
+      const others = row.runs.filter((x) => x !== b).map((x) => fmt(x.rps));
+      const base = one ? best(one.runs).rps : NaN;
+      results.push(
+        `| ${row.name} | ${fmt(b.rps)}${
+          others.length ? ` (${others.join(", ")})` : ""
+        } | ${fmt(b.rps / base, 2)}× | ${fmt(b.p99Ms, 2)} ms | ${
+          b.routerCpu.map((c, i) => `${c} (${pct(b.throttled[i]!)})`).join(
+            " + ",
+          )
+        } | ${fmt(b.rps / (b.cpu!.routers! / 100))} | ${
+          b.share.map(pct).join(" / ")
+        } | ${b.conns.join(" / ")} | ${
+          b.cpu ? `${b.cpu.backend} / ${b.cpu.wrk} / ${b.cpu.other}` : "–"
+        } | ${b.errors || "0"} |`,
+      );
+    }
+    if (one && two) {
+      const r1 = best(one.runs).rps;
+      const r2 = best(two.runs).rps;
+      summary.push([
+        "router",
+        `2 router processes vs 1, each capped at ${CPU_CAP} core (${kind})`,
+        `${fmt(r2)} vs ${fmt(r1)}`,
+        `${fmt(r2 / r1, 2)}×`,
+        "2 processes > 1 process",
+      ]);
+    }
+  }
+  results.push("");
+}
+
 // ------------------------------------------------------------- 2. scale
 
 async function scale(): Promise<void> {
   const sizes = QUICK ? [1_000, 10_000] : [1_000, 10_000, 100_000];
   const lookups = new Map<number, number>();
+  const hot = new Map<number, number>();
   results.push(
     "### Route table scale (router `Registry`, one fresh process per size)",
     "",
-    "| Endpoints | parse + register | per second | RSS after GC | RSS growth | JS heap growth | lookup | of which Host string | bare `Map` lookup |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "Lookups take a fresh Host string, lowercase it and find the route: over",
+    "all routes at random (each lookup likely a CPU cache miss as the table",
+    "grows), and over 1,000 busy routes of the same table (the table's size",
+    "alone).",
+    "",
+    "| Endpoints | parse + register | per second | RSS after GC | RSS growth | JS heap growth | lookup, all routes | lookup, 1,000 busy routes | of which Host string | bare `Map` lookup, all routes |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   );
   for (const n of sizes) {
     const out = await new Deno.Command(DENO, {
@@ -997,21 +1304,31 @@ async function scale(): Promise<void> {
     }
     const r = JSON.parse(new TextDecoder().decode(out.stdout).trim());
     lookups.set(n, r.lookup_ns);
+    hot.set(n, r.lookup_hot_ns);
     results.push(
       `| ${fmt(n)} | ${fmt(r.register_ms)} ms | ${fmt(r.register_per_s)} | ${
         fmt(r.rss_mb)
       } MB | ${fmt(r.rss_delta_mb, 1)} MB | ${fmt(r.heap_delta_mb, 1)} MB | ${
         fmt(r.lookup_ns)
-      } ns | ${fmt(r.host_string_ns)} ns | ${fmt(r.bare_map_ns)} ns |`,
+      } ns | ${fmt(r.lookup_hot_ns)} ns | ${fmt(r.host_string_ns)} ns | ${
+        fmt(r.bare_map_ns)
+      } ns |`,
     );
   }
   results.push("");
-  const first = lookups.get(sizes[0]!);
-  const last = lookups.get(sizes.at(-1)!);
-  if (first && last) {
+  const series: Array<[string, Map<number, number>]> = [
+    ["all routes", lookups],
+    ["1,000 busy", hot],
+  ];
+  for (const [what, m] of series) {
+    const first = m.get(sizes[0]!);
+    const last = m.get(sizes.at(-1)!);
+    if (!first || !last) continue;
     summary.push([
       "router",
-      `route lookup at ${fmt(sizes.at(-1)!)} vs ${fmt(sizes[0]!)} endpoints`,
+      `route lookup (${what}) at ${fmt(sizes.at(-1)!)} vs ${
+        fmt(sizes[0]!)
+      } endpoints`,
       `${fmt(last)} ns vs ${fmt(first)} ns`,
       `${fmt(last / first, 2)}×`,
       "flat",

@@ -224,7 +224,17 @@ export class MetricsRegistry {
 /** Content type for Prometheus text exposition. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
+/** Keys of frozen label objects: hot paths pass the same frozen object. */
+const frozenKeys = new WeakMap<Labels, string>();
+
 function labelKey(labels: Labels): string {
+  if (!Object.isFrozen(labels)) return buildKey(labels);
+  let key = frozenKeys.get(labels);
+  if (key === undefined) frozenKeys.set(labels, key = buildKey(labels));
+  return key;
+}
+
+function buildKey(labels: Labels): string {
   return JSON.stringify(
     Object.entries(labels).sort(([a], [b]) => a < b ? -1 : 1),
   );

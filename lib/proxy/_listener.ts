@@ -76,7 +76,10 @@ export class TlsListener {
   #conns = new Set<Conn>();
   #port = 0;
   #closed = false;
-  #labels: Record<string, string>;
+  /** Frozen label sets: the metrics registry caches their keys. */
+  #labels: Readonly<Record<string, string>>;
+  #labelsIn: Readonly<Record<string, string>>;
+  #labelsOut: Readonly<Record<string, string>>;
   #stats = {
     total: 0,
     bytesIn: 0,
@@ -92,7 +95,18 @@ export class TlsListener {
 
   constructor(options: ListenerOptions) {
     this.options = options;
-    this.#labels = { instance: options.instance, listener: options.name };
+    this.#labels = Object.freeze({
+      instance: options.instance,
+      listener: options.name,
+    });
+    this.#labelsIn = Object.freeze({
+      ...this.#labels,
+      direction: "client_to_app",
+    });
+    this.#labelsOut = Object.freeze({
+      ...this.#labels,
+      direction: "app_to_client",
+    });
     const mtls = options.mode === "mtls";
     this.#server = tls.createServer({
       ...options.secureContext(),
@@ -348,14 +362,8 @@ export class TlsListener {
       clearTimeout(connectTimer);
       this.#stats.bytesIn += app.bytesWritten ?? 0;
       this.#stats.bytesOut += app.bytesRead ?? 0;
-      o.metrics.bytes.inc(
-        { ...this.#labels, direction: "client_to_app" },
-        app.bytesWritten ?? 0,
-      );
-      o.metrics.bytes.inc(
-        { ...this.#labels, direction: "app_to_client" },
-        app.bytesRead ?? 0,
-      );
+      o.metrics.bytes.inc(this.#labelsIn, app.bytesWritten ?? 0);
+      o.metrics.bytes.inc(this.#labelsOut, app.bytesRead ?? 0);
     });
     let remaining = 2;
     const gone = () => {
