@@ -248,8 +248,9 @@ export async function runOnce(
     try {
       const reason = await w.prepare();
       if (!reason) result.skipped.push(id);
-      else if (await w.renewNow(reason)) result.renewed.push(id);
-      else result.failed.push(id);
+      else if (await w.renewNow(reason, { retry: false })) {
+        result.renewed.push(id);
+      } else result.failed.push(id);
     } catch (err) {
       ctx.log.error("cert-renew-failed", {
         instance: id,

@@ -232,13 +232,18 @@ export class InstanceWorker {
 
   /**
    * Renews now (joining a renewal already running).
+   * @param options.retry False for a one-shot run (`--once`): a failure is
+   *   logged without scheduling a retry.
    * @returns True when a new pair was written.
    */
-  renewNow(reason: RenewReason): Promise<boolean> {
+  renewNow(
+    reason: RenewReason,
+    options: { retry?: boolean } = {},
+  ): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
     if (this.#inflight) return this.#inflight;
     this.#clearTimer();
-    const p = this.#renew(reason).finally(() => {
+    const p = this.#renew(reason, options.retry ?? true).finally(() => {
       if (this.#inflight === p) this.#inflight = undefined;
     });
     this.#inflight = p;
@@ -257,7 +262,7 @@ export class InstanceWorker {
     this.#ctx.metrics.forget(this.#id);
   }
 
-  async #renew(reason: RenewReason): Promise<boolean> {
+  async #renew(reason: RenewReason, retry: boolean): Promise<boolean> {
     const { clock, log } = this.#ctx;
     const s = this.#ctx.section();
     const started = clock.now();
@@ -322,10 +327,10 @@ export class InstanceWorker {
         error: describeError(err),
         code: err instanceof RotatorError ? err.code : undefined,
         status: err instanceof CaRequestError ? err.status : undefined,
-        retry_in_ms: delay,
+        retry_in_ms: retry ? delay : undefined,
         serial: this.#info?.serial,
       });
-      this.#schedule(clock.now() + delay, "retry");
+      if (retry) this.#schedule(clock.now() + delay, "retry");
       return false;
     }
   }

@@ -48,6 +48,8 @@ Deno.test("sigil rotator (subprocess) against a real sigil ca serve", async (t) 
         const r4 = await sigil(["rotator", "--config", cfg, "--once"]);
         assert.equal(r4.code, 1);
         assert.match(r4.stderr, /"event":"cert-renew-failed"/);
+        // It exits instead of retrying, so the log promises no retry.
+        assert.doesNotMatch(r4.stderr, /retry_in_ms/);
         assert.equal((await checkPair(ca, d1, "once-1")).serial, first.serial);
         // A config error is a usage failure.
         await Deno.writeTextFile(cfg, "rotator:\n  ca_url: http://x\n");
