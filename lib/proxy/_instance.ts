@@ -4,7 +4,6 @@
  * @module
  */
 import { resolve } from "node:path";
-import type { SecureContextOptions } from "node:tls";
 import type { X509Certificate } from "node:crypto";
 import { describeError } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
@@ -16,7 +15,9 @@ import {
   loadTrustBundle,
 } from "./_credentials.ts";
 import type { ServedCredentials, TrustBundle } from "./_credentials.ts";
-import { TlsListener } from "./_listener.ts";
+import { NodeTlsListener } from "./_listener.ts";
+import { chooseEngine, DenoTlsListener } from "./_deno_listener.ts";
+import type { PemContext, TlsListener } from "./_listener.ts";
 import type { ProxyMetrics } from "./_metrics.ts";
 
 /** One configured instance. */
@@ -37,6 +38,8 @@ export interface InstanceDeps {
   clock: Clock;
   logger: Logger;
   metrics: ProxyMetrics;
+  /** `net.ipv4.tcp_migrate_req` as read at start (undefined: unreadable). */
+  migrateReq: string | undefined;
 }
 
 /** Runtime state of one instance. */
@@ -100,8 +103,17 @@ export class InstanceRuntime {
         this.#label,
       );
     }
+    const choice = chooseEngine(d.section, this.config.mode, d.migrateReq);
+    if (choice.warning) {
+      d.logger.warn("tls-engine-limits", {
+        instance: this.#label,
+        engine: choice.engine,
+        warning: choice.warning,
+      });
+    }
+    const Engine = choice.engine === "deno" ? DenoTlsListener : NodeTlsListener;
     for (const l of this.config.listeners) {
-      const listener = new TlsListener({
+      const listener = new Engine({
         instance: this.#label,
         name: l.name ?? `${l.listen.port}-${l.app.port}`,
         listen: l.listen,
@@ -128,6 +140,7 @@ export class InstanceRuntime {
       not_after: this.#creds.notAfter.toISOString(),
       listeners: this.listeners.map((l) => ({
         name: l.options.name,
+        engine: l.engine,
         port: l.port,
         app: `${l.options.app.hostname}:${l.options.app.port}`,
       })),
@@ -245,8 +258,8 @@ export class InstanceRuntime {
     return out;
   }
 
-  #contextOptions(): SecureContextOptions {
-    const o: SecureContextOptions = {
+  #contextOptions(): PemContext {
+    const o: PemContext = {
       cert: this.#creds.certPem,
       key: this.#creds.keyPem,
     };
