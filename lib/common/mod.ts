@@ -16,5 +16,4 @@ export { FakeClock, systemClock } from "./clock.ts";
 export type { Clock, TimerId } from "./clock.ts";
 export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";
-export { UNSTABLE_NET_HINT, unstableNetEnabled } from "./unstable.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";

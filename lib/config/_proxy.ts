@@ -179,19 +179,6 @@ export const ProxySection = z.strictObject({
   admin_listen: Address.prefault("127.0.0.1:61003"),
   /** Lowest TLS version accepted (1.3 is always preferred). */
   min_tls_version: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2"),
-  /**
-   * TLS implementation of `mode: tls` listeners (`mode: mtls` always uses
-   * node:tls). `node`: node:tls. `deno`: Deno.listenTls, about a third less
-   * CPU per handshake and per request, but in Deno 2.9.6 a client that
-   * connects and never completes its handshake keeps its socket until it
-   * leaves (`handshake_timeout` is counted, not enforced), and a reload
-   * rebinds the port, lossless only with the Linux setting
-   * `net.ipv4.tcp_migrate_req = 1`. Use `deno` only where the port is
-   * reachable by trusted clients (the routers) alone.
-   */
-  tls_engine: z.enum(["node", "deno"], {
-    error: 'must be "node" or "deno"',
-  }).default("node"),
   /** Time allowed to connect to the app before the client is dropped. */
   connect_timeout: Duration.prefault("250ms"),
   /** TLS handshake deadline per client connection. */
@@ -207,14 +194,6 @@ export const ProxySection = z.strictObject({
   /** The app instances this process serves. */
   instances: z.array(ProxyInstance).min(1, "must list at least one instance"),
 }).superRefine((s, ctx) => {
-  if (s.tls_engine === "deno" && s.min_tls_version !== "TLSv1.2") {
-    ctx.addIssue({
-      code: "custom",
-      path: ["tls_engine"],
-      message:
-        'the deno engine cannot refuse TLS 1.2 (Deno.listenTls has no minimum-version setting): use tls_engine "node" with min_tls_version TLSv1.3',
-    });
-  }
   if (!isLoopback(s.admin_listen.hostname)) {
     ctx.addIssue({
       code: "custom",

@@ -4,6 +4,7 @@
  * @module
  */
 import { resolve } from "node:path";
+import type { SecureContextOptions } from "node:tls";
 import type { X509Certificate } from "node:crypto";
 import { describeError } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
@@ -15,9 +16,7 @@ import {
   loadTrustBundle,
 } from "./_credentials.ts";
 import type { ServedCredentials, TrustBundle } from "./_credentials.ts";
-import { NodeTlsListener } from "./_listener.ts";
-import { chooseEngine, DenoTlsListener } from "./_deno_listener.ts";
-import type { PemContext, TlsListener } from "./_listener.ts";
+import { TlsListener } from "./_listener.ts";
 import type { ProxyMetrics } from "./_metrics.ts";
 
 /** One configured instance. */
@@ -38,8 +37,6 @@ export interface InstanceDeps {
   clock: Clock;
   logger: Logger;
   metrics: ProxyMetrics;
-  /** `net.ipv4.tcp_migrate_req` as read at start (undefined: unreadable). */
-  migrateReq: string | undefined;
 }
 
 /** Runtime state of one instance. */
@@ -103,17 +100,8 @@ export class InstanceRuntime {
         this.#label,
       );
     }
-    const choice = chooseEngine(d.section, this.config.mode, d.migrateReq);
-    if (choice.warning) {
-      d.logger.warn("tls-engine-limits", {
-        instance: this.#label,
-        engine: choice.engine,
-        warning: choice.warning,
-      });
-    }
-    const Engine = choice.engine === "deno" ? DenoTlsListener : NodeTlsListener;
     for (const l of this.config.listeners) {
-      const listener = new Engine({
+      const listener = new TlsListener({
         instance: this.#label,
         name: l.name ?? `${l.listen.port}-${l.app.port}`,
         listen: l.listen,
@@ -140,7 +128,6 @@ export class InstanceRuntime {
       not_after: this.#creds.notAfter.toISOString(),
       listeners: this.listeners.map((l) => ({
         name: l.options.name,
-        engine: l.engine,
         port: l.port,
         app: `${l.options.app.hostname}:${l.options.app.port}`,
       })),
@@ -258,8 +245,8 @@ export class InstanceRuntime {
     return out;
   }
 
-  #contextOptions(): PemContext {
-    const o: PemContext = {
+  #contextOptions(): SecureContextOptions {
+    const o: SecureContextOptions = {
       cert: this.#creds.certPem,
       key: this.#creds.keyPem,
     };

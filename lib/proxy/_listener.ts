@@ -1,11 +1,7 @@
 /**
- * One TLS listener: accepts TLS, checks the client in strict mode, and pipes
- * bytes to the app with backpressure, half-close, a connect timeout and an
- * idle timeout. {@linkcode TlsListener} holds what every engine shares
- * (counters, refusal and app-failure bookkeeping, drain);
- * {@linkcode NodeTlsListener} is the node:tls engine (every mode; lossless
- * reload with `setSecureContext`); `_deno_listener.ts` is the Deno.listenTls
- * engine for `mode: tls`.
+ * One TLS listener: accepts TLS (node:tls), checks the client in strict mode,
+ * and pipes bytes to the app (node:net) with backpressure, half-close, a
+ * connect timeout and an idle timeout.
  * @module
  */
 import net from "node:net";
@@ -21,16 +17,6 @@ import type { ProxyMetrics } from "./_metrics.ts";
 import { classifyRefusal, REFUSAL_REASONS, sanAllowed } from "./_peer.ts";
 import type { RefusalReason } from "./_peer.ts";
 
-/** Which TLS implementation a listener runs on. */
-export type TlsEngine = "node" | "deno";
-
-/** Served credentials as PEM: chain, key, and (mtls) trusted client CAs. */
-export interface PemContext {
-  cert: string;
-  key: string;
-  ca?: string;
-}
-
 /** What the listener needs from its instance. */
 export interface ListenerOptions {
   instance: string;
@@ -42,8 +28,8 @@ export interface ListenerOptions {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
-  /** The current certificate, key and (mtls) CA bundle, as PEM. */
-  secureContext(): PemContext;
+  /** The current certificate, key and (mtls) CA bundle. */
+  secureContext(): tls.SecureContextOptions;
   /** The current trusted client CAs (mtls). */
   trusted(): readonly X509Certificate[];
   allowedSans: readonly string[];
@@ -55,7 +41,6 @@ export interface ListenerOptions {
 /** Per-listener counters, as served by `/stats`. */
 export interface ListenerStats {
   name: string;
-  engine: TlsEngine;
   listen: string;
   app: string;
   port: number;
@@ -71,20 +56,31 @@ export interface ListenerStats {
 /** Bytes buffered toward the app before the client is paused. */
 const APP_WRITE_BUFFER = 1024 * 1024;
 
+interface Conn {
+  client: tls.TLSSocket;
+  app: net.Socket;
+}
+
 /**
- * What every listener engine shares: identity labels, counters, refusal and
- * app-failure bookkeeping, and waiting for the last connection to go.
+ * A TLS listener in front of one app port.
+ *
+ * @example
+ * ```ts ignore
+ * const l = new TlsListener({ ...options });
+ * const port = await l.listen();
+ * ```
  */
-export abstract class TlsListener {
+export class TlsListener {
   readonly options: ListenerOptions;
-  abstract readonly engine: TlsEngine;
+  #server: tls.Server;
+  #conns = new Set<Conn>();
+  #port = 0;
+  #closed = false;
   /** Frozen label sets: the metrics registry caches their keys. */
-  protected readonly labels: Readonly<Record<string, string>>;
-  protected readonly labelsIn: Readonly<Record<string, string>>;
-  protected readonly labelsOut: Readonly<Record<string, string>>;
-  protected boundPort = 0;
-  protected stopped = false;
-  protected readonly counters = {
+  #labels: Readonly<Record<string, string>>;
+  #labelsIn: Readonly<Record<string, string>>;
+  #labelsOut: Readonly<Record<string, string>>;
+  #stats = {
     total: 0,
     bytesIn: 0,
     bytesOut: 0,
@@ -99,188 +95,18 @@ export abstract class TlsListener {
 
   constructor(options: ListenerOptions) {
     this.options = options;
-    this.labels = Object.freeze({
+    this.#labels = Object.freeze({
       instance: options.instance,
       listener: options.name,
     });
-    this.labelsIn = Object.freeze({
-      ...this.labels,
+    this.#labelsIn = Object.freeze({
+      ...this.#labels,
       direction: "client_to_app",
     });
-    this.labelsOut = Object.freeze({
-      ...this.labels,
+    this.#labelsOut = Object.freeze({
+      ...this.#labels,
       direction: "app_to_client",
     });
-  }
-
-  /** The bound port (0 before {@linkcode TlsListener.listen}). */
-  get port(): number {
-    return this.boundPort;
-  }
-
-  /** True once {@linkcode TlsListener.stopAccepting} was called. */
-  get closed(): boolean {
-    return this.stopped;
-  }
-
-  /** Open client connections. */
-  abstract get active(): number;
-
-  /**
-   * Binds the listen address.
-   *
-   * @throws {ListenError} When the address cannot be bound.
-   */
-  abstract listen(): Promise<number>;
-
-  /**
-   * Serves new credentials to new handshakes; live connections keep theirs.
-   *
-   * @throws {Error} When the credentials cannot be used (the old ones stay).
-   */
-  abstract setSecureContext(opts: PemContext): void;
-
-  /**
-   * Stops accepting new connections; live ones continue. The promise resolves
-   * when the listening socket is closed.
-   */
-  abstract stopAccepting(): Promise<void>;
-
-  /** Cuts every open connection. */
-  abstract destroyAll(): void;
-
-  /** Bytes moved so far on open connections (for metrics). */
-  abstract liveBytes(): { in: number; out: number };
-
-  /** Resolves when no connection is open, or after `timeoutMs` (false then). */
-  waitIdle(timeoutMs: number): Promise<boolean> {
-    if (this.active === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (ok: boolean) => {
-        clearTimeout(timer);
-        this.#idleWaiters.delete(onIdle);
-        resolve(ok);
-      };
-      const onIdle = () => done(true);
-      const timer = setTimeout(() => done(false), timeoutMs);
-      this.#idleWaiters.add(onIdle);
-    });
-  }
-
-  /** Counters for `/stats`. */
-  stats(): ListenerStats {
-    const live = this.liveBytes();
-    const c = this.counters;
-    return {
-      name: this.options.name,
-      engine: this.engine,
-      listen: formatAddress(this.options.listen),
-      app: formatAddress(this.options.app),
-      port: this.boundPort,
-      active: this.active,
-      total: c.total,
-      bytes_client_to_app: c.bytesIn + live.in,
-      bytes_app_to_client: c.bytesOut + live.out,
-      handshake_failures: { ...c.refusals },
-      app_connect_failures: { ...c.appFailures },
-      idle_timeouts: c.idle,
-    };
-  }
-
-  /** The error for a listen address that cannot be bound. */
-  protected listenError(err: unknown): ListenError {
-    return new ListenError(
-      `Cannot listen on "${
-        formatAddress(this.options.listen)
-      }" for "${this.options.instance}": ${describeError(err)}`,
-      { cause: err },
-    );
-  }
-
-  /** Counts a connection handed to the app. */
-  protected opened(): void {
-    this.counters.total++;
-    this.options.metrics.connections.inc(this.labels);
-  }
-
-  /** Books a finished connection's bytes. */
-  protected finished(bytesIn: number, bytesOut: number): void {
-    this.counters.bytesIn += bytesIn;
-    this.counters.bytesOut += bytesOut;
-    this.options.metrics.bytes.inc(this.labelsIn, bytesIn);
-    this.options.metrics.bytes.inc(this.labelsOut, bytesOut);
-  }
-
-  /** Call after a connection left the open set. */
-  protected maybeIdle(): void {
-    if (this.active > 0) return;
-    for (const w of [...this.#idleWaiters]) w();
-  }
-
-  /** Counts and logs a refused client (never its certificate body). */
-  protected refused(
-    peer: string,
-    reason: RefusalReason,
-    detail?: string,
-    subject?: string,
-  ): void {
-    this.counters.refusals[reason]++;
-    this.options.metrics.refusals.inc({ ...this.labels, reason });
-    const fields: Record<string, unknown> = { ...this.labels, peer, reason };
-    if (detail) fields.detail = detail;
-    if (subject) fields.client_subject = subject;
-    this.options.logger.warn("client-refused", fields);
-  }
-
-  /** Counts and logs an idle timeout. */
-  protected idleTimedOut(peer: string): void {
-    this.counters.idle++;
-    this.options.metrics.idleTimeouts.inc(this.labels);
-    this.options.logger.info("connection-idle-timeout", {
-      ...this.labels,
-      peer,
-    });
-  }
-
-  /** Counts and logs a failure to reach the app. */
-  protected appFailed(
-    kind: "refused" | "timeout" | "error",
-    detail: string,
-  ): void {
-    this.counters.appFailures[kind]++;
-    this.options.metrics.appFailures.inc({ ...this.labels, reason: kind });
-    this.options.logger.warn("app-connect-failed", {
-      ...this.labels,
-      app: formatAddress(this.options.app),
-      reason: kind,
-      detail,
-    });
-  }
-}
-
-interface Conn {
-  client: tls.TLSSocket;
-  app: net.Socket;
-}
-
-/**
- * The node:tls engine: every mode, client-certificate checks with precise
- * refusal reasons, lossless reload with `setSecureContext`.
- *
- * @example
- * ```ts ignore
- * const l = new NodeTlsListener({ ...options });
- * const port = await l.listen();
- * ```
- */
-export class NodeTlsListener extends TlsListener {
-  readonly engine = "node";
-  #server: tls.Server;
-  #conns = new Set<Conn>();
-  #closedPromise: Promise<void> | undefined;
-
-  constructor(options: ListenerOptions) {
-    super(options);
     const mtls = options.mode === "mtls";
     this.#server = tls.createServer({
       ...options.secureContext(),
@@ -298,14 +124,34 @@ export class NodeTlsListener extends TlsListener {
     });
   }
 
+  /** The bound port (0 before {@linkcode TlsListener.listen}). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Open client connections. */
   get active(): number {
     return this.#conns.size;
   }
 
+  /**
+   * Binds the listen address.
+   *
+   * @throws {ListenError} When the address cannot be bound.
+   */
   listen(): Promise<number> {
     const { hostname, port } = this.options.listen;
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(this.listenError(err));
+      const onError = (err: Error) => {
+        reject(
+          new ListenError(
+            `Cannot listen on "${
+              formatAddress(this.options.listen)
+            }" for "${this.options.instance}": ${describeError(err)}`,
+            { cause: err },
+          ),
+        );
+      };
       this.#server.once("error", onError);
       this.#server.listen(port, hostname, () => {
         this.#server.off("error", onError);
@@ -313,33 +159,61 @@ export class NodeTlsListener extends TlsListener {
           "error",
           (err) =>
             this.options.logger.error("listener-error", {
-              ...this.labels,
+              ...this.#labels,
               error: describeError(err),
             }),
         );
-        this.boundPort = (this.#server.address() as net.AddressInfo).port;
-        resolve(this.boundPort);
+        this.#port = (this.#server.address() as net.AddressInfo).port;
+        resolve(this.#port);
       });
     });
   }
 
-  setSecureContext(opts: PemContext): void {
+  /** Serves new credentials to new handshakes; live connections keep theirs. */
+  setSecureContext(opts: tls.SecureContextOptions): void {
     this.#server.setSecureContext({
       ...opts,
       minVersion: this.options.minVersion,
     });
   }
 
+  #closedPromise: Promise<void> | undefined;
+
+  /** True once {@linkcode TlsListener.stopAccepting} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Stops accepting new connections; live ones continue. The promise resolves
+   * when the server has closed (after the last connection is gone).
+   */
   stopAccepting(): Promise<void> {
     if (!this.#closedPromise) {
-      this.stopped = true;
-      this.#closedPromise = this.boundPort === 0
+      this.#closed = true;
+      this.#closedPromise = this.#port === 0
         ? Promise.resolve()
         : new Promise((resolve) => this.#server.close(() => resolve()));
     }
     return this.#closedPromise;
   }
 
+  /** Resolves when no connection is open, or after `timeoutMs` (false then). */
+  waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.#conns.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#idleWaiters.delete(onIdle);
+        resolve(ok);
+      };
+      const onIdle = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#idleWaiters.add(onIdle);
+    });
+  }
+
+  /** Cuts every open connection. */
   destroyAll(): void {
     for (const c of this.#conns) {
       c.client.destroy();
@@ -347,6 +221,29 @@ export class NodeTlsListener extends TlsListener {
     }
   }
 
+  /** Counters for `/stats`. */
+  stats(): ListenerStats {
+    let bytesIn = this.#stats.bytesIn, bytesOut = this.#stats.bytesOut;
+    for (const c of this.#conns) {
+      bytesIn += c.app.bytesWritten ?? 0;
+      bytesOut += c.app.bytesRead ?? 0;
+    }
+    return {
+      name: this.options.name,
+      listen: formatAddress(this.options.listen),
+      app: formatAddress(this.options.app),
+      port: this.#port,
+      active: this.#conns.size,
+      total: this.#stats.total,
+      bytes_client_to_app: bytesIn,
+      bytes_app_to_client: bytesOut,
+      handshake_failures: { ...this.#stats.refusals },
+      app_connect_failures: { ...this.#stats.appFailures },
+      idle_timeouts: this.#stats.idle,
+    };
+  }
+
+  /** Bytes moved so far on open connections (for metrics). */
   liveBytes(): { in: number; out: number } {
     let i = 0, o = 0;
     for (const c of this.#conns) {
@@ -362,7 +259,16 @@ export class NodeTlsListener extends TlsListener {
     detail?: string,
     subject?: string,
   ): void {
-    this.refused(peerOf(s), reason, detail, subject);
+    this.#stats.refusals[reason]++;
+    this.options.metrics.refusals.inc({ ...this.#labels, reason });
+    const fields: Record<string, unknown> = {
+      ...this.#labels,
+      peer: peerOf(s),
+      reason,
+    };
+    if (detail) fields.detail = detail;
+    if (subject) fields.client_subject = subject;
+    this.options.logger.warn("client-refused", fields);
     s.destroy();
   }
 
@@ -409,11 +315,12 @@ export class NodeTlsListener extends TlsListener {
     } as net.NetConnectOpts);
     const conn: Conn = { client, app };
     this.#conns.add(conn);
-    this.opened();
+    this.#stats.total++;
+    o.metrics.connections.inc(this.#labels);
     let connected = false;
     const connectTimer = setTimeout(() => {
       if (connected) return;
-      this.appFailed("timeout", `no answer within ${o.connectTimeoutMs}ms`);
+      this.#appFailed("timeout", `no answer within ${o.connectTimeoutMs}ms`);
       app.destroy();
       client.destroy();
     }, o.connectTimeoutMs);
@@ -438,7 +345,7 @@ export class NodeTlsListener extends TlsListener {
       if (!connected) {
         clearTimeout(connectTimer);
         connected = true;
-        this.appFailed(
+        this.#appFailed(
           err.code === "ECONNREFUSED" ? "refused" : "error",
           describeError(err),
         );
@@ -453,24 +360,45 @@ export class NodeTlsListener extends TlsListener {
     app.on("close", () => {
       if (!client.writableEnded) client.destroy();
       clearTimeout(connectTimer);
-      this.finished(app.bytesWritten ?? 0, app.bytesRead ?? 0);
+      this.#stats.bytesIn += app.bytesWritten ?? 0;
+      this.#stats.bytesOut += app.bytesRead ?? 0;
+      o.metrics.bytes.inc(this.#labelsIn, app.bytesWritten ?? 0);
+      o.metrics.bytes.inc(this.#labelsOut, app.bytesRead ?? 0);
     });
     let remaining = 2;
     const gone = () => {
       if (--remaining > 0) return;
       this.#conns.delete(conn);
-      this.maybeIdle();
+      if (this.#conns.size === 0) {
+        for (const w of [...this.#idleWaiters]) w();
+      }
     };
     client.once("close", gone);
     app.once("close", gone);
     if (o.idleTimeoutMs > 0) {
       client.setTimeout(o.idleTimeoutMs);
       client.on("timeout", () => {
-        this.idleTimedOut(peerOf(client));
+        this.#stats.idle++;
+        o.metrics.idleTimeouts.inc(this.#labels);
+        o.logger.info("connection-idle-timeout", {
+          ...this.#labels,
+          peer: peerOf(client),
+        });
         client.destroy();
         app.destroy();
       });
     }
+  }
+
+  #appFailed(kind: "refused" | "timeout" | "error", detail: string): void {
+    this.#stats.appFailures[kind]++;
+    this.options.metrics.appFailures.inc({ ...this.#labels, reason: kind });
+    this.options.logger.warn("app-connect-failed", {
+      ...this.#labels,
+      app: formatAddress(this.options.app),
+      reason: kind,
+      detail,
+    });
   }
 }
 

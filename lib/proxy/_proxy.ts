@@ -15,8 +15,7 @@ import { ListenError, RegistrationError } from "./errors.ts";
 import { HttpRouteSink } from "./_http_sink.ts";
 import { InstanceRuntime } from "./_instance.ts";
 import type { ReloadOutcome } from "./_instance.ts";
-import type { ListenerStats, TlsEngine } from "./_listener.ts";
-import { MIGRATE_REQ_PATH } from "./_deno_listener.ts";
+import type { ListenerStats } from "./_listener.ts";
 import { ProxyMetrics } from "./_metrics.ts";
 import { checkSanPattern } from "./_peer.ts";
 import { buildRegistryMessage, RouteRegistrar } from "./_register.ts";
@@ -47,18 +46,11 @@ export interface ProxyDeps {
   watch?: boolean;
   /** Serve the admin API on `admin_listen`. @default {true} */
   admin?: boolean;
-  /**
-   * The value of `net.ipv4.tcp_migrate_req` the `auto` TLS engine choice
-   * sees. @default {read from /proc/sys/net/ipv4/tcp_migrate_req}
-   */
-  tcpMigrateReq?: string;
 }
 
 /** A bound listener, as reported by {@linkcode RunningProxy.instances}. */
 export interface BoundListener {
   name: string;
-  /** The TLS implementation serving it. */
-  engine: TlsEngine;
   /** The bound TLS port (the real one when the config says port 0). */
   port: number;
   listen: string;
@@ -169,7 +161,6 @@ export async function startProxy(
     await admin?.shutdown();
   };
 
-  const migrateReq = deps.tcpMigrateReq ?? await readOptional(MIGRATE_REQ_PATH);
   try {
     for (const ic of config.instances) {
       const inst = new InstanceRuntime(ic, {
@@ -177,7 +168,6 @@ export async function startProxy(
         clock,
         logger,
         metrics,
-        migrateReq,
       });
       instances.push(inst);
       await inst.start();
@@ -229,7 +219,6 @@ export async function startProxy(
         id: i.id,
         listeners: i.listeners.map((l) => ({
           name: l.options.name,
-          engine: l.engine,
           port: l.port,
           listen: formatAddress(l.options.listen),
           app: formatAddress(l.options.app),
@@ -424,14 +413,5 @@ function serveAdmin(
       }" for the admin API: ${describeError(err)}`,
       { cause: err },
     );
-  }
-}
-
-/** A small file's text, or undefined when it cannot be read. */
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch {
-    return undefined;
   }
 }

@@ -109,7 +109,6 @@ export function configDump(config: ProxySection, instances: InstanceRuntime[]) {
   return {
     admin_listen: formatAddress(config.admin_listen),
     min_tls_version: config.min_tls_version,
-    tls_engine: config.tls_engine,
     connect_timeout: formatDuration(config.connect_timeout),
     handshake_timeout: formatDuration(config.handshake_timeout),
     idle_timeout: formatDuration(config.idle_timeout),
@@ -117,7 +116,7 @@ export function configDump(config: ProxySection, instances: InstanceRuntime[]) {
     reload_poll_interval: formatDuration(config.reload_poll_interval),
     reload_debounce: formatDuration(config.reload_debounce),
     cipher_suites:
-      "not configurable: Deno's node:tls ignores the ciphers option and Deno.listenTls has none; the runtime's TLS 1.3 suites and AEAD TLS 1.2 suites apply",
+      "not configurable: Deno's node:tls ignores the ciphers option; TLS 1.3 suites and AEAD TLS 1.2 suites of the runtime apply",
     instances: config.instances.map((ic, idx) => ({
       id: instances[idx]?.id ?? ic.id,
       credentials_dir: ic.credentials_dir,
@@ -130,7 +129,6 @@ export function configDump(config: ProxySection, instances: InstanceRuntime[]) {
         name: instances[idx]?.listeners[j]?.options.name ?? l.name,
         listen: formatAddress(l.listen),
         bound_port: instances[idx]?.listeners[j]?.port,
-        engine: instances[idx]?.listeners[j]?.engine,
         app: formatAddress(l.app),
       })),
       register: ic.register && {

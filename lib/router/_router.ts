@@ -18,11 +18,7 @@ import { createApiApp } from "./_api.ts";
 import { createTokenVerifier } from "./_auth.ts";
 import type { TokenVerifier } from "./_auth.ts";
 import { createProxyHandler } from "./_proxy.ts";
-import {
-  oneSegment,
-  UNSTABLE_NET_HINT,
-  unstableNetEnabled,
-} from "../common/mod.ts";
+import { oneSegment } from "../common/mod.ts";
 import { Registry } from "./_registry.ts";
 import { RouterStats } from "./_stats.ts";
 import { Transports } from "./_transport.ts";
@@ -30,7 +26,16 @@ import { createPruner } from "./_prune.ts";
 import type { BackendTls } from "./_transport.ts";
 
 const REUSE_PORT_NEEDS_FLAG =
-  `reuse_port needs Deno's --unstable-net flag (${UNSTABLE_NET_HINT})`;
+  'reuse_port needs Deno\'s --unstable-net flag (deno run --unstable-net ..., or "unstable": ["net"] in deno.json)';
+
+/**
+ * Whether Deno runs with `--unstable-net`, which `Deno.serve({ reusePort })`
+ * needs in Deno 2.9: `Deno.listenDatagram` exists only then.
+ */
+function unstableNetEnabled(): boolean {
+  return typeof (Deno as { listenDatagram?: unknown }).listenDatagram ===
+    "function";
+}
 
 /** The subset of the NATS bus the router uses. */
 export interface RouteBusLike {

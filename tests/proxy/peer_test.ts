@@ -39,7 +39,6 @@ Deno.test("parseConfig() resolves proxy defaults and rejects bad proxy sections"
   assert.equal(cfg.connect_timeout, 250);
   assert.equal(cfg.drain_timeout, 15_000);
   assert.equal(cfg.min_tls_version, "TLSv1.2");
-  assert.equal(cfg.tls_engine, "node");
   assert.equal(cfg.admin_listen.port, 61003);
   assert.equal(cfg.instances[0]!.cert_file, "instance.crt");
   const bad = (yaml: string[], re: RegExp) =>
@@ -72,14 +71,4 @@ Deno.test("parseConfig() resolves proxy defaults and rejects bad proxy sections"
     "      listeners: [{ listen: '0.0.0.0:1', app: '127.0.0.1:2' }]",
     "      register: { routes: [a.example.com], host: 10.0.0.5 }",
   ], /register needs at least one target/);
-  const tls13 = (engine: string) => [
-    "proxy:",
-    `  tls_engine: ${engine}`,
-    "  min_tls_version: TLSv1.3",
-    "  instances:",
-    "    - { credentials_dir: /x, mode: tls, listeners: [{ listen: '0.0.0.0:1', app: '127.0.0.1:2' }] }",
-  ];
-  bad(tls13("deno"), /tls_engine: the deno engine cannot refuse TLS 1\.2/);
-  bad(tls13("rustls"), /tls_engine: must be "node" or "deno"/);
-  assert.equal(parseConfig(tls13("node").join("\n")).proxy!.tls_engine, "node");
 });
