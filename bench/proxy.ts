@@ -381,7 +381,7 @@ summary.push([
 ]);
 
 // RSS: one process serving 1 instance vs 50 instances (after one handshake each).
-async function rssWith(n: number): Promise<number> {
+async function rssWith(n: number, attempt = 1): Promise<number> {
   const ports: number[] = [];
   const lines = [
     "proxy:",
@@ -401,15 +401,30 @@ async function rssWith(n: number): Promise<number> {
     );
   }
   await Deno.writeTextFile(`${dir}/rss${n}.yaml`, lines.join("\n"));
-  const child = spawn(DENO, [
-    "run",
-    "-A",
-    "main.ts",
-    "proxy",
-    "--config",
-    `${dir}/rss${n}.yaml`,
-  ]);
-  await Promise.all(ports.map(waitPort));
+  const child = new Deno.Command(DENO, {
+    args: ["run", "-A", "main.ts", "proxy", "--config", `${dir}/rss${n}.yaml`],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  children.push(child);
+  const log = new Response(child.stderr).text();
+  try {
+    await Promise.all(ports.map(waitPort));
+  } catch (err) {
+    // A port picked by freePort() can be taken again before the proxy binds
+    // it (the load runs before this leave many ephemeral ports in use).
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already exited
+    }
+    const said = (await log).trim().split("\n").at(-1) ?? "";
+    console.error(`rss run ${attempt} failed: ${err}; sigil proxy: ${said}`);
+    if (attempt < 3) return rssWith(n, attempt + 1);
+    throw err;
+  }
   for (const p of ports) {
     await run("curl", ["-sk", "-o", "/dev/null", `https://127.0.0.1:${p}/`]);
   }
@@ -417,6 +432,7 @@ async function rssWith(n: number): Promise<number> {
   const kb = rssKb(child.pid);
   child.kill("SIGTERM");
   await child.status;
+  await log;
   return kb;
 }
 const rss1 = await rssWith(1);

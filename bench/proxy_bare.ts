@@ -22,6 +22,10 @@ const ca = Deno.readTextFileSync(`${dir}/ca.pem`);
 
 function pipe(s: tls.TLSSocket): void {
   const up = net.connect(appPort, "127.0.0.1");
+  // As sigil proxy does: without it, a response's last small TLS record
+  // waits for the client's delayed ACK.
+  s.setNoDelay(true);
+  up.setNoDelay(true);
   s.pipe(up);
   up.pipe(s);
   // Deno 2.9.6: a node:tls server socket never closes after end() otherwise.

@@ -110,6 +110,30 @@ Deno.test("deno task bundle output runs with deno run --no-config from any direc
     const v = await run(["version"]);
     assert.equal(v.code, 0, new TextDecoder().decode(v.stderr));
     assert.match(new TextDecoder().decode(v.stdout), /^sigil \d/);
+    // The same bundle through deploy/sigil-launcher.sh, with and without
+    // SIGIL_V8_FLAGS (V8 refuses a flag it does not know: proof it got there).
+    const launch = (v8Flags?: string) =>
+      new Deno.Command("sh", {
+        args: [join(ROOT, "deploy", "sigil-launcher.sh"), "version"],
+        env: {
+          DENO: Deno.execPath(),
+          SIGIL_BUNDLE: out,
+          ...(v8Flags ? { SIGIL_V8_FLAGS: v8Flags } : {}),
+        },
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    for (const flags of [undefined, "--memory-saver-mode"]) {
+      const l = await launch(flags);
+      assert.equal(l.code, 0, new TextDecoder().decode(l.stderr));
+      assert.match(new TextDecoder().decode(l.stdout), /^sigil \d/);
+    }
+    const bogus = await launch("--no-such-v8-flag");
+    assert.match(
+      new TextDecoder().decode(bogus.stderr),
+      /V8 did not recognize flag '--no-such-v8-flag'/,
+    );
     const init = await run(["ca", "init", "--dir", join(dir, "ca")]);
     assert.equal(init.code, 0, new TextDecoder().decode(init.stderr));
     const check = await sigil([

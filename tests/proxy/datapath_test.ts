@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startProxy } from "../../lib/proxy/mod.ts";
+import { ListenError, startProxy } from "../../lib/proxy/mod.ts";
 import {
   connectTls,
   createTestPki,
@@ -290,4 +290,33 @@ Deno.test("startProxy() counts plaintext, too-old TLS and stalled handshakes as 
   assert.ok(Date.now() - t0 < 3000);
   await waitFor(() => failures() === 3, 3000, "handshake timeout");
   assert.equal(p.proxy.stats().instances[0]!.listeners[0]!.total, 0);
+});
+
+Deno.test("startProxy() fails with ListenError naming the address when a listen port is taken", async () => {
+  const dir = await tempDir();
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    await pki.writeInstance(dir, { instanceId: "inst-1" });
+    const port = (taken.addr as Deno.NetAddr).port;
+    const { logger } = memoryLogger();
+    await assert.rejects(
+      startProxy(
+        proxySection({
+          admin_listen: "127.0.0.1:0",
+          instances: [{
+            credentials_dir: dir,
+            mode: "tls",
+            listeners: [{ listen: `127.0.0.1:${port}`, app: "127.0.0.1:1" }],
+          }],
+        }),
+        { logger, watch: false, admin: false },
+      ),
+      (e: unknown) =>
+        e instanceof ListenError &&
+        e.message.startsWith(`Cannot listen on "127.0.0.1:${port}"`),
+    );
+  } finally {
+    taken.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
