@@ -443,22 +443,24 @@ async function httpAndNats(header: string[]): Promise<void> {
   let router: Proc | undefined;
   let routerApi = 0;
   let routerError = "";
-  const startOne = async (n: number) => {
-    const api = freePort();
-    const p = await startRouter(routerPort, api, n, true);
-    // Re-send until it lands, like a proxy's heartbeat (the router may not
-    // have subscribed yet when its API starts answering).
-    await until(
-      `route in sigil router #${n}`,
+  // Re-sends the registration until it lands, like a proxy's heartbeat (a
+  // router may not have subscribed yet when its API starts answering).
+  const routeLands = (what: string, api: number, p: Proc) =>
+    until(
+      `route in ${what}`,
       async () => {
         if ((await metric(api, "total_endpoints")) >= 1) return true;
         await sink.register(registration);
         await new Promise((r) => setTimeout(r, 100));
         return false;
       },
-      15_000,
+      20_000,
       p,
     );
+  const startOne = async (n: number) => {
+    const api = freePort();
+    const p = await startRouter(routerPort, api, n, true);
+    await routeLands(`sigil router #${n}`, api, p);
     return { p, api };
   };
   try {
@@ -664,17 +666,7 @@ async function httpAndNats(header: string[]): Promise<void> {
       undefined,
       ["--memory-saver-mode"],
     );
-    await until(
-      "route in the memory-saver router",
-      async () => {
-        if ((await metric(saveApi, "total_endpoints")) >= 1) return true;
-        await sink.register(registration);
-        await new Promise((r) => setTimeout(r, 100));
-        return false;
-      },
-      20_000,
-      saver,
-    );
+    await routeLands("the memory-saver router", saveApi, saver);
     await natsIntoRouter(
       savePort,
       saveApi,
