@@ -30,6 +30,7 @@ import { NatsRouteBus } from "../lib/routes/mod.ts";
 import { createLogger } from "../lib/observe/mod.ts";
 import { freePort, startNatsServer } from "../tests/_helpers/nats.ts";
 import { createTestPki } from "../tests/_helpers/pki.ts";
+import { registration } from "./router_registry.ts";
 
 const args = new Set(Deno.args);
 const QUICK = args.has("--quick");
@@ -890,19 +891,7 @@ async function metric(apiPort: number, name: string): Promise<number> {
 /** Distinct route-emitter style messages (one route and endpoint each). */
 function registrations(n: number): Uint8Array[] {
   const enc = new TextEncoder();
-  return Array.from({ length: n }, (_, i) => {
-    const id = crypto.randomUUID();
-    return enc.encode(JSON.stringify({
-      host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-      tls_port: 61001,
-      uris: [`app${i}.bench.test`],
-      app: crypto.randomUUID(),
-      private_instance_id: id,
-      private_instance_index: "0",
-      server_cert_domain_san: id,
-      tags: { component: "route-emitter" },
-    }));
-  });
+  return Array.from({ length: n }, (_, i) => enc.encode(registration(i)));
 }
 
 /** Publishes messages as fast as the client allows; returns wall-clock start. */

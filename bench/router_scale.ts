@@ -8,7 +8,7 @@
  * @module
  */
 import { parseRegistryMessage } from "../lib/routes/mod.ts";
-import { Registry } from "./router_registry.ts";
+import { registration, Registry } from "./router_registry.ts";
 
 const n = Number(Deno.args[0] ?? "100000");
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -18,21 +18,6 @@ function memMb(): { rss: number; heap: number } {
   gc();
   const m = Deno.memoryUsage();
   return { rss: m.rss / 2 ** 20, heap: m.heapUsed / 2 ** 20 };
-}
-
-/** One route-emitter style message for endpoint `i`. */
-export function registration(i: number): string {
-  const id = crypto.randomUUID();
-  return JSON.stringify({
-    host: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
-    tls_port: 61001,
-    uris: [`app${i}.bench.test`],
-    app: crypto.randomUUID(),
-    private_instance_id: id,
-    private_instance_index: "0",
-    server_cert_domain_san: id,
-    tags: { component: "route-emitter" },
-  });
 }
 
 const baseline = memMb();

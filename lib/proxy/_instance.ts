@@ -166,11 +166,7 @@ export class InstanceRuntime {
         changed = true;
         out.cert = "ok";
         out.serial = next.serial;
-        d.metrics.reloads.inc({
-          instance: this.#label,
-          what: "cert",
-          result: "ok",
-        });
+        this.#counted("cert", "ok");
         d.logger.info("credentials-reloaded", {
           instance: this.#label,
           serial: next.serial,
@@ -180,11 +176,7 @@ export class InstanceRuntime {
       } catch (err) {
         out.cert = "error";
         out.error = describeError(err);
-        d.metrics.reloads.inc({
-          instance: this.#label,
-          what: "cert",
-          result: "error",
-        });
+        this.#counted("cert", "error");
         d.logger.warn("credentials-reload-failed", {
           instance: this.#label,
           error: out.error,
@@ -203,11 +195,7 @@ export class InstanceRuntime {
           this.#trust = next;
           changed = true;
           out.trust = "ok";
-          d.metrics.reloads.inc({
-            instance: this.#label,
-            what: "trust",
-            result: "ok",
-          });
+          this.#counted("trust", "ok");
           d.logger.info("trusted-cas-reloaded", {
             instance: this.#label,
             cas: next.fingerprints.length,
@@ -217,11 +205,7 @@ export class InstanceRuntime {
           out.error = [out.error, describeError(err)].filter(Boolean).join(
             "; ",
           );
-          d.metrics.reloads.inc({
-            instance: this.#label,
-            what: "trust",
-            result: "error",
-          });
+          this.#counted("trust", "error");
           d.logger.warn("trusted-cas-reload-failed", {
             instance: this.#label,
             error: describeError(err),
@@ -243,6 +227,11 @@ export class InstanceRuntime {
       }
     }
     return out;
+  }
+
+  /** Counts one reload attempt in `reloads_total{instance,what,result}`. */
+  #counted(what: "cert" | "trust", result: "ok" | "error"): void {
+    this.#deps.metrics.reloads.inc({ instance: this.#label, what, result });
   }
 
   #contextOptions(): SecureContextOptions {
