@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import {
   CA_FILES,
@@ -309,7 +310,6 @@ Deno.test("GET endpoints serve the bundle, the JWKS, health and metrics", async 
 });
 
 Deno.test("POST /v1/sign returns no certificate when the ledger cannot record it", async () => {
-  const { DatabaseSync } = await import("node:sqlite");
   const f = await fixture();
   const other = new DatabaseSync(join(f.dir, "ca", CA_FILES.ledger));
   try {

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { sanAllowed } from "../../lib/proxy/_peer.ts";
 import { startProxy } from "../../lib/proxy/mod.ts";
 import { ConfigError, parseConfig } from "../../lib/config/mod.ts";
 import {
@@ -253,8 +255,6 @@ Deno.test("startProxy() refuses an allowed_client_sans pattern with two wildcard
 });
 
 Deno.test('sanAllowed() reads SANs from the certificate itself, so a DNS name containing ", DNS:" cannot smuggle in an allowed one', async () => {
-  const { sanAllowed } = await import("../../lib/proxy/_peer.ts");
-  const { X509Certificate } = await import("node:crypto");
   const pki2 = await createTestPki();
   const asPeer = (pem: string) => {
     const x = new X509Certificate(pem);

@@ -105,6 +105,18 @@ export async function startBackend(options: {
   };
 }
 
+/** An echo backend serving a fresh certificate for instance `instanceId`. */
+export async function instanceBackend(
+  t: TestRouter,
+  name: string,
+  instanceId: string,
+): Promise<Backend> {
+  return startBackend({
+    name,
+    cred: await t.pki.issueInstance({ instanceId }),
+  });
+}
+
 function concat(chunks: Uint8Array[]): Uint8Array {
   let n = 0;
   for (const c of chunks) n += c.length;

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { header, request, startBackend, startTestRouter } from "./_helpers.ts";
+import {
+  header,
+  instanceBackend,
+  request,
+  startBackend,
+  startTestRouter,
+} from "./_helpers.ts";
 
 const ROUTE = "be.example.com";
 
@@ -262,14 +268,8 @@ Deno.test("router closes idle backend connections after idle_timeout and honours
 
 Deno.test("router keeps a POST body intact for the next endpoint when a handshake fails", async () => {
   const t = await startTestRouter();
-  const y = await startBackend({
-    name: "Y",
-    cred: await t.pki.issueInstance({ instanceId: "inst-y" }),
-  });
-  const z = await startBackend({
-    name: "Z",
-    cred: await t.pki.issueInstance({ instanceId: "inst-z" }),
-  });
+  const y = await instanceBackend(t, "Y", "inst-y");
+  const z = await instanceBackend(t, "Z", "inst-z");
   try {
     // Registered as inst-x but serving inst-y: tried first, fails its check.
     t.router.apply("register", {

@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
-import { header, request, startBackend, startTestRouter } from "./_helpers.ts";
+import { createTestPki } from "../_helpers/pki.ts";
+import {
+  header,
+  instanceBackend,
+  request,
+  startBackend,
+  startTestRouter,
+  testPki,
+} from "./_helpers.ts";
 
 const ROUTE = "hello.example.com";
 
 Deno.test("router never sends a request to an endpoint that proves a different instance", async () => {
   const t = await startTestRouter();
   // Registered as instance X, but the address serves instance Y's certificate.
-  const y = await startBackend({
-    name: "Y",
-    cred: await t.pki.issueInstance({ instanceId: "inst-y" }),
-  });
+  const y = await instanceBackend(t, "Y", "inst-y");
   try {
     t.router.apply("register", {
       host: "127.0.0.1",
@@ -40,14 +45,8 @@ Deno.test("router never sends a request to an endpoint that proves a different i
 
 Deno.test("router retries on a good endpoint after an identity mismatch and prunes the bad one", async () => {
   const t = await startTestRouter();
-  const y = await startBackend({
-    name: "Y",
-    cred: await t.pki.issueInstance({ instanceId: "inst-y" }),
-  });
-  const z = await startBackend({
-    name: "Z",
-    cred: await t.pki.issueInstance({ instanceId: "inst-z" }),
-  });
+  const y = await instanceBackend(t, "Y", "inst-y");
+  const z = await instanceBackend(t, "Z", "inst-z");
   try {
     // Bad first so round-robin tries it first.
     t.router.apply("register", {
@@ -89,7 +88,6 @@ Deno.test("router retries on a good endpoint after an identity mismatch and prun
 
 Deno.test("router refuses backends with an untrusted certificate (526) and prunes them", async () => {
   const t = await startTestRouter();
-  const { createTestPki } = await import("../_helpers/pki.ts");
   const other = await createTestPki("other.sigil");
   const rogue = await startBackend({
     name: "rogue",
@@ -114,7 +112,7 @@ Deno.test("router refuses backends with an untrusted certificate (526) and prune
 });
 
 Deno.test("router presents its client certificate in mtls mode", async () => {
-  const pki = await (await import("./_helpers.ts")).testPki();
+  const pki = await testPki();
   const client = await pki.issueClient({ dnsNames: ["router.sigil.internal"] });
   const t = await startTestRouter({ backends: { mode: "mtls" } }, {
     clientCred: client,
@@ -181,7 +179,7 @@ Deno.test("router reuses keep-alive connections to a TLS backend", async () => {
 });
 
 Deno.test("router reload() picks up a rotated client certificate for new connections", async () => {
-  const pki = await (await import("./_helpers.ts")).testPki();
+  const pki = await testPki();
   const first = await pki.issueClient({ dnsNames: ["router-1"] });
   const t = await startTestRouter({ backends: { mode: "mtls" } }, {
     clientCred: first,

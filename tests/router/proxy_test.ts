@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { header, request, startBackend, startTestRouter } from "./_helpers.ts";
+import {
+  header,
+  request,
+  startBackend,
+  startTestRouter,
+  testPki,
+} from "./_helpers.ts";
 
 const ROUTE = "app.example.com";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -400,7 +406,7 @@ Deno.test("router streams large request and response bodies", async () => {
 });
 
 Deno.test("router serves an HTTPS front listener and forwards X-Forwarded-Proto https", async () => {
-  const pki = await (await import("./_helpers.ts")).testPki();
+  const pki = await testPki();
   const front = await pki.issueClient({
     dnsNames: ["localhost"],
     ips: ["127.0.0.1"],

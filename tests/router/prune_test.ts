@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startBackend, startTestRouter } from "./_helpers.ts";
+import { instanceBackend, startBackend, startTestRouter } from "./_helpers.ts";
 import type { RouteBusLike } from "../../lib/router/mod.ts";
 import type { NatsRouteBusOptions } from "../../lib/routes/mod.ts";
 
@@ -59,18 +59,9 @@ Deno.test("router prunes plain endpoints at their stale threshold and keeps TLS 
 Deno.test("router probes stale TLS endpoints and prunes those that fail the handshake", async () => {
   const t = await startTestRouter({}, { fakeClock: true });
   const clock = t.clock!;
-  const alive = await startBackend({
-    name: "alive",
-    cred: await t.pki.issueInstance({ instanceId: "inst-alive" }),
-  });
-  const dead = await startBackend({
-    name: "dead",
-    cred: await t.pki.issueInstance({ instanceId: "inst-dead" }),
-  });
-  const impostor = await startBackend({
-    name: "impostor",
-    cred: await t.pki.issueInstance({ instanceId: "inst-other" }),
-  });
+  const alive = await instanceBackend(t, "alive", "inst-alive");
+  const dead = await instanceBackend(t, "dead", "inst-dead");
+  const impostor = await instanceBackend(t, "impostor", "inst-other");
   try {
     for (
       const [be, id] of [[alive, "inst-alive"], [dead, "inst-dead"], [

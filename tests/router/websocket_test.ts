@@ -1,17 +1,27 @@
 import assert from "node:assert/strict";
-import { startTestRouter } from "./_helpers.ts";
+import https from "node:https";
+import { WebSocketServer } from "ws";
+import { startTestRouter, testPki } from "./_helpers.ts";
+import type { TestCredential } from "../_helpers/pki.ts";
+
+/** A Deno.serve backend on 127.0.0.1, over TLS with `cred` when given. */
+function serveBackend(
+  handler: (req: Request) => Response,
+  cred?: TestCredential,
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: () => {},
+    ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}),
+  }, handler) as Deno.HttpServer<Deno.NetAddr>;
+}
 
 Deno.test("router passes WebSocket upgrades through to a verified TLS backend", async () => {
   const t = await startTestRouter();
   const cred = await t.pki.issueInstance({ instanceId: "inst-ws" });
   const seenInstance: string[] = [];
-  const backend = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: cred.certPem,
-    key: cred.keyPem,
-    onListen: () => {},
-  }, (req) => {
+  const backend = serveBackend((req) => {
     seenInstance.push(req.headers.get("x-cf-instanceid") ?? "");
     const { socket, response } = Deno.upgradeWebSocket(req);
     socket.onmessage = (e) => {
@@ -20,7 +30,7 @@ Deno.test("router passes WebSocket upgrades through to a verified TLS backend", 
       else socket.send(new Uint8Array([...new Uint8Array(e.data), 255]));
     };
     return response;
-  });
+  }, cred);
   try {
     t.router.apply("register", {
       host: "127.0.0.1",
@@ -69,16 +79,10 @@ Deno.test("router refuses a WebSocket upgrade to an endpoint with the wrong iden
   const t = await startTestRouter();
   const cred = await t.pki.issueInstance({ instanceId: "inst-y" });
   let hits = 0;
-  const backend = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: cred.certPem,
-    key: cred.keyPem,
-    onListen: () => {},
-  }, (req) => {
+  const backend = serveBackend((req) => {
     hits++;
     return Deno.upgradeWebSocket(req).response;
-  });
+  }, cred);
   try {
     t.router.apply("register", {
       host: "127.0.0.1",
@@ -102,14 +106,11 @@ Deno.test("router refuses a WebSocket upgrade to an endpoint with the wrong iden
 
 Deno.test("router close() ends open WebSocket relays", async () => {
   const t = await startTestRouter();
-  const backend = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (req) => {
-      const { socket, response } = Deno.upgradeWebSocket(req);
-      socket.onmessage = (e) => socket.send(e.data);
-      return response;
-    },
-  );
+  const backend = serveBackend((req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onmessage = (e) => socket.send(e.data);
+    return response;
+  });
   try {
     t.router.apply("register", {
       host: "127.0.0.1",
@@ -139,31 +140,19 @@ Deno.test("router relays a client-initiated close to the backend and retries pas
   const bad = await t.pki.issueInstance({ instanceId: "inst-other" });
   const good = await t.pki.issueInstance({ instanceId: "inst-good" });
   let badHits = 0;
-  const badBackend = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: bad.certPem,
-    key: bad.keyPem,
-    onListen: () => {},
-  }, (req) => {
+  const badBackend = serveBackend((req) => {
     badHits++;
     return Deno.upgradeWebSocket(req).response;
-  });
+  }, bad);
   const backendClosed = Promise.withResolvers<CloseEvent>();
-  const goodBackend = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: good.certPem,
-    key: good.keyPem,
-    onListen: () => {},
-  }, (req) => {
+  const goodBackend = serveBackend((req) => {
     const { socket, response } = Deno.upgradeWebSocket(req, {
       protocol: "chat.v1",
     });
     socket.onmessage = (e) => socket.send(`echo:${e.data}`);
     socket.onclose = (e) => backendClosed.resolve(e);
     return response;
-  });
+  }, good);
   try {
     // The impostor first, so round-robin tries it first.
     t.router.apply("register", {
@@ -208,9 +197,8 @@ Deno.test("router relays a client-initiated close to the backend and retries pas
 
 Deno.test("router passes a backend's refusal of a WebSocket upgrade through", async () => {
   const t = await startTestRouter();
-  const backend = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    () => new Response("no sockets here", { status: 403 }),
+  const backend = serveBackend(() =>
+    new Response("no sockets here", { status: 403 })
   );
   try {
     t.router.apply("register", {
@@ -247,9 +235,6 @@ Deno.test("router passes a backend's refusal of a WebSocket upgrade through", as
 });
 
 Deno.test("router presents its client certificate to a WebSocket backend in mtls mode", async () => {
-  const { testPki } = await import("./_helpers.ts");
-  const https = (await import("node:https")).default;
-  const { WebSocketServer } = await import("ws");
   const pki = await testPki();
   const client = await pki.issueClient({ dnsNames: ["router.sigil.internal"] });
   const t = await startTestRouter({ backends: { mode: "mtls" } }, {
