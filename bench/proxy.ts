@@ -18,7 +18,7 @@
  * @module
  */
 import { createTestPki } from "../tests/_helpers/pki.ts";
-import { freePort } from "../tests/_helpers/nats.ts";
+import { freePort } from "../tests/_helpers/ports.ts";
 
 const QUICK = Deno.args.includes("--quick");
 const DUR = QUICK ? 2 : 3;

@@ -28,7 +28,8 @@
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { NatsRouteBus } from "../lib/routes/mod.ts";
 import { createLogger } from "../lib/observe/mod.ts";
-import { freePort, startNatsServer } from "../tests/_helpers/nats.ts";
+import { startNatsServer } from "../tests/_helpers/nats.ts";
+import { freePort } from "../tests/_helpers/ports.ts";
 import { createTestPki } from "../tests/_helpers/pki.ts";
 import { registration } from "./router_registry.ts";
 

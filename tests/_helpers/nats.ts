@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import { freePort } from "./ports.ts";
 
 const CANDIDATES = [
   "/usr/sbin/nats-server",
@@ -37,14 +38,6 @@ export function findNatsServer(): string | undefined {
     }
   }
   return undefined;
-}
-
-/** Picks a free loopback TCP port (bind port 0, read it, close). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** A running (or stopped) nats-server bound to one loopback port. */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { freePort } from "../_helpers/ports.ts";
 import { ListenError, startProxy } from "../../lib/proxy/mod.ts";
 import {
   connectTls,
@@ -121,9 +122,7 @@ Deno.test("startProxy() moves bulk data both ways with backpressure intact", asy
 });
 
 Deno.test("startProxy() closes the client and counts it when the app refuses", async () => {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const deadPort = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const deadPort = freePort();
   await using p = await setup(deadPort);
   const conn = await connectTls(p.port, "inst-1", pki.rootPem);
   await conn.write(new TextEncoder().encode("hello"));
@@ -166,9 +165,7 @@ Deno.test("sigil proxy leaks no file descriptors over 2,000 app-closed connectio
   });
   const dir = await tempDir();
   await pki.writeInstance(`${dir}/creds`, { instanceId: "inst-1" });
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = freePort();
   await Deno.writeTextFile(
     `${dir}/sigil.yaml`,
     [

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { freePort } from "../_helpers/ports.ts";
 import { join } from "node:path";
 import { createCsr, generateKeyPair } from "../../lib/pki/mod.ts";
 import {
@@ -88,9 +89,7 @@ Deno.test("createCaSigner() reports refusals with status, CA code and Retry-Afte
 
 Deno.test("createCaSigner() fails as unreachable on a closed port and on an untrusted server", async () => {
   const t = await setup();
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = freePort();
   const closed = createCaSigner({
     caUrl: `https://127.0.0.1:${port}`,
     caBundlePem: t.ca.rootPem,

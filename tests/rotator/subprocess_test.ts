@@ -3,6 +3,7 @@
  * `--once` exit codes, SIGHUP, SIGTERM, and crash safety under SIGKILL.
  */
 import assert from "node:assert/strict";
+import { freePort } from "../_helpers/ports.ts";
 import { join } from "node:path";
 import { sigil, SigilProcess } from "../_helpers/proc.ts";
 import { checkPair, events, rotatorYaml, startRealCa } from "./_real_ca.ts";
@@ -28,9 +29,7 @@ Deno.test("sigil rotator (subprocess) against a real sigil ca serve", async (t) 
         assert.match(r2.stderr, /"skipped":1/);
         assert.equal((await checkPair(ca, d1, "once-1")).serial, first.serial);
         // CA unreachable: nothing due still exits 0; a missing cert exits 1.
-        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-        const dead = `https://127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
-        l.close();
+        const dead = `https://127.0.0.1:${freePort()}`;
         const down = { ...ca, url: dead };
         await Deno.writeTextFile(
           cfg,

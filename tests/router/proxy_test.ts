@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { freePort } from "../_helpers/ports.ts";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import {
@@ -11,14 +12,6 @@ import {
 
 const ROUTE = "app.example.com";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 Deno.test("router adds forwarding, request-id and trace headers", async () => {
   const t = await startTestRouter();
@@ -155,7 +148,7 @@ Deno.test("router routes by longest path prefix, case-insensitively", async () =
 
 Deno.test("router retries idempotent requests on the next endpoint and never resends a POST", async () => {
   const t = await startTestRouter();
-  const dead = await closedPort();
+  const dead = freePort();
   const good = await startBackend({ name: "good" });
   // Reads the request, then drops the connection without answering.
   let dropped = 0;
@@ -239,7 +232,7 @@ Deno.test("router retries idempotent requests on the next endpoint and never res
 Deno.test("router answers 503 endpoint_failure when every attempt fails, capped by max_attempts", async () => {
   const t = await startTestRouter({ backends: { max_attempts: 2 } });
   try {
-    const ports = [await closedPort(), await closedPort(), await closedPort()];
+    const ports = [freePort(), freePort(), freePort()];
     for (const port of ports) {
       t.router.apply("register", { host: "127.0.0.1", port, uris: [ROUTE] });
     }

@@ -10,7 +10,8 @@ import {
   RouteBusError,
   type RouterStartMessage,
 } from "../../lib/routes/mod.ts";
-import { freePort, startNatsServer } from "../_helpers/nats.ts";
+import { startNatsServer } from "../_helpers/nats.ts";
+import { freePort } from "../_helpers/ports.ts";
 import { createTestPki } from "../_helpers/pki.ts";
 
 const quiet = createLogger("routes", { sink: () => {} });
