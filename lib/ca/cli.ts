@@ -1,12 +1,14 @@
 /** `sigil ca ...` and `sigil inspect` subcommands. @module */
 import { join } from "node:path";
 import type { Command } from "../common/mod.ts";
+import { createLogger } from "../observe/mod.ts";
 import {
   listFlag,
   parseDuration,
   requireFlag,
   stringFlag,
   UsageError,
+  watchSignals,
 } from "../common/mod.ts";
 import { loadConfig, requireSection } from "../config/mod.ts";
 import {
@@ -319,14 +321,25 @@ const serve: Command = {
       "ca",
       "sigil ca serve",
     );
-    const ca = await startCa(config);
-    const stop = () => void ca.close();
-    Deno.addSignalListener("SIGTERM", stop);
-    Deno.addSignalListener("SIGINT", stop);
-    await ca.finished;
-    Deno.removeSignalListener("SIGTERM", stop);
-    Deno.removeSignalListener("SIGINT", stop);
-    return 0;
+    const signals = watchSignals();
+    try {
+      const logger = createLogger("ca");
+      const ca = await startCa(config, { logger });
+      // `systemctl reload` sends SIGHUP; without a listener it would end the
+      // process. The CA reads its keys and config once, at start.
+      signals.onReload(() =>
+        logger.warn("reload-not-supported", {
+          signal: "SIGHUP",
+          hint:
+            "sigil ca serve reads its config and keys at start: restart it (systemctl restart sigil-ca) to apply changes",
+        })
+      );
+      void signals.stopped.then(() => ca.close());
+      await ca.finished;
+      return 0;
+    } finally {
+      signals.release();
+    }
   },
 };
 

@@ -5,6 +5,7 @@ import {
   parseDuration,
   stringFlag,
   UsageError,
+  watchSignals,
 } from "../common/mod.ts";
 import { loadConfig } from "../config/mod.ts";
 import type { LogLevel } from "../observe/mod.ts";
@@ -119,18 +120,16 @@ export const DEV_COMMANDS: Command[] = [{
       throw err;
     }
     console.log(summary(dev.info, validityText ?? "24h", dir === undefined));
-    let stopping = false;
-    const { promise: stopped, resolve } = Promise.withResolvers<void>();
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
+    // Ctrl-C, SIGTERM, or SIGHUP (the terminal went away) stop it cleanly.
+    const signals = watchSignals();
+    const hangup = Promise.withResolvers<void>();
+    signals.onReload(() => hangup.resolve());
+    const stopped = Promise.race([signals.stopped, hangup.promise]).then(() => {
       console.log(
         "\nStopping: unregistering routes, draining, removing temporary state...",
       );
-      dev.close().then(resolve, resolve);
-    };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
+      return dev.close().catch(() => {});
+    });
     if (flags.misroute) {
       try {
         const r = await demonstrateMisroute(dev);
@@ -154,8 +153,7 @@ export const DEV_COMMANDS: Command[] = [{
       }
     }
     await stopped;
-    Deno.removeSignalListener("SIGINT", stop);
-    Deno.removeSignalListener("SIGTERM", stop);
+    signals.release();
     console.log("Stopped.");
     return 0;
   },

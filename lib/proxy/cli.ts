@@ -1,7 +1,7 @@
 /** `sigil proxy`: run the TLS proxy until SIGTERM/SIGINT; SIGHUP reloads. @module */
 import type { Command } from "../common/mod.ts";
 import { describeError } from "../common/mod.ts";
-import { requireFlag } from "../common/mod.ts";
+import { requireFlag, watchSignals } from "../common/mod.ts";
 import { loadConfig, requireSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import { startProxy } from "./_proxy.ts";
@@ -27,27 +27,23 @@ export const PROXY_COMMANDS: Command[] = [{
       "sigil proxy",
     );
     const logger = createLogger("proxy");
-    const proxy = await startProxy(section, { logger });
-    const { promise: stopped, resolve: stop } = Promise.withResolvers<
-      string
-    >();
-    const onStop = (sig: Deno.Signal) => () => stop(sig);
-    const onTerm = onStop("SIGTERM"), onInt = onStop("SIGINT");
-    const onHup = () => {
-      logger.info("reload-requested", { signal: "SIGHUP" });
-      proxy.reload().catch((err) =>
-        logger.error("credentials-reload-failed", { error: describeError(err) })
-      );
-    };
-    Deno.addSignalListener("SIGTERM", onTerm);
-    Deno.addSignalListener("SIGINT", onInt);
-    Deno.addSignalListener("SIGHUP", onHup);
-    const signal = await stopped;
-    logger.info("signal-received", { signal });
-    await proxy.close();
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    Deno.removeSignalListener("SIGINT", onInt);
-    Deno.removeSignalListener("SIGHUP", onHup);
+    const signals = watchSignals();
+    try {
+      const proxy = await startProxy(section, { logger });
+      signals.onReload(() => {
+        logger.info("reload-requested", { signal: "SIGHUP" });
+        proxy.reload().catch((err) =>
+          logger.error("credentials-reload-failed", {
+            error: describeError(err),
+          })
+        );
+      });
+      const signal = await signals.stopped;
+      logger.info("signal-received", { signal });
+      await proxy.close();
+    } finally {
+      signals.release();
+    }
     return 0;
   },
 }];

@@ -1,6 +1,6 @@
 /** `sigil rotator` subcommands. @module */
 import type { Command } from "../common/mod.ts";
-import { describeError, requireFlag } from "../common/mod.ts";
+import { describeError, requireFlag, watchSignals } from "../common/mod.ts";
 import { loadConfig, requireSection } from "../config/mod.ts";
 import type { RotatorSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
@@ -39,21 +39,10 @@ export const ROTATOR_COMMANDS: Command[] = [{
       const result = await runOnce(section, { logger: log });
       return result.failed.length > 0 ? 1 : 0;
     }
-    // Listen before starting, so a signal during start-up is handled too.
-    const { promise: stopped, resolve: stop } = Promise.withResolvers<
-      Deno.Signal
-    >();
-    const onTerm = () => stop("SIGTERM");
-    const onInt = () => stop("SIGINT");
-    let hup: (() => void) | undefined;
-    let hupPending = false;
-    const onHup = () => (hup ? hup() : (hupPending = true));
-    Deno.addSignalListener("SIGTERM", onTerm);
-    Deno.addSignalListener("SIGINT", onInt);
-    Deno.addSignalListener("SIGHUP", onHup);
+    const signals = watchSignals();
     try {
       const rotator = await startRotator(section, { logger: log });
-      hup = () => {
+      signals.onReload(() => {
         log.info("signal-received", { signal: "SIGHUP" });
         void (async () => {
           try {
@@ -63,16 +52,13 @@ export const ROTATOR_COMMANDS: Command[] = [{
           }
           await rotator.renewAll();
         })();
-      };
-      if (hupPending) hup();
-      const signal = await stopped;
+      });
+      const signal = await signals.stopped;
       log.info("signal-received", { signal });
       await rotator.close();
       return 0;
     } finally {
-      Deno.removeSignalListener("SIGHUP", onHup);
-      Deno.removeSignalListener("SIGTERM", onTerm);
-      Deno.removeSignalListener("SIGINT", onInt);
+      signals.release();
     }
   },
 }];

@@ -146,6 +146,12 @@ Deno.test("sigil ca serve issues over real HTTPS; openssl verifies the chain and
       });
       assert.equal(denied.status, 403);
       await denied.body?.cancel();
+      // `systemctl reload` (SIGHUP) must not end the CA: it says to restart.
+      ca.child.kill("SIGHUP");
+      const hup = await ca.waitForEvent("reload-not-supported");
+      assert.match(String(hup.hint), /restart/);
+      const after = await fetch(`${url}/v1/bundle.pem`, { client });
+      assert.equal(await after.text(), rootPem);
     } finally {
       client.close();
     }
