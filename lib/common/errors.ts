@@ -60,3 +60,26 @@ export function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+/**
+ * Why a `fetch` failed. Deno throws `TypeError("fetch failed")` and keeps the
+ * reason (refused, DNS, TLS trust, ...) in `cause`; this returns that reason
+ * without the URL Deno puts in front of it.
+ *
+ * @example
+ * ```ts
+ * import { describeFetchError } from "./errors.ts";
+ * const err = new TypeError("fetch failed", {
+ *   cause: new Error("error sending request for url (https://ca/v1/sign): client error (Connect): tcp connect error: Connection refused"),
+ * });
+ * console.assert(describeFetchError(err) === "client error (Connect): tcp connect error: Connection refused");
+ * ```
+ */
+export function describeFetchError(err: unknown): string {
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (!(cause instanceof Error)) return describeError(err);
+  return describeError(cause).replace(
+    /^error sending request for url \([^)]*\): /,
+    "",
+  );
+}

@@ -10,12 +10,18 @@
  * ```
  * @module
  */
-export { ApplianceError, describeError, UsageError } from "./errors.ts";
+export {
+  ApplianceError,
+  describeError,
+  describeFetchError,
+  UsageError,
+} from "./errors.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
 export { FakeClock, systemClock } from "./clock.ts";
 export type { Clock, TimerId } from "./clock.ts";
 export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";
 export { watchSignals } from "./signals.ts";
+export { redactUrl } from "./url.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { redactUrl } from "../routes/mod.ts";
-import { describeError } from "../common/mod.ts";
+import { describeError, describeFetchError } from "../common/mod.ts";
 import type { RegistryMessage, RouteSink } from "../routes/mod.ts";
 import { RegistrationError } from "./errors.ts";
 
@@ -97,7 +97,9 @@ export class HttpRouteSink implements RouteSink {
       res = await (this.#o.fetch ?? fetch)(target, init);
     } catch (err) {
       throw new RegistrationError(
-        `Cannot ${action} routes with "${this.#shown}": ${describeError(err)}`,
+        `Cannot ${action} routes with "${this.#shown}": ${
+          describeFetchError(err)
+        }`,
         { cause: err },
       );
     }

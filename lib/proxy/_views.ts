@@ -8,6 +8,7 @@ import { formatDuration } from "../common/mod.ts";
 import { formatAddress } from "../config/mod.ts";
 import type { ProxySection } from "../config/mod.ts";
 import type { InstanceRuntime } from "./_instance.ts";
+import { redactUrl } from "../routes/mod.ts";
 
 /** `/certs` entry. */
 export interface ServedCertInfo {
@@ -142,28 +143,15 @@ export function configDump(config: ProxySection, instances: InstanceRuntime[]) {
         interval: formatDuration(ic.register.interval),
         jitter: ic.register.jitter,
         routers: ic.register.routers.map((r) => ({
-          url: redact(r.url),
+          url: redactUrl(r.url),
           token_file: r.token_file,
           ca_bundle: r.ca_bundle,
         })),
         nats: ic.register.nats && {
-          servers: ic.register.nats.servers.map(redact),
+          servers: ic.register.nats.servers.map(redactUrl),
           tls_ca: ic.register.nats.tls_ca,
         },
       },
     })),
   };
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = u.username ? "redacted" : "";
-      u.password = u.password ? "redacted" : "";
-    }
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, "//redacted@");
-  }
 }

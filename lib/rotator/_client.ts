@@ -4,6 +4,7 @@
  * request, so a replaced token is picked up without a restart).
  * @module
  */
+import { describeFetchError, redactUrl } from "../common/mod.ts";
 import { CaRequestError, RotatorError } from "./errors.ts";
 
 /** What the rotator asks the CA to sign. */
@@ -101,10 +102,10 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
     } catch (err) {
       const why = timeout.aborted
         ? `no answer within ${timeoutMs} ms`
-        : (err as Error).message;
+        : describeFetchError(err);
       throw new CaRequestError(
         "ERR_ROTATOR_CA_UNREACHABLE",
-        `Cannot reach CA at "${options.caUrl}": ${why}`,
+        `Cannot reach CA at "${redactUrl(options.caUrl)}": ${why}`,
         { status: 0 },
         { cause: err },
       );

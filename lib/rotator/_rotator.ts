@@ -4,7 +4,7 @@
  * @module
  */
 import type { Clock } from "../common/mod.ts";
-import { systemClock } from "../common/mod.ts";
+import { redactUrl, systemClock } from "../common/mod.ts";
 import type { Address, RotatorSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import type { Logger } from "../observe/mod.ts";
@@ -150,7 +150,7 @@ export async function startRotator(
   await Promise.all(section.instances.map(add));
   ctx.log.info("rotator-started", {
     instances: section.instances.length,
-    ca_url: section.ca_url,
+    ca_url: redactUrl(section.ca_url),
   });
 
   return {

@@ -22,6 +22,7 @@ import {
   SUBJECTS,
 } from "./_message.ts";
 import { RouteBusError } from "./errors.ts";
+import { redactUrl } from "../common/mod.ts";
 
 /** Options for {@linkcode NatsRouteBus.connect}. */
 export interface NatsRouteBusOptions {
@@ -601,18 +602,4 @@ function closedError(): RouteBusError {
     "ERR_ROUTES_BUS_CLOSED",
     "Cannot use the route bus: it is closed",
   );
-}
-
-/** Hides user:password (or a token) in a server URL before it is logged. */
-export function redactUrl(server: string): string {
-  try {
-    const u = new URL(server.includes("://") ? server : `nats://${server}`);
-    if (u.username || u.password) {
-      u.username = "***";
-      u.password = "";
-    }
-    return u.toString().replace(/\/$/, "");
-  } catch {
-    return "(unparseable server url)";
-  }
 }

@@ -21,7 +21,8 @@ export {
   SUBJECTS,
 } from "./_message.ts";
 export type { RouterStartMessage, RouteSink } from "./_message.ts";
-export { NatsRouteBus, redactUrl } from "./_nats.ts";
+export { NatsRouteBus } from "./_nats.ts";
+export { redactUrl } from "../common/mod.ts";
 export type {
   NatsRouteBusOptions,
   RouterStartListenerOptions,

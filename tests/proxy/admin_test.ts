@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startProxy } from "../../lib/proxy/mod.ts";
+import { configDump } from "../../lib/proxy/_views.ts";
 import { NatsRouteBus } from "../../lib/routes/mod.ts";
 import type { RegistryMessage } from "../../lib/routes/mod.ts";
 import { findNatsServer, startNatsServer } from "../_helpers/nats.ts";
@@ -198,4 +199,31 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("configDump() redacts credentials in router and NATS URLs, with or without a scheme", () => {
+  const section = proxySection({
+    instances: [{
+      credentials_dir: "/var/lib/sigil/instances/a",
+      mode: "tls",
+      listeners: [{ listen: "127.0.0.1:0", app: "127.0.0.1:8080" }],
+      register: {
+        routes: ["a.example.com"],
+        host: "10.0.0.5",
+        routers: [{ url: "https://api-user:api-pass@router.internal:8082" }],
+        nats: {
+          servers: [
+            "nats://nuser:npass@nats-1.internal:4222",
+            "suser:spass@nats-2.internal:4222",
+          ],
+        },
+      },
+    }],
+  });
+  const text = JSON.stringify(configDump(section, []));
+  for (const secret of ["api-pass", "npass", "spass"]) {
+    assert.ok(!text.includes(secret), `${secret} in ${text}`);
+  }
+  assert.match(text, /router\.internal:8082/);
+  assert.match(text, /nats-2\.internal:4222/);
 });
