@@ -109,6 +109,15 @@ async function main(args: string[]): Promise<number> {
   return await cmd.run(parsed.values as FlagValues, parsed.positionals);
 }
 
+/** Errors about a file or directory the user named (the message has the path). */
+const FILE_ERRORS = [
+  Deno.errors.PermissionDenied,
+  Deno.errors.NotFound,
+  Deno.errors.AlreadyExists,
+  Deno.errors.NotADirectory,
+  Deno.errors.IsADirectory,
+];
+
 if (import.meta.main) {
   let code: number;
   try {
@@ -119,6 +128,14 @@ if (import.meta.main) {
       code = 2;
     } else if (err instanceof ApplianceError) {
       console.error(`sigil: ${err.message}`);
+      code = 1;
+    } else if (FILE_ERRORS.some((E) => err instanceof E)) {
+      // A file or directory the user named: Deno's message carries the path.
+      console.error(
+        `sigil: ${
+          (err as Error).message
+        } (check the path and that this user may use it)`,
+      );
       code = 1;
     } else {
       throw err;

@@ -35,13 +35,20 @@ function durationFlag(
   fallback: string,
 ): number {
   const v = typeof flags[name] === "string" ? flags[name] as string : fallback;
+  let ms: number;
   try {
-    return parseDuration(v);
+    ms = parseDuration(v);
   } catch {
     throw new UsageError(
       `Invalid value for "--${name}": "${v}" is not a duration like "24h"`,
     );
   }
+  if (ms <= 0) {
+    throw new UsageError(
+      `Invalid value for "--${name}": "${v}" must be longer than zero`,
+    );
+  }
+  return ms;
 }
 
 function keyTypeFlag(flags: Record<string, unknown>): KeyType {
@@ -101,15 +108,22 @@ const init: Command = {
   },
   async run(flags) {
     const dir = requireFlag(flags, "dir");
+    const rootValidityMs = durationFlag(flags, "root-validity", "87600h");
+    const intermediateValidityMs = durationFlag(
+      flags,
+      "intermediate-validity",
+      "8760h",
+    );
+    if (intermediateValidityMs > rootValidityMs) {
+      throw new UsageError(
+        'Invalid value for "--intermediate-validity": it must not be longer than --root-validity',
+      );
+    }
     const ca = await initCa(dir, {
       trustDomain: stringFlag(flags, "trust-domain"),
       keyType: keyTypeFlag(flags),
-      rootValidityMs: durationFlag(flags, "root-validity", "87600h"),
-      intermediateValidityMs: durationFlag(
-        flags,
-        "intermediate-validity",
-        "8760h",
-      ),
+      rootValidityMs,
+      intermediateValidityMs,
     });
     const root = parseCertificate(ca.rootPem);
     const inter = parseCertificate(ca.intermediatePem);

@@ -53,6 +53,27 @@ Deno.test("sigil exits 2 on unknown flags and commands, and prints its version",
   const v = await sigil(["version"]);
   assert.equal(v.code, 0);
   assert.match(v.stdout, /^sigil \d+\.\d+\.\d+/);
+  // Bad durations and unusable paths: one line, no stack trace.
+  const dir = await Deno.makeTempDir();
+  try {
+    const z = await sigil([
+      "ca",
+      "init",
+      "--dir",
+      `${dir}/ca`,
+      "--intermediate-validity",
+      "0s",
+    ]);
+    assert.equal(z.code, 2);
+    assert.match(z.stderr, /"--intermediate-validity": "0s" must be longer/);
+    await Deno.writeTextFile(`${dir}/file`, "");
+    const p = await sigil(["ca", "init", "--dir", `${dir}/file/ca`]);
+    assert.equal(p.code, 1);
+    assert.match(p.stderr, /^sigil: .*file\/ca/m);
+    assert.doesNotMatch(p.stderr, /Uncaught| {4}at /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("sigil config check reports every problem with its path and line, exit 2", async () => {
