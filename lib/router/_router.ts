@@ -3,12 +3,16 @@
  * NATS), the prune loop with liveness probes, drain and close.
  * @module
  */
-import tls from "node:tls";
 import type { Clock, TimerId } from "../common/mod.ts";
 import { describeError, systemClock } from "../common/mod.ts";
 import type { RouterSection } from "../config/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { createLogger } from "../observe/mod.ts";
+import {
+  certificateMatchesKey,
+  parseCertificate,
+  splitCertificates,
+} from "../pki/mod.ts";
 import { NatsRouteBus } from "../routes/mod.ts";
 import type { NatsRouteBusOptions, RegistryMessage } from "../routes/mod.ts";
 import { RouterError } from "./errors.ts";
@@ -142,14 +146,41 @@ export async function startRouter(
       cert: await readFile(b.cert, "backend client certificate"),
       key: await readFile(b.key, "backend client key"),
     };
-    try {
-      tls.createSecureContext({ ...material });
-    } catch (err) {
-      throw new RouterError(
+    // node:tls in Deno 2.9 accepts garbage here and fails only per
+    // connection, which would prune every TLS endpoint: check up front, so
+    // start fails and a reload keeps the material it has.
+    const unusable = (what: string, path: string | undefined, why: string) =>
+      new RouterError(
         "ERR_ROUTER_BACKEND_TLS",
-        `Cannot use backend TLS material: ${describeError(err)}`,
-        { cause: err },
+        `Cannot use ${what} "${path}": ${why}`,
       );
+    const parses = (pem: string, what: string, path: string | undefined) => {
+      try {
+        parseCertificate(pem);
+      } catch (err) {
+        throw unusable(what, path, describeError(err));
+      }
+    };
+    if (material.ca !== undefined) {
+      const cas = splitCertificates(material.ca);
+      if (cas.length === 0) {
+        throw unusable("backend CA", b.ca, "it holds no PEM certificate");
+      }
+      for (const c of cas) parses(c, "backend CA", b.ca);
+    }
+    if (material.cert !== undefined && material.key !== undefined) {
+      parses(material.cert, "backend client certificate", b.cert);
+      const matches = await certificateMatchesKey(material.cert, material.key)
+        .catch((err) => {
+          throw unusable("backend client key", b.key, describeError(err));
+        });
+      if (!matches) {
+        throw unusable(
+          "backend client key",
+          b.key,
+          `it does not match the certificate "${b.cert}"`,
+        );
+      }
     }
     return material;
   };

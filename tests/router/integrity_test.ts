@@ -212,6 +212,22 @@ Deno.test("router reload() picks up a rotated client certificate for new connect
     await t.router.reload();
     assert.equal((await request(t.url, ROUTE)).text, "ok");
     assert.deepEqual(peers, ["router-1", "router-2"]);
+    // A key that does not match, or a CA file with no certificate, is refused
+    // by reload(), naming the file; the router keeps what it had.
+    const third = await pki.issueClient({ dnsNames: ["router-3"] });
+    await Deno.writeTextFile(`${t.dir}/client.crt`, third.certPem);
+    await assert.rejects(
+      t.router.reload(),
+      /Cannot use backend client key ".*client\.key": it does not match/,
+    );
+    await Deno.writeTextFile(`${t.dir}/client.crt`, second.certPem);
+    await Deno.writeTextFile(`${t.dir}/backend-ca.pem`, "not a certificate\n");
+    await assert.rejects(
+      t.router.reload(),
+      /Cannot use backend CA ".*backend-ca\.pem": it holds no PEM certificate/,
+    );
+    assert.equal((await request(t.url, ROUTE)).text, "ok");
+    assert.equal(t.router.registry.endpointCount, 1, "nothing was pruned");
   } finally {
     await strict.close();
     await t.close();
