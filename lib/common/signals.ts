@@ -13,7 +13,11 @@ export interface SignalWatch {
    * role was still starting) runs it once at once.
    */
   onReload(fn: () => void): void;
-  /** Removes the listeners (call when the role has shut down). */
+  /**
+   * Stops handling SIGHUP (call when the role has shut down). SIGTERM and
+   * SIGINT stay caught until the process exits, so a signal repeated during
+   * the last steps of a shutdown cannot end it with status 143.
+   */
   release(): void;
 }
 
@@ -55,8 +59,6 @@ export function watchSignals(): SignalWatch {
       }
     },
     release() {
-      Deno.removeSignalListener("SIGTERM", onTerm);
-      Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGHUP", onHup);
     },
   };
