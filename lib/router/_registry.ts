@@ -167,6 +167,7 @@ export class Registry {
           this.#onRemove?.(ep);
           ep.transport = undefined;
           ep.tls = tls;
+          ep.failedUntil = 0;
         }
       }
       fill(ep, msg, staleMs, now);
@@ -292,7 +293,6 @@ function fill(
   );
   ep.staleMs = staleMs;
   ep.updatedAt = now;
-  ep.failedUntil = 0;
 }
 
 const UNSAFE = /[^\x20-\x7e]|[;,]/;

@@ -218,3 +218,20 @@ Deno.test("failure classifiers sort backend errors by code", () => {
   assert.equal(failureStatus("handshake"), 525);
   assert.equal(failureStatus("dial"), 502);
 });
+
+Deno.test("Registry.register(): a heartbeat keeps a failed endpoint's cooldown; a new identity clears it", () => {
+  const r = new Registry();
+  const msg = {
+    host: "h",
+    tls_port: 1,
+    uris: ["a.example.com"],
+    server_cert_domain_san: "inst-1",
+  };
+  r.register(msg, 0);
+  const ep = r.lookup("a.example.com", "/")!.endpoints[0]!;
+  ep.failedUntil = 30_000;
+  r.register(msg, 20_000); // the 20 s heartbeat
+  assert.equal(ep.failedUntil, 30_000);
+  r.register({ ...msg, server_cert_domain_san: "inst-2" }, 25_000);
+  assert.equal(ep.failedUntil, 0);
+});
