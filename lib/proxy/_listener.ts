@@ -223,11 +223,9 @@ export class TlsListener {
 
   /** Counters for `/stats`. */
   stats(): ListenerStats {
-    let bytesIn = this.#stats.bytesIn, bytesOut = this.#stats.bytesOut;
-    for (const c of this.#conns) {
-      bytesIn += c.app.bytesWritten ?? 0;
-      bytesOut += c.app.bytesRead ?? 0;
-    }
+    const live = this.liveBytes();
+    const bytesIn = this.#stats.bytesIn + live.in;
+    const bytesOut = this.#stats.bytesOut + live.out;
     return {
       name: this.options.name,
       listen: formatAddress(this.options.listen),

@@ -211,7 +211,9 @@ export class CredentialStore {
       // so both paths start resolving in the same instant.
       await this.#ensureLinks();
       await this.#replaceLink(CURRENT, `${VERSIONS}/${n}`);
-      await this.#prune(n, before);
+      // The new pair is live now: a failed clean-up of old versions must not
+      // report the write as failed (the next commit prunes them again).
+      await this.#prune(n, before).catch(() => {});
       return n;
     } catch (err) {
       if (err instanceof RotatorError) throw err;

@@ -46,6 +46,15 @@ import {
   traceparent,
 } from "./_headers.ts";
 
+/** Reason phrases of the statuses an endpoint failure can end in. */
+const STATUS_TEXT: Record<number, string> = {
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  525: "SSL Handshake Failed",
+  526: "Invalid SSL Certificate",
+};
+
 /** Settings the data path needs, resolved to numbers. */
 export interface ProxySettings {
   maxAttempts: number;
@@ -169,9 +178,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       x,
       status,
       `endpoint_failure (${reason})`,
-      `${status} ${
-        status === 503 ? "Service Unavailable" : "Bad Gateway"
-      }: endpoint failure`,
+      `${status} ${STATUS_TEXT[status] ?? "Bad Gateway"}: endpoint failure`,
     );
   }
 

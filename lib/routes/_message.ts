@@ -83,9 +83,11 @@ export class RegistryMessageError extends Error {
   }
 }
 
+const utf8 = new TextDecoder();
+
 /** JSON from text or bytes; a `RegistryMessageError` names `what` otherwise. */
 function decodeJson(data: string | Uint8Array, what: string): unknown {
-  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  const text = typeof data === "string" ? data : utf8.decode(data);
   try {
     return JSON.parse(text);
   } catch {
