@@ -471,6 +471,16 @@ export async function verifyChain(
     }
     const next = chain[i + 1];
     if (next) {
+      // Only a CA may sign: a leaf's key must not vouch for another cert.
+      if (
+        cert.issuer !== next.subject ||
+        next.getExtension(x509.BasicConstraintsExtension)?.ca !== true
+      ) {
+        throw new PkiError(
+          "ERR_PKI_CERT_INVALID",
+          `Invalid chain: certificate ${next.serialNumber} is not the CA that issued ${cert.serialNumber}`,
+        );
+      }
       if (!(await cert.verify({ publicKey: next, signatureOnly: true }))) {
         throw new PkiError(
           "ERR_PKI_CERT_INVALID",

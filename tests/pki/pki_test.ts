@@ -158,6 +158,23 @@ Deno.test("parseCertificate() reads the identity back", async () => {
   await verifyChain(cred.certPem, pki.rootPem);
   const otherPki = await createTestPki();
   await assert.rejects(verifyChain(cred.certPem, otherPki.rootPem), PkiError);
+  // A leaf's key must not vouch for another certificate, even one that
+  // names the leaf as its issuer and whose chain ends at the right root.
+  const leafKeys = await importPrivateKeyPem(cred.keyPem);
+  const forged = await issueInstanceCertificate(
+    (await generateKeyPair()).publicKey,
+    { ...ID, instanceId: "forged" },
+    {
+      certPem: cred.certPem.split(/(?<=-----END CERTIFICATE-----)/)[0]!.trim(),
+      keys: leafKeys,
+      chainPem: "",
+    },
+    { trustDomain: "sigil.internal", validityMs: 600_000 },
+  );
+  await assert.rejects(
+    verifyChain(forged.pem + "\n" + cred.certPem, pki.rootPem),
+    /is not the CA that issued/,
+  );
 });
 
 Deno.test("verifyCsr() accepts every supported key type and openssl CSRs", async () => {
