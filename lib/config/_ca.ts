@@ -13,9 +13,13 @@ export const CaSection = z.strictObject({
   /** IP addresses in the CA server's own TLS certificate. */
   server_ips: z.array(z.ipv4().or(z.ipv6())).default(["127.0.0.1"]),
   /** Validity of an instance certificate when the request names none. */
-  default_validity: Duration.prefault("24h"),
+  default_validity: Duration.refine((ms) => ms >= 60_000, {
+    message: 'must be at least "1m"',
+  }).prefault("24h"),
   /** Longest validity a request may ask for. */
-  max_validity: Duration.prefault("168h"),
+  max_validity: Duration.refine((ms) => ms >= 60_000, {
+    message: 'must be at least "1m"',
+  }).prefault("168h"),
   /** How far notBefore is backdated to tolerate clock skew. */
   backdate: Duration.prefault("1m"),
   /** Key types accepted in CSRs. */
@@ -34,6 +38,9 @@ export const CaSection = z.strictObject({
   }).prefault({}),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(65536),
+}).refine((s) => s.default_validity <= s.max_validity, {
+  message: "must not be longer than max_validity",
+  path: ["default_validity"],
 });
 /** Resolved `ca` section. */
 export type CaSection = z.output<typeof CaSection>;

@@ -36,6 +36,17 @@ Deno.test("parseConfig() lists every problem with path and line", () => {
     },
   );
   assert.throws(() => parseConfig("ca: {}\n"), /ca\.dir/);
+  assert.throws(
+    () => parseConfig("ca:\n  dir: /x\n  default_validity: 0s\n"),
+    /ca\.default_validity: must be at least "1m"/,
+  );
+  assert.throws(
+    () =>
+      parseConfig(
+        "ca:\n  dir: /x\n  default_validity: 48h\n  max_validity: 24h\n",
+      ),
+    /ca\.default_validity: must not be longer than max_validity/,
+  );
   assert.throws(() => parseConfig("a: [1\n"), /invalid YAML[\s\S]*line/);
   assert.throws(
     () => parseConfig("ca:\n  dir: /a\nca:\n  dir: /b\n"),
