@@ -20,6 +20,9 @@ import type { TaggedSocket } from "./_transport.ts";
 import { classifyFailure } from "./_fails.ts";
 import type { FailureKind } from "./_fails.ts";
 
+/** Largest refusal body (a backend's non-101 answer) passed to the client. */
+const REFUSAL_BODY_MAX = 64 * 1024;
+
 /** The part of the `ws` client the relay uses. */
 interface BackendSocket {
   readonly readyState: number;
@@ -172,10 +175,29 @@ function attempt(
       }
     });
     backend.on("unexpected-response", (creq, res) => {
-      // The backend refused the upgrade: pass its answer on.
+      // The backend refused the upgrade: pass its answer on (at most
+      // REFUSAL_BODY_MAX bytes of it).
       const chunks: Uint8Array[] = [];
-      res.on("data", (c: Uint8Array) => chunks.push(c));
-      res.on("error", () => {});
+      let size = 0;
+      res.on("data", (c: Uint8Array) => {
+        size += c.length;
+        if (size <= REFUSAL_BODY_MAX) chunks.push(c);
+        else {
+          res.destroy();
+          creq.destroy();
+        }
+      });
+      // A reset mid-answer: fail the attempt rather than wait for "end".
+      const broken = (err?: Error) => {
+        if (settled) return;
+        settle({
+          err: err ?? new Error("backend closed during its refusal"),
+          phase: "sent",
+        });
+        creq.destroy();
+      };
+      res.on("error", broken);
+      res.on("close", () => broken());
       res.on("end", () => {
         const got = res.statusCode ?? 502;
         // fetch's Response only takes 200-599; anything else is a bad gateway.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import https from "node:https";
+import net from "node:net";
 import { WebSocketServer } from "ws";
 import { startTestRouter, testPki } from "./_helpers.ts";
 import type { TestCredential } from "../_helpers/pki.ts";
@@ -287,5 +288,45 @@ Deno.test("router presents its client certificate to a WebSocket backend in mtls
     await new Promise((r) => wss.close(r));
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
+  }
+});
+
+Deno.test("router answers instead of hanging when a backend resets during its refusal of an upgrade", async () => {
+  const t = await startTestRouter();
+  // Promises a 100-byte refusal body, sends 3 bytes, then resets.
+  const raw = net.createServer((s) => {
+    s.once("data", () => {
+      s.write("HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nabc");
+      setTimeout(() => s.resetAndDestroy(), 20);
+    });
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: (raw.address() as net.AddressInfo).port,
+      uris: ["localhost"],
+    });
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: t.router.port,
+    });
+    await conn.write(
+      new TextEncoder().encode(
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n" +
+          "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+      ),
+    );
+    const buf = new Uint8Array(4096);
+    const n = await conn.read(buf);
+    conn.close();
+    const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    assert.match(head, /^HTTP\/1\.1 5\d\d /);
+    assert.match(head, /x-cf-routererror: endpoint_failure/i);
+  } finally {
+    await t.close();
+    await new Promise((r) => raw.close(r));
   }
 });
