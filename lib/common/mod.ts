@@ -23,5 +23,6 @@ export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";
 export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
+export { readTokenFile } from "./token_file.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";

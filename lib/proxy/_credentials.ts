@@ -97,6 +97,25 @@ export async function loadCredentials(
   keyPath: string,
   options: LoadCredentialsOptions,
 ): Promise<ServedCredentials> {
+  // The two files are read one after the other: a rotation in between can
+  // pair one version's certificate with the next one's key. When the files
+  // changed while a load failed, read them again.
+  for (let attempt = 1;; attempt++) {
+    const before = await fileSignature([certPath, keyPath]);
+    try {
+      return await loadOnce(certPath, keyPath, options);
+    } catch (err) {
+      const changed = await fileSignature([certPath, keyPath]) !== before;
+      if (!changed || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function loadOnce(
+  certPath: string,
+  keyPath: string,
+  options: LoadCredentialsOptions,
+): Promise<ServedCredentials> {
   const { label, now } = options;
   const fail = (code: string, why: string, cause?: unknown): never => {
     throw new CredentialsError(

@@ -4,7 +4,11 @@
  * @module
  */
 import { redactUrl } from "../routes/mod.ts";
-import { describeError, describeFetchError } from "../common/mod.ts";
+import {
+  describeError,
+  describeFetchError,
+  readTokenFile,
+} from "../common/mod.ts";
 import type { RegistryMessage, RouteSink } from "../routes/mod.ts";
 import { RegistrationError } from "./errors.ts";
 
@@ -73,11 +77,11 @@ export class HttpRouteSink implements RouteSink {
     if (this.#o.tokenFile) {
       let token: string;
       try {
-        token = (await Deno.readTextFile(this.#o.tokenFile)).trim();
+        token = await readTokenFile(this.#o.tokenFile);
       } catch (err) {
         throw new RegistrationError(
-          `Cannot ${action} routes with "${this.#shown}": cannot read token file "${this.#o.tokenFile}": ${
-            describeError(err)
+          `Cannot ${action} routes with "${this.#shown}": ${
+            (err as Error).message
           }`,
           { cause: err },
         );

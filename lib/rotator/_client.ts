@@ -4,7 +4,7 @@
  * request, so a replaced token is picked up without a restart).
  * @module
  */
-import { describeFetchError, redactUrl } from "../common/mod.ts";
+import { describeFetchError, readTokenFile, redactUrl } from "../common/mod.ts";
 import { CaRequestError, RotatorError } from "./errors.ts";
 
 /** What the rotator asks the CA to sign. */
@@ -146,27 +146,15 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
 }
 
 async function readToken(path: string): Promise<string> {
-  let token: string;
   try {
-    token = (await Deno.readTextFile(path)).trim();
+    return await readTokenFile(path);
   } catch (err) {
     throw new RotatorError(
       "ERR_ROTATOR_TOKEN_UNREADABLE",
-      `Cannot read token file "${path}": ${
-        err instanceof Deno.errors.NotFound
-          ? "file not found"
-          : (err as Error).message
-      }`,
+      (err as Error).message,
       { cause: err },
     );
   }
-  if (!token) {
-    throw new RotatorError(
-      "ERR_ROTATOR_TOKEN_UNREADABLE",
-      `Cannot read token file "${path}": file is empty`,
-    );
-  }
-  return token;
 }
 
 function retryAfter(value: string | null): number | undefined {
