@@ -278,6 +278,7 @@ export class Ledger {
 
   /** Rows, newest last, optionally for one instance. */
   list(filter: { instanceId?: string; limit?: number } = {}): LedgerEntry[] {
+    this.#flush(); // rows handed to commit() are part of what was recorded
     try {
       const limit = filter.limit ?? 1_000_000;
       const rows = filter.instanceId
