@@ -26,7 +26,10 @@ function findCommand(args: string[]): [Command, string[]] | undefined {
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  const lines = [
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${"version".padEnd(width)}  Print the version of sigil and Deno`,
+  ];
   return [
     `sigil ${VERSION}: short-lived X.509 identities for app instances, and a router that verifies them`,
     "",
@@ -72,6 +75,23 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const found = findCommand(args);
+  // `sigil ca` or `sigil ca --help`: the commands of that group.
+  const group = COMMANDS.filter((c) => c.name.startsWith(`${args[0]} `));
+  if (
+    group.length > 0 && !found &&
+    (args.length === 1 || args[1] === "--help" || args[1] === "-h")
+  ) {
+    const width = Math.max(...group.map((c) => c.name.length));
+    console.log(
+      [
+        `Commands of sigil ${args[0]}:`,
+        ...group.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+        "",
+        `Run 'sigil ${args[0]} <command> --help' for its flags.`,
+      ].join("\n"),
+    );
+    return args.length === 1 ? 2 : 0;
+  }
   if (!found) {
     throw new UsageError(
       `Unknown command "${args.join(" ")}": run 'sigil --help' for the list`,

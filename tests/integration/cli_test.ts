@@ -38,6 +38,16 @@ Deno.test("sigil --help lists every subcommand; sigil <cmd> --help lists its fla
   ) {
     assert.ok(t.stdout.includes(flag), flag);
   }
+  assert.match(r.stdout, /\n {2}version /);
+  // A command group alone, or with --help, lists its commands.
+  const g = await sigil(["ca", "--help"]);
+  assert.equal(g.code, 0);
+  for (const sub of ["init", "issue", "token", "serve", "ledger"]) {
+    assert.match(g.stdout, new RegExp(`\\n {2}ca ${sub} `));
+  }
+  const bare = await sigil(["config"]);
+  assert.equal(bare.code, 2);
+  assert.match(bare.stdout, /config check/);
 });
 
 Deno.test("sigil exits 2 on unknown flags and commands, and prints its version", async () => {
