@@ -346,10 +346,12 @@ export class NatsRouteBus implements RouteSink {
     this.#retryTimer = undefined;
     if (this.#closed) return;
     const servers = this.#opts.servers;
+    const { urls, auth } = splitCredentials(servers);
     let nc: NatsConnection;
     try {
       nc = await natsConnect({
-        servers,
+        servers: urls,
+        ...auth,
         name: this.#opts.name ?? "sigil",
         reconnect: true,
         maxReconnectAttempts: -1,
@@ -404,6 +406,7 @@ export class NatsRouteBus implements RouteSink {
       });
       nc.subscribe(SUBJECTS.greet, {
         callback: (err, msg) => {
+          if (err) this.#subscriptionFailed(SUBJECTS.greet, err);
           if (err || !msg.reply) return;
           try {
             msg.respond(this.#startBytes);
@@ -431,7 +434,10 @@ export class NatsRouteBus implements RouteSink {
   #subscribeStart(nc: NatsConnection): void {
     this.#startSub = nc.subscribe(SUBJECTS.start, {
       callback: (err, msg) => {
-        if (err) return;
+        if (err) {
+          this.#subscriptionFailed(SUBJECTS.start, err);
+          return;
+        }
         let start: RouterStartMessage;
         try {
           start = parseRouterStartMessage(msg.data);
@@ -519,6 +525,19 @@ export class NatsRouteBus implements RouteSink {
     }
   }
 
+  /**
+   * A subscription the server ended (typically a permissions violation):
+   * NATS does not resubscribe it, so say what to grant.
+   */
+  #subscriptionFailed(subject: string, err: Error): void {
+    this.#log.error("nats-subscription-failed", {
+      subject,
+      error: describeError(err),
+      hint:
+        `no more "${subject}" messages arrive on this connection; grant this user subscribe permission on "${subject}" and restart`,
+    });
+  }
+
   #reconnectDelay(): number {
     // Time-based backoff: the client calls this on every loop turn, so derive
     // the wait from how long we have been down rather than counting calls.
@@ -529,8 +548,11 @@ export class NatsRouteBus implements RouteSink {
   }
 
   #onRegistry(err: Error | null, msg: Msg, register: boolean): void {
-    if (err) return;
     const subject = register ? SUBJECTS.register : SUBJECTS.unregister;
+    if (err) {
+      this.#subscriptionFailed(subject, err);
+      return;
+    }
     let message: RegistryMessage;
     try {
       message = parseRegistryMessage(msg.data);
@@ -602,4 +624,35 @@ function closedError(): RouteBusError {
     "ERR_ROUTES_BUS_CLOSED",
     "Cannot use the route bus: it is closed",
   );
+}
+
+/**
+ * The NATS client ignores credentials in server URLs: take them out
+ * (`user:pass@` → user and pass, a lone `token@` → token) and pass them as
+ * options. The first server that carries credentials supplies them.
+ */
+export function splitCredentials(servers: string[]): {
+  urls: string[];
+  auth: { user?: string; pass?: string; token?: string };
+} {
+  let auth: { user?: string; pass?: string; token?: string } = {};
+  const urls = servers.map((s) => {
+    let u: URL;
+    try {
+      u = new URL(s.includes("://") ? s : `nats://${s}`);
+    } catch {
+      return s; // the client reports it
+    }
+    if (!u.username && !u.password) return s;
+    if (auth.user === undefined && auth.token === undefined) {
+      const user = decodeURIComponent(u.username);
+      auth = u.password
+        ? { user, pass: decodeURIComponent(u.password) }
+        : { token: user };
+    }
+    u.username = "";
+    u.password = "";
+    return u.toString().replace(/\/$/, "");
+  });
+  return { urls, auth };
 }

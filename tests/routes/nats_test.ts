@@ -410,3 +410,41 @@ Deno.test("NatsRouteBus connects to a TLS nats-server, trusting tls.ca", async (
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("NatsRouteBus says which permission to grant when the server refuses a subscription", async () => {
+  const dir = await Deno.makeTempDir();
+  const conf = `${dir}/nats.conf`;
+  await Deno.writeTextFile(
+    conf,
+    [
+      "authorization {",
+      "  users = [{ user: router, password: pw,",
+      '    permissions: { subscribe: { deny: ["router.register"] } } }]',
+      "}",
+    ].join("\n"),
+  );
+  await using nats = await startNatsServer({ args: ["-c", conf] });
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger("routes", {
+    sink: (l) => lines.push(JSON.parse(l)),
+  });
+  const url = nats.url.replace("nats://", "nats://router:pw@");
+  const bus = await NatsRouteBus.connect({
+    servers: [url],
+    logger,
+    onRegister: () => {},
+  });
+  try {
+    await waitFor(
+      "nats-subscription-failed",
+      () => lines.some((l) => l.event === "nats-subscription-failed"),
+    );
+    const line = lines.find((l) => l.event === "nats-subscription-failed")!;
+    assert.equal(line.subject, "router.register");
+    assert.match(String(line.hint), /grant this user subscribe permission/);
+    assert.ok(!JSON.stringify(lines).includes("pw@"), "no password in logs");
+  } finally {
+    await bus.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
