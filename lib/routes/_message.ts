@@ -53,6 +53,12 @@ export const RegistryMessage = z.object({
 }).refine((m) => !((m.tls_port ?? 0) > 0) || !!m.server_cert_domain_san, {
   message: "server_cert_domain_san (the instance id) is required with tls_port",
   path: ["server_cert_domain_san"],
+}).refine((m) => m.route_service_url === undefined, {
+  // Accepting it would route straight to the app, around the route service
+  // (often an auth proxy or a WAF) the route names.
+  message:
+    "route services are not supported by sigil router; register the route without route_service_url",
+  path: ["route_service_url"],
 });
 /** A validated registration message. */
 export type RegistryMessage = z.output<typeof RegistryMessage>;

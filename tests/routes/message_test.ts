@@ -118,3 +118,11 @@ Deno.test("parseRouterStartMessage() applies Cloud Foundry defaults and rejects 
   );
   assert.throws(() => parseRouterStartMessage("nope"), RegistryMessageError);
 });
+
+Deno.test("parseRegistryMessage() rejects a route service it would route around", () => {
+  rejects(
+    { ...VALID, route_service_url: "https://auth.example.com" },
+    "invalid-message",
+    "route_service_url",
+  );
+});
