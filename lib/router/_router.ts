@@ -406,6 +406,14 @@ export async function startRouter(
       }
       apiServer = api;
       apiPort = api.addr.port;
+      const h = config.api.listen.hostname.replace(/^\[(.*)\]$/, "$1");
+      if (!apiTls && !(h === "localhost" || h === "::1" || /^127\./.test(h))) {
+        logger.warn("api-plaintext", {
+          listen: `${config.api.listen.hostname}:${apiPort}`,
+          detail:
+            "the registration API takes bearer tokens over plain HTTP on a non-loopback address; set api.cert and api.key",
+        });
+      }
     }
 
     let natsUp = true;
