@@ -270,6 +270,12 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     ep.inflight--;
     const kind = classifyFailure(f.err, f.phase);
     x.failed++;
+    if (ctx.transports.closed) {
+      // The router's own shutdown cut it at the drain timeout: not the
+      // backend's fault (no cooldown, no prune), and nothing to retry on.
+      a.resolve(failed(x, f, kind));
+      return;
+    }
     onFailure(pool, ep, f, kind, false);
     // Safe to retry: no request byte can have reached the backend, or
     // an idempotent request without body got no response byte.

@@ -277,6 +277,7 @@ export class Transports {
   #clock: CoarseClock = { now: performance.now() };
   /** Retired agents that may still carry a request. */
   #retired = new Set<EndpointAgent>();
+  #closed = false;
 
   constructor(options: TransportOptions) {
     this.#tls = options.tls;
@@ -380,8 +381,14 @@ export class Transports {
     return this.#agents.size;
   }
 
+  /** True once {@linkcode Transports.closeAll} ran (the router is stopping). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Destroys every agent and connection. */
   closeAll(): void {
+    this.#closed = true;
     for (const agent of this.#agents) agent.destroy();
     for (const agent of this.#retired) agent.destroy();
     this.#agents.clear();
