@@ -391,3 +391,33 @@ Deno.test("router answers 502 to a backend status fetch cannot carry, and keeps 
     await t.close();
   }
 });
+
+Deno.test("router drain(): a request cut at the drain timeout is not retried elsewhere and does not cool its endpoint", async () => {
+  const t = await startTestRouter();
+  const hang = await startBackend({ name: "hang", handler: () => true });
+  const other = await startBackend({ name: "other" });
+  try {
+    for (const be of [hang, other]) {
+      t.router.apply("register", {
+        host: "127.0.0.1",
+        port: be.port,
+        uris: [ROUTE],
+      });
+    }
+    // Round-robin: the first request goes to "hang" and never gets an answer.
+    const stuck = request(t.url, ROUTE).catch((err) => err as Error);
+    while (hang.seen.length === 0) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await t.router.drain(200);
+    const res = await stuck;
+    if (!(res instanceof Error)) assert.ok(res.status >= 500, `${res.status}`);
+    assert.equal(other.seen.length, 0, "not retried on another endpoint");
+    const pool = t.router.registry.lookup(ROUTE, "/");
+    assert.ok(pool?.endpoints.every((e) => e.failedUntil === 0));
+  } finally {
+    await hang.close();
+    await other.close();
+    await t.close();
+  }
+});
