@@ -69,18 +69,29 @@ export function checkSanPattern(pattern: string): string | undefined {
  * ```
  */
 export function sanMatches(pattern: string, san: string): boolean {
-  if (pattern.includes("://")) return pattern === san;
-  const p = pattern.toLowerCase().split(".");
-  const s = san.toLowerCase().split(".");
-  if (p.length !== s.length) return false;
-  return p.every((label, i) => {
-    const v = s[i]!;
-    if (!label.includes("*")) return label === v;
-    const re = new RegExp(
-      "^" + label.split("*").map(escapeRegExp).join("[^.]+") + "$",
-    );
-    return re.test(v);
-  });
+  let match = matchers.get(pattern);
+  if (match === undefined) {
+    if (matchers.size >= SAN_CACHE_MAX) matchers.clear();
+    matchers.set(pattern, match = compilePattern(pattern));
+  }
+  return match(san);
+}
+
+/** Compiled patterns: they come from the config, so there are few. */
+const matchers = new Map<string, (san: string) => boolean>();
+
+function compilePattern(pattern: string): (san: string) => boolean {
+  if (pattern.includes("://")) return (san) => pattern === san;
+  // One anchored expression per pattern: `*` is one or more characters
+  // inside one label, every other character literal, DNS case-insensitive.
+  const re = new RegExp(
+    "^" +
+      pattern.split(".").map((label) =>
+        label.split("*").map(escapeRegExp).join("[^.]+")
+      ).join("\\.") + "$",
+    "i",
+  );
+  return (san) => re.test(san);
 }
 
 const sanCache = new Map<string, { dns: string[]; uris: string[] }>();

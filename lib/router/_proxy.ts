@@ -59,8 +59,6 @@ const STATUS_TEXT: Record<number, string> = {
 export interface ProxySettings {
   maxAttempts: number;
   maxConns: number;
-  dialTimeoutMs: number;
-  handshakeTimeoutMs: number;
   requestTimeoutMs: number;
   failureCooldownMs: number;
   maxHeaderBytes: number;

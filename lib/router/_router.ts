@@ -239,8 +239,6 @@ export async function startRouter(
     settings: {
       maxAttempts: b.max_attempts,
       maxConns: b.max_conns,
-      dialTimeoutMs: b.dial_timeout,
-      handshakeTimeoutMs: b.tls_handshake_timeout,
       requestTimeoutMs: config.request_timeout,
       failureCooldownMs: b.failure_cooldown,
       maxHeaderBytes: config.max_header_kb * 1024,
