@@ -4,6 +4,8 @@
  * @module
  */
 import type { Clock } from "../common/mod.ts";
+import { describeError } from "../common/mod.ts";
+import { RotatorError } from "./errors.ts";
 import type { Address } from "../config/mod.ts";
 import { METRICS_CONTENT_TYPE, MetricsRegistry } from "../observe/mod.ts";
 import type { Counter, Gauge, Logger } from "../observe/mod.ts";
@@ -114,23 +116,36 @@ export async function serveMetrics(
   log: Logger,
 ): Promise<MetricsServer> {
   const { promise, resolve } = Promise.withResolvers<Address>();
-  const server = Deno.serve({
-    hostname: listen.hostname,
-    port: listen.port,
-    onListen: (a) => resolve({ hostname: a.hostname, port: a.port }),
-  }, (req) => {
-    const path = new URL(req.url).pathname;
-    if (req.method !== "GET") {
-      return new Response("method not allowed\n", { status: 405 });
-    }
-    if (path === "/metrics") {
-      return new Response(registry.render(), {
-        headers: { "content-type": METRICS_CONTENT_TYPE },
-      });
-    }
-    if (path === "/healthz") return new Response("ok\n");
-    return new Response("not found\n", { status: 404 });
-  });
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: listen.hostname,
+      port: listen.port,
+      onListen: (a) => resolve({ hostname: a.hostname, port: a.port }),
+    }, (req) => {
+      const path = new URL(req.url).pathname;
+      if (req.method !== "GET") {
+        return new Response("method not allowed\n", { status: 405 });
+      }
+      if (path === "/metrics") {
+        return new Response(registry.render(), {
+          headers: { "content-type": METRICS_CONTENT_TYPE },
+        });
+      }
+      if (path === "/healthz") return new Response("ok\n");
+      return new Response("not found\n", { status: 404 });
+    });
+  } catch (err) {
+    throw new RotatorError(
+      "ERR_ROTATOR_METRICS_LISTEN",
+      `Cannot listen on "${listen.hostname}:${listen.port}" for metrics_listen: ${
+        err instanceof Deno.errors.AddrInUse
+          ? "address already in use"
+          : describeError(err)
+      }`,
+      { cause: err },
+    );
+  }
   const address = await promise;
   log.info("metrics-listening", {
     address: `${address.hostname}:${address.port}`,

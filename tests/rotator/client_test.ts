@@ -8,6 +8,8 @@ import {
   RotatorError,
 } from "../../lib/rotator/mod.ts";
 import { createTestCa, serveTestCa } from "./_ca.ts";
+import { serveMetrics } from "../../lib/rotator/_metrics.ts";
+import { createLogger, MetricsRegistry } from "../../lib/observe/mod.ts";
 
 const ID = {
   instanceId: "i-1",
@@ -118,5 +120,26 @@ Deno.test("createCaSigner() fails as unreachable on a closed port and on an untr
     closed.close();
     untrusted.close();
     await t.cleanup();
+  }
+});
+
+Deno.test("serveMetrics() on a taken port fails naming the address and metrics_listen", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  try {
+    await assert.rejects(
+      serveMetrics(
+        { hostname: "127.0.0.1", port },
+        new MetricsRegistry("sigil_rotator"),
+        createLogger("rotator", { sink: () => {} }),
+      ),
+      (e: unknown) =>
+        e instanceof RotatorError &&
+        e.code === "ERR_ROTATOR_METRICS_LISTEN" &&
+        e.message ===
+          `Cannot listen on "127.0.0.1:${port}" for metrics_listen: address already in use`,
+    );
+  } finally {
+    taken.close();
   }
 });
