@@ -2,6 +2,7 @@
 import type { Command } from "../common/mod.ts";
 import {
   describeError,
+  formatDuration,
   parseDuration,
   stringFlag,
   UsageError,
@@ -87,7 +88,7 @@ export const DEV_COMMANDS: Command[] = [{
       : section?.port ?? 8080;
     if (!Number.isInteger(port) || port < 0 || port > 65534) {
       throw new UsageError(
-        `Invalid value for "--port": "${portText}"; use 0-65534`,
+        `Invalid port "${portText ?? port}" (--port or dev.port): use 0-65534`,
       );
     }
     const validityText = stringFlag(flags, "validity");
@@ -119,14 +120,18 @@ export const DEV_COMMANDS: Command[] = [{
       }
       throw err;
     }
-    console.log(summary(dev.info, validityText ?? "24h", dir === undefined));
+    console.log(
+      summary(dev.info, validityText ?? formatDuration(validityMs), !dir),
+    );
     // Ctrl-C, SIGTERM, or SIGHUP (the terminal went away) stop it cleanly.
     const signals = watchSignals();
     const hangup = Promise.withResolvers<void>();
     signals.onReload(() => hangup.resolve());
     const stopped = Promise.race([signals.stopped, hangup.promise]).then(() => {
       console.log(
-        "\nStopping: unregistering routes, draining, removing temporary state...",
+        `\nStopping: unregistering routes, draining${
+          dir ? "" : ", removing temporary state"
+        }...`,
       );
       return dev.close().catch(() => {});
     });
