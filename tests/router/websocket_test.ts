@@ -5,6 +5,19 @@ import { WebSocketServer } from "ws";
 import { startTestRouter, testPki } from "./_helpers.ts";
 import type { TestCredential } from "../_helpers/pki.ts";
 
+/** Opens a connection to `port` and sends a WebSocket upgrade for `/ws`. */
+async function sendUpgrade(port: number): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(
+    new TextEncoder().encode(
+      "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n" +
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    ),
+  );
+  return conn;
+}
+
 /** A Deno.serve backend on 127.0.0.1, over TLS with `cred` when given. */
 function serveBackend(
   handler: (req: Request) => Response,
@@ -207,17 +220,7 @@ Deno.test("router passes a backend's refusal of a WebSocket upgrade through", as
       port: backend.addr.port,
       uris: ["localhost"],
     });
-    const conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: t.router.port,
-    });
-    await conn.write(
-      new TextEncoder().encode(
-        "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n" +
-          "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-      ),
-    );
+    const conn = await sendUpgrade(t.router.port);
     const buf = new Uint8Array(4096);
     let text = "";
     while (!text.includes("no sockets here")) {
@@ -308,17 +311,7 @@ Deno.test("router answers instead of hanging when a backend resets during its re
       port: (raw.address() as net.AddressInfo).port,
       uris: ["localhost"],
     });
-    const conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: t.router.port,
-    });
-    await conn.write(
-      new TextEncoder().encode(
-        "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n" +
-          "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-      ),
-    );
+    const conn = await sendUpgrade(t.router.port);
     const buf = new Uint8Array(4096);
     const n = await conn.read(buf);
     conn.close();
