@@ -50,6 +50,15 @@ export const Address = z.string().transform((text, ctx): Address => {
 });
 
 /** Formats an {@linkcode Address} back to `host:port`. */
+/**
+ * Whether a host name (URL hostname or address, brackets allowed) is
+ * loopback: `localhost`, `::1` or `127.x.y.z`.
+ */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\./.test(h);
+}
+
 export function formatAddress(a: Address): string {
   return a.hostname.includes(":")
     ? `[${a.hostname}]:${a.port}`

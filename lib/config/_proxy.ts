@@ -1,6 +1,12 @@
 /** The `proxy` section: `sigil proxy`. @module */
 import { z } from "zod";
-import { Address, Duration, FilePath, formatAddress } from "./_common.ts";
+import {
+  Address,
+  Duration,
+  FilePath,
+  formatAddress,
+  isLoopback,
+} from "./_common.ts";
 
 /** One TLS port in front of one app port. */
 export const ProxyListener = z.strictObject({
@@ -237,11 +243,6 @@ export const ProxySection = z.strictObject({
 export type ProxySection = z.output<typeof ProxySection>;
 /** The `proxy` section as users write it. */
 export type ProxySectionInput = z.input<typeof ProxySection>;
-
-function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\./.test(h);
-}
 
 /** An `http://` URL whose host is not loopback. */
 function isPlainRemote(url: string): boolean {

@@ -1,6 +1,6 @@
 /** The `router` section: `sigil router`. @module */
 import { z } from "zod";
-import { Address, Duration, FilePath } from "./_common.ts";
+import { Address, Duration, FilePath, isLoopback } from "./_common.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -85,17 +85,11 @@ const RouterApi = z.strictObject({
   path: ["jwks_url"],
 });
 
-/** Whether a host name (URL hostname, brackets allowed) is loopback. */
-function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[(.*)\]$/, "$1").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\./.test(h);
-}
-
 function safeJwksUrl(url: string): boolean {
   try {
     const u = new URL(url);
     return u.protocol === "https:" ||
-      (u.protocol === "http:" && isLoopbackHost(u.hostname));
+      (u.protocol === "http:" && isLoopback(u.hostname));
   } catch {
     return false; // z.url() reports the syntax
   }

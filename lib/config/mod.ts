@@ -22,6 +22,7 @@ export {
   FilePath,
   formatAddress,
   IdentityValue,
+  isLoopback,
   KeyType,
 } from "./_common.ts";
 export { CaSection } from "./_ca.ts";

@@ -6,6 +6,7 @@
 import type { Clock, TimerId } from "../common/mod.ts";
 import { describeError, systemClock } from "../common/mod.ts";
 import type { RouterSection } from "../config/mod.ts";
+import { isLoopback } from "../config/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import {
@@ -404,8 +405,7 @@ export async function startRouter(
       }
       apiServer = api;
       apiPort = api.addr.port;
-      const h = config.api.listen.hostname.replace(/^\[(.*)\]$/, "$1");
-      if (!apiTls && !(h === "localhost" || h === "::1" || /^127\./.test(h))) {
+      if (!apiTls && !isLoopback(config.api.listen.hostname)) {
         logger.warn("api-plaintext", {
           listen: `${config.api.listen.hostname}:${apiPort}`,
           detail:
