@@ -52,14 +52,40 @@ export class UsageError extends ApplianceError {
  */
 export function describeError(err: unknown): string {
   if (err instanceof Error) {
+    const message = redactSecrets(err.message);
     const code = (err as { code?: unknown }).code;
-    if (typeof code === "string" && !err.message.includes(code)) {
-      return `${err.message} (${code})`;
+    if (typeof code === "string" && !message.includes(code)) {
+      return `${message} (${code})`;
     }
-    return err.message;
+    return message;
   }
-  return String(err);
+  return redactSecrets(String(err));
 }
+
+/**
+ * Removes secret material from a text bound for a log line or an error
+ * message: the value the runtime quotes when it refuses a header (`Invalid
+ * header value: "Bearer <token>"` — from a misplaced `token_file` that value
+ * can be a private key), bearer credentials, and PEM private-key blocks.
+ *
+ * @example
+ * ```ts
+ * import { redactSecrets } from "./errors.ts";
+ * console.assert(redactSecrets('Invalid header value: "Bearer a.b.c"') === "Invalid header value (not shown)");
+ * console.assert(redactSecrets("sent Bearer a.b.c") === "sent Bearer (not shown)");
+ * ```
+ */
+export function redactSecrets(text: string): string {
+  if (!SECRET_HINT.test(text)) return text;
+  return text
+    .replace(/(invalid header (?:value|name))\b[\s\S]*/i, "$1 (not shown)")
+    .replace(
+      /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g,
+      "(private key not shown)",
+    )
+    .replace(/\b(bearer)\s+[^\s"',]+/gi, "$1 (not shown)");
+}
+const SECRET_HINT = /invalid header|PRIVATE KEY|bearer\s/i;
 
 /**
  * Why a `fetch` failed. Deno throws `TypeError("fetch failed")` and keeps the

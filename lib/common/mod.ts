@@ -14,6 +14,7 @@ export {
   ApplianceError,
   describeError,
   describeFetchError,
+  redactSecrets,
   UsageError,
 } from "./errors.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
@@ -23,6 +24,7 @@ export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";
 export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
-export { readTokenFile } from "./token_file.ts";
+export { readTokenFile, TokenFileError } from "./token_file.ts";
+export { assertPrivateFile, FilePermissionError } from "./file_mode.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";

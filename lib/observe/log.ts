@@ -7,6 +7,7 @@
  * serial or fingerprint.
  * @module
  */
+import { redactSecrets } from "../common/mod.ts";
 
 /** Log severity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -102,8 +103,11 @@ export function createLogger(
   return make({ component });
 }
 
+// Last line of defence: no field may carry a token or a key, whatever a
+// caller passed (a runtime error quoting a header value, a PEM body).
 function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return value.message;
+  if (value instanceof Error) return redactSecrets(value.message);
+  if (typeof value === "string") return redactSecrets(value);
   if (typeof value === "bigint") return value.toString();
   return value;
 }

@@ -20,7 +20,7 @@ const pki = await createTestPki();
 Deno.test("admin API serves /stats, /certs, /config_dump, /ready and /metrics on loopback", async () => {
   const dir = await tempDir();
   const cred = await pki.writeInstance(dir, { instanceId: "inst-1" });
-  await Deno.writeTextFile(`${dir}/token`, "very-secret");
+  await Deno.writeTextFile(`${dir}/token`, "very-secret", { mode: 0o600 });
   const app = startHttpApp();
   const proxy = await startProxy(
     proxySection({

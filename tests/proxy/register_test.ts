@@ -159,7 +159,9 @@ Deno.test("startProxy() registers at start, then every interval plus jitter (fak
 
 Deno.test("HttpRouteSink posts RegistryMessage JSON with the bearer token over http", async () => {
   const dir = await tempDir();
-  await Deno.writeTextFile(`${dir}/token`, "s3cret-token\n");
+  await Deno.writeTextFile(`${dir}/token`, "s3cret-token\n", {
+    mode: 0o600,
+  });
   const router = fakeRouter({ token: "s3cret-token" });
   const sink = new HttpRouteSink({
     url: `http://127.0.0.1:${router.port}/`,
@@ -239,7 +241,7 @@ Deno.test("HttpRouteSink trusts an https router through ca_bundle", async () => 
 Deno.test("sigil proxy registers with the router, reloads on SIGHUP, and on SIGTERM unregisters, drains and exits 0", async () => {
   const dir = await tempDir();
   await pki.writeInstance(`${dir}/creds`, { instanceId: "inst-9" });
-  await Deno.writeTextFile(`${dir}/token`, "tok");
+  await Deno.writeTextFile(`${dir}/token`, "tok", { mode: 0o600 });
   const router = fakeRouter({ token: "tok" });
   const app = startHttpApp();
   await Deno.writeTextFile(

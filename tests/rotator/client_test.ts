@@ -24,7 +24,7 @@ async function setup() {
   const server = await serveTestCa(ca);
   const base = await Deno.makeTempDir({ prefix: "sigil-client-" });
   const tokenFile = join(base, "token");
-  await Deno.writeTextFile(tokenFile, server.token + "\n");
+  await Deno.writeTextFile(tokenFile, server.token + "\n", { mode: 0o600 });
   const csr = await createCsr(await generateKeyPair(), ID);
   return {
     ca,

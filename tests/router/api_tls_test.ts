@@ -65,6 +65,7 @@ Deno.test("router API with api.cert/key accepts HttpRouteSink registrations over
   await Deno.writeTextFile(
     `${dir}/token`,
     await t.token("routes.write"),
+    { mode: 0o600 },
   );
   const sink = new HttpRouteSink({
     url,
