@@ -24,5 +24,6 @@ export { oneSegment } from "./tls_response.ts";
 export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
 export { readTokenFile } from "./token_file.ts";
+export { VERSION } from "./version.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";
