@@ -10,8 +10,7 @@ import { PROXY_COMMANDS } from "./proxy/cli.ts";
 import { ROUTER_COMMANDS } from "./router/cli.ts";
 import { DEV_COMMANDS } from "./dev/cli.ts";
 
-/** Sigil's version. */
-export const VERSION = "0.1.0";
+export { VERSION } from "./common/mod.ts";
 
 /** Every subcommand, in help order. */
 export const COMMANDS: Command[] = [

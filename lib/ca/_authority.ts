@@ -112,7 +112,8 @@ export class CertificateAuthority {
     this.metrics = options.metrics ?? new MetricsRegistry("sigil_ca");
     this.#issued = this.metrics.counter(
       "issuances_total",
-      "Sign requests by result and reason",
+      "Sign requests by result (issued, refused, error) and reason",
+      [{ result: "issued", reason: "ok" }],
     );
     this.#latency = this.metrics.histogram(
       "issuance_duration_seconds",
@@ -120,19 +121,16 @@ export class CertificateAuthority {
     );
     const root = parseCertificate(store.rootPem);
     const inter = parseCertificate(store.intermediatePem);
+    // No serial label: it would start a new series on every CA rotation.
     this.metrics.gauge(
-      "ca_not_after_timestamp_seconds",
-      "CA certificate notAfter (Unix time)",
-      () => [
-        [
-          { ca: "root", serial: root.serial },
-          Math.floor(root.notAfter.getTime() / 1000),
-        ],
-        [
-          { ca: "intermediate", serial: inter.serial },
-          Math.floor(inter.notAfter.getTime() / 1000),
-        ],
-      ],
+      "root_not_after_timestamp_seconds",
+      "Root CA certificate notAfter (Unix time)",
+      () => [[{}, Math.floor(root.notAfter.getTime() / 1000)]],
+    );
+    this.metrics.gauge(
+      "intermediate_not_after_timestamp_seconds",
+      "Intermediate CA certificate notAfter (Unix time)",
+      () => [[{}, Math.floor(inter.notAfter.getTime() / 1000)]],
     );
   }
 
@@ -231,7 +229,14 @@ export class CertificateAuthority {
         })
         : err;
       const code = (e as CaError).code ?? "ERR_CA_INTERNAL";
-      this.#issued.inc({ result: "refused", reason: code });
+      // A ledger that cannot be written (or any internal failure) is the
+      // CA's error, not a refusal of the caller.
+      const internal = code === "ERR_CA_LEDGER" || code === "ERR_CA_INTERNAL" ||
+        !(e instanceof CaError);
+      this.#issued.inc({
+        result: internal ? "error" : "refused",
+        reason: code,
+      });
       if (code !== "ERR_CA_LEDGER") {
         this.#recordRefusal(claims, identity, body, code, e);
       }

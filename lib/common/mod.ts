@@ -26,5 +26,6 @@ export { redactUrl } from "./url.ts";
 export { readTokenFile } from "./token_file.ts";
 export { writeSecretFile } from "./secret_file.ts";
 export type { WriteSecretFileOptions } from "./secret_file.ts";
+export { VERSION } from "./version.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";
