@@ -16,11 +16,15 @@ import {
   verifyCsr,
 } from "../pki/mod.ts";
 import type { Identity, KeyType } from "../pki/mod.ts";
-import { PkiError } from "../pki/mod.ts";
+import { KEY_TYPES, PkiError } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { authorize } from "./_policy.ts";
-import { verifyToken } from "./_token.ts";
-import type { TokenClaims } from "./_token.ts";
+import {
+  CERT_ISSUE_SCOPE,
+  createTokenVerifier,
+  TokenError,
+} from "../token/mod.ts";
+import type { TokenClaims, TokenVerifier } from "../token/mod.ts";
 import type { CaStore } from "./_store.ts";
 import { issuedEntry } from "./_ledger.ts";
 import type { Ledger } from "./_ledger.ts";
@@ -85,6 +89,7 @@ export class CertificateAuthority {
   readonly metrics: MetricsRegistry;
   #o: Required<Omit<AuthorityOptions, "metrics">>;
   #buckets = new Map<string, Bucket>();
+  #verifier: Promise<TokenVerifier>;
   #issued;
   #latency;
 
@@ -95,12 +100,15 @@ export class CertificateAuthority {
       defaultValidityMs: options.defaultValidityMs ?? 86_400_000,
       maxValidityMs: options.maxValidityMs ?? 7 * 86_400_000,
       backdateMs: options.backdateMs ?? 60_000,
-      allowedKeyTypes: options.allowedKeyTypes ??
-        ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"],
+      allowedKeyTypes: options.allowedKeyTypes ?? [...KEY_TYPES],
       rateLimit: options.rateLimit ?? { perSecond: 50, burst: 100 },
       clock: options.clock ?? systemClock,
       logger: options.logger ?? silentLogger,
     };
+    this.#verifier = createTokenVerifier({
+      publicKey: store.tokenKeys.publicKey,
+      clock: this.#o.clock,
+    });
     this.metrics = options.metrics ?? new MetricsRegistry("sigil_ca");
     this.#issued = this.metrics.counter(
       "issuances_total",
@@ -139,12 +147,16 @@ export class CertificateAuthority {
     let claims: TokenClaims | undefined;
     let identity: Identity | undefined;
     try {
-      claims = await verifyToken(
-        token,
-        this.store.tokenKeys.publicKey,
-        "cert.issue",
-        this.#o.clock.now(),
-      );
+      claims = await (await this.#verifier).verify(token, {
+        scopes: [CERT_ISSUE_SCOPE],
+      }).catch((err) => {
+        if (!(err instanceof TokenError)) throw err;
+        throw new CaError(
+          err.status === 403 ? "ERR_CA_FORBIDDEN" : "ERR_CA_UNAUTHENTICATED",
+          err.message,
+          { cause: err },
+        );
+      });
       this.#rateLimit(claims.subject);
       const req = this.#parse(body);
       identity = this.#identity(req);

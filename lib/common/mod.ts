@@ -24,6 +24,8 @@ export { oneSegment } from "./tls_response.ts";
 export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
 export { readTokenFile } from "./token_file.ts";
+export { writeSecretFile } from "./secret_file.ts";
+export type { WriteSecretFileOptions } from "./secret_file.ts";
 export { VERSION } from "./version.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";
