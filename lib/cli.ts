@@ -9,6 +9,7 @@ import { ROTATOR_COMMANDS } from "./rotator/cli.ts";
 import { PROXY_COMMANDS } from "./proxy/cli.ts";
 import { ROUTER_COMMANDS } from "./router/cli.ts";
 import { DEV_COMMANDS } from "./dev/cli.ts";
+import { CREDHUB_COMMANDS } from "./credhub/cli.ts";
 
 export { VERSION } from "./common/mod.ts";
 
@@ -19,5 +20,6 @@ export const COMMANDS: Command[] = [
   ...ROTATOR_COMMANDS,
   ...PROXY_COMMANDS,
   ...ROUTER_COMMANDS,
+  ...CREDHUB_COMMANDS,
   ...CONFIG_COMMANDS,
 ];
