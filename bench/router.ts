@@ -451,7 +451,7 @@ async function httpAndNats(header: string[]): Promise<void> {
     until(
       `route in ${what}`,
       async () => {
-        if ((await metric(api, "total_endpoints")) >= 1) return true;
+        if ((await metric(api, "endpoints")) >= 1) return true;
         await sink.register(registration);
         await new Promise((r) => setTimeout(r, 100));
         return false;
@@ -918,7 +918,7 @@ async function natsIntoRouter(
   label: string,
 ): Promise<void> {
   const msgs = registrations(NATS_N);
-  const before = await metric(apiPort, "total_endpoints");
+  const before = await metric(apiPort, "endpoints");
   // Same process, back to back: req/s with the small table, then the big one.
   const gcCount = () => {
     const l = router.lines;
@@ -947,7 +947,7 @@ async function natsIntoRouter(
   let seen = before;
   await until(
     "router to apply NATS registrations",
-    async () => (seen = await metric(apiPort, "total_endpoints")) >= target,
+    async () => (seen = await metric(apiPort, "endpoints")) >= target,
     120_000,
     router,
   );
@@ -1164,7 +1164,7 @@ async function scaleOut(
     await until(
       `route in capped sigil router #${i}`,
       async () => {
-        if ((await metric(api, "total_endpoints")) >= 1) return true;
+        if ((await metric(api, "endpoints")) >= 1) return true;
         await register();
         await new Promise((r) => setTimeout(r, 100));
         return false;

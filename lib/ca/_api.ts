@@ -10,7 +10,7 @@ import { describeError } from "../common/errors.ts";
 import type { Logger } from "../observe/mod.ts";
 import { CaError } from "./errors.ts";
 import type { CertificateAuthority } from "./_authority.ts";
-import { jwks } from "./_token.ts";
+import { jwks } from "../token/mod.ts";
 
 const STATUS: Record<string, ContentfulStatusCode> = {
   ERR_CA_REQUEST_INVALID: 400,

@@ -16,11 +16,15 @@ import {
   verifyCsr,
 } from "../pki/mod.ts";
 import type { Identity, KeyType } from "../pki/mod.ts";
-import { PkiError } from "../pki/mod.ts";
+import { KEY_TYPES, PkiError } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { authorize } from "./_policy.ts";
-import { verifyToken } from "./_token.ts";
-import type { TokenClaims } from "./_token.ts";
+import {
+  CERT_ISSUE_SCOPE,
+  createTokenVerifier,
+  TokenError,
+} from "../token/mod.ts";
+import type { TokenClaims, TokenVerifier } from "../token/mod.ts";
 import type { CaStore } from "./_store.ts";
 import { issuedEntry } from "./_ledger.ts";
 import type { Ledger } from "./_ledger.ts";
@@ -85,6 +89,7 @@ export class CertificateAuthority {
   readonly metrics: MetricsRegistry;
   #o: Required<Omit<AuthorityOptions, "metrics">>;
   #buckets = new Map<string, Bucket>();
+  #verifier: Promise<TokenVerifier>;
   #issued;
   #latency;
 
@@ -95,16 +100,20 @@ export class CertificateAuthority {
       defaultValidityMs: options.defaultValidityMs ?? 86_400_000,
       maxValidityMs: options.maxValidityMs ?? 7 * 86_400_000,
       backdateMs: options.backdateMs ?? 60_000,
-      allowedKeyTypes: options.allowedKeyTypes ??
-        ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"],
+      allowedKeyTypes: options.allowedKeyTypes ?? [...KEY_TYPES],
       rateLimit: options.rateLimit ?? { perSecond: 50, burst: 100 },
       clock: options.clock ?? systemClock,
       logger: options.logger ?? silentLogger,
     };
+    this.#verifier = createTokenVerifier({
+      publicKey: store.tokenKeys.publicKey,
+      clock: this.#o.clock,
+    });
     this.metrics = options.metrics ?? new MetricsRegistry("sigil_ca");
     this.#issued = this.metrics.counter(
       "issuances_total",
-      "Sign requests by result and reason",
+      "Sign requests by result (issued, refused, error) and reason",
+      [{ result: "issued", reason: "ok" }],
     );
     this.#latency = this.metrics.histogram(
       "issuance_duration_seconds",
@@ -112,19 +121,16 @@ export class CertificateAuthority {
     );
     const root = parseCertificate(store.rootPem);
     const inter = parseCertificate(store.intermediatePem);
+    // No serial label: it would start a new series on every CA rotation.
     this.metrics.gauge(
-      "ca_not_after_timestamp_seconds",
-      "CA certificate notAfter (Unix time)",
-      () => [
-        [
-          { ca: "root", serial: root.serial },
-          Math.floor(root.notAfter.getTime() / 1000),
-        ],
-        [
-          { ca: "intermediate", serial: inter.serial },
-          Math.floor(inter.notAfter.getTime() / 1000),
-        ],
-      ],
+      "root_not_after_timestamp_seconds",
+      "Root CA certificate notAfter (Unix time)",
+      () => [[{}, Math.floor(root.notAfter.getTime() / 1000)]],
+    );
+    this.metrics.gauge(
+      "intermediate_not_after_timestamp_seconds",
+      "Intermediate CA certificate notAfter (Unix time)",
+      () => [[{}, Math.floor(inter.notAfter.getTime() / 1000)]],
     );
   }
 
@@ -141,12 +147,16 @@ export class CertificateAuthority {
     let claims: TokenClaims | undefined;
     let identity: Identity | undefined;
     try {
-      claims = await verifyToken(
-        token,
-        this.store.tokenKeys.publicKey,
-        "cert.issue",
-        this.#o.clock.now(),
-      );
+      claims = await (await this.#verifier).verify(token, {
+        scopes: [CERT_ISSUE_SCOPE],
+      }).catch((err) => {
+        if (!(err instanceof TokenError)) throw err;
+        throw new CaError(
+          err.status === 403 ? "ERR_CA_FORBIDDEN" : "ERR_CA_UNAUTHENTICATED",
+          err.message,
+          { cause: err },
+        );
+      });
       this.#rateLimit(claims.subject);
       const req = this.#parse(body);
       identity = this.#identity(req);
@@ -219,7 +229,14 @@ export class CertificateAuthority {
         })
         : err;
       const code = (e as CaError).code ?? "ERR_CA_INTERNAL";
-      this.#issued.inc({ result: "refused", reason: code });
+      // A ledger that cannot be written (or any internal failure) is the
+      // CA's error, not a refusal of the caller.
+      const internal = code === "ERR_CA_LEDGER" || code === "ERR_CA_INTERNAL" ||
+        !(e instanceof CaError);
+      this.#issued.inc({
+        result: internal ? "error" : "refused",
+        reason: code,
+      });
       if (code !== "ERR_CA_LEDGER") {
         this.#recordRefusal(claims, identity, body, code, e);
       }

@@ -6,7 +6,7 @@
 import { BlockList, isIP } from "node:net";
 import type { Identity } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
-import type { TokenGrant } from "./_token.ts";
+import type { TokenClaims } from "../token/mod.ts";
 
 /**
  * Matches a value against a `*` glob.
@@ -75,7 +75,10 @@ export function cidrMatcher(cidrs: string[]): (ip: string) => boolean {
  * );
  * ```
  */
-export function authorize(grant: TokenGrant, id: Identity): void {
+export function authorize(
+  grant: Omit<TokenClaims, "expiresAt" | "id">,
+  id: Identity,
+): void {
   const deny = (what: string) =>
     new CaError(
       "ERR_CA_FORBIDDEN",

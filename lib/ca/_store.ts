@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { writeSecretFile } from "../common/mod.ts";
 import {
   createIntermediateCa,
   createRootCa,
@@ -164,28 +165,12 @@ export async function initCa(
   return await loadCa(dir);
 }
 
-/** Writes every byte (`write` may write fewer than asked). */
-export async function writeFully(
-  f: Deno.FsFile,
-  bytes: Uint8Array,
-): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await f.write(bytes.subarray(off));
-}
-
 async function writeNew(
   path: string,
   data: string,
   mode: number,
 ): Promise<void> {
-  const f = await Deno.open(path, { write: true, createNew: true, mode });
-  try {
-    await writeFully(f, new TextEncoder().encode(data));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  await Deno.chmod(path, mode);
+  await writeSecretFile(path, data, { mode, exclusive: true });
 }
 
 /**

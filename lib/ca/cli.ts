@@ -1,6 +1,7 @@
 /** `sigil ca ...` and `sigil inspect` subcommands. @module */
 import { join } from "node:path";
 import type { Command } from "../common/mod.ts";
+import { writeSecretFile } from "../common/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import {
   listFlag,
@@ -18,16 +19,15 @@ import {
   parseCertificate,
   validateIdentity,
 } from "../pki/mod.ts";
+import { KEY_TYPES } from "../pki/mod.ts";
 import type { KeyType } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { startCa } from "./_serve.ts";
-import { CA_FILES, initCa, loadCa, writeFully } from "./_store.ts";
-import { mintToken, SCOPES } from "./_token.ts";
-import type { Scope } from "./_token.ts";
-
-const KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"];
+import { CA_FILES, initCa, loadCa } from "./_store.ts";
+import { mintToken, SCOPES } from "../token/mod.ts";
+import type { Scope } from "../token/mod.ts";
 
 function durationFlag(
   flags: Record<string, unknown>,
@@ -51,9 +51,13 @@ function durationFlag(
   return ms;
 }
 
+const KEY_TYPE_HELP = `${KEY_TYPES[0]} (default), ${
+  KEY_TYPES.slice(1).join(", ")
+}`;
+
 function keyTypeFlag(flags: Record<string, unknown>): KeyType {
   const v = (flags["key-type"] as string | undefined) ?? "ec-p256";
-  if (!KEY_TYPES.includes(v)) {
+  if (!(KEY_TYPES as readonly string[]).includes(v)) {
     throw new UsageError(
       `Invalid value for "--key-type": "${v}"; use one of ${
         KEY_TYPES.join(", ")
@@ -61,19 +65,6 @@ function keyTypeFlag(flags: Record<string, unknown>): KeyType {
     );
   }
   return v as KeyType;
-}
-
-async function writeSecret(path: string, data: string, mode: number) {
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  const f = await Deno.open(tmp, { write: true, createNew: true, mode });
-  try {
-    await writeFully(f, new TextEncoder().encode(data));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  await Deno.chmod(tmp, mode);
-  await Deno.rename(tmp, path);
 }
 
 const init: Command = {
@@ -93,7 +84,7 @@ const init: Command = {
     "key-type": {
       type: "string",
       arg: "TYPE",
-      description: "ec-p256 (default), ec-p384, rsa-2048, rsa-3072",
+      description: KEY_TYPE_HELP,
     },
     "root-validity": {
       type: "string",
@@ -172,7 +163,7 @@ const issue: Command = {
     "key-type": {
       type: "string",
       arg: "TYPE",
-      description: "ec-p256 (default), ec-p384, rsa-2048, rsa-3072",
+      description: KEY_TYPE_HELP,
     },
     out: {
       type: "string",
@@ -206,15 +197,14 @@ const issue: Command = {
       );
       ledger.record(issuedEntry(identity, leaf, "offline"));
       await Deno.mkdir(out, { recursive: true, mode: 0o700 });
-      await writeSecret(
+      await writeSecretFile(
         join(out, "instance.key"),
         await exportPrivateKeyPem(keys),
-        0o600,
       );
-      await writeSecret(
+      await writeSecretFile(
         join(out, "instance.crt"),
         leaf.pem + ca.intermediatePem,
-        0o644,
+        { mode: 0o644 },
       );
       console.log(
         `Issued ${identity.instanceId}: serial ${leaf.serial}, expires ${leaf.notAfter.toISOString()}${

@@ -17,15 +17,15 @@
 export { CaError } from "./errors.ts";
 export { CA_FILES, initCa, loadCa } from "./_store.ts";
 export type { CaMeta, CaStore, InitCaOptions } from "./_store.ts";
+// The token contract lives in lib/token; re-exported for the CA's callers.
 export {
   jwks,
   mintToken,
   SCOPES,
   TOKEN_AUDIENCE,
   TOKEN_ISSUER,
-  verifyToken,
-} from "./_token.ts";
-export type { Scope, TokenClaims, TokenGrant } from "./_token.ts";
+} from "../token/mod.ts";
+export type { Scope, TokenClaims, TokenGrant } from "../token/mod.ts";
 export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
 export { Ledger } from "./_ledger.ts";
 export type { LedgerEntry } from "./_ledger.ts";

@@ -26,5 +26,8 @@ export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
 export { readTokenFile, TokenFileError } from "./token_file.ts";
 export { assertPrivateFile, FilePermissionError } from "./file_mode.ts";
+export { writeSecretFile } from "./secret_file.ts";
+export type { WriteSecretFileOptions } from "./secret_file.ts";
+export { VERSION } from "./version.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";

@@ -1,5 +1,6 @@
 /** The `ca` section: `sigil ca serve`. @module */
 import { z } from "zod";
+import { KEY_TYPES } from "../pki/mod.ts";
 import { Address, Duration, FilePath, KeyType } from "./_common.ts";
 
 /** Settings of the certificate authority server. */
@@ -23,12 +24,7 @@ export const CaSection = z.strictObject({
   /** How far notBefore is backdated to tolerate clock skew. */
   backdate: Duration.prefault("1m"),
   /** Key types accepted in CSRs. */
-  allowed_key_types: z.array(KeyType).min(1).default([
-    "ec-p256",
-    "ec-p384",
-    "rsa-2048",
-    "rsa-3072",
-  ]),
+  allowed_key_types: z.array(KeyType).min(1).default([...KEY_TYPES]),
   /** Per-caller (token subject) rate limit on /v1/sign. */
   rate_limit: z.strictObject({
     /** Sustained requests per second per caller. */

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../common/duration.ts";
+import { KEY_TYPES } from "../pki/mod.ts";
 
 /**
  * A duration written as `"24h"`, `"90s"`, `"1h30m"`, `"250ms"`; parsed to
@@ -66,7 +67,7 @@ export function formatAddress(a: Address): string {
 }
 
 /** Private key algorithms Sigil can generate and accept. */
-export const KeyType = z.enum(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]);
+export const KeyType = z.enum(KEY_TYPES);
 /** A key algorithm name. */
 export type KeyType = z.output<typeof KeyType>;
 

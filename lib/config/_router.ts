@@ -1,5 +1,6 @@
 /** The `router` section: `sigil router`. @module */
 import { z } from "zod";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../token/mod.ts";
 import { Address, Duration, FilePath, isLoopback } from "./_common.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
@@ -64,9 +65,9 @@ const RouterApi = z.strictObject({
   /** Alternatively, a token-verification public key file (JWK JSON or PEM SPKI). */
   public_key_file: FilePath.optional(),
   /** Required `iss` claim. */
-  issuer: z.string().min(1).default("sigil-ca"),
+  issuer: z.string().min(1).default(TOKEN_ISSUER),
   /** Required `aud` claim. */
-  audience: z.string().min(1).default("sigil"),
+  audience: z.string().min(1).default(TOKEN_AUDIENCE),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(65536),
 }).refine(

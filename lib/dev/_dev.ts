@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { CA_FILES, initCa, loadCa, mintToken, startCa } from "../ca/mod.ts";
 import type { RunningCa } from "../ca/mod.ts";
-import { formatDuration } from "../common/mod.ts";
+import { formatDuration, writeSecretFile } from "../common/mod.ts";
 import {
   CaSection,
   ProxySection,
@@ -87,11 +87,6 @@ const ROUTER_SAN = "router.sigil.dev";
 const SPACE = "dev-space";
 const ORG = "dev-org";
 
-async function writePrivate(path: string, text: string): Promise<void> {
-  await Deno.writeTextFile(path, text, { mode: 0o600 });
-  await Deno.chmod(path, 0o600);
-}
-
 async function withTimeout<T>(
   p: Promise<T>,
   ms: number,
@@ -169,7 +164,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
     await Deno.mkdir(join(dir, "tokens"), { recursive: true, mode: 0o700 });
     const cellToken = join(dir, "tokens", "cell.jwt");
     const routesToken = join(dir, "tokens", "routes.jwt");
-    await writePrivate(
+    await writeSecretFile(
       cellToken,
       await mintToken(store, {
         subject: "dev-cell",
@@ -180,7 +175,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
         cidrs: ["127.0.0.0/8"],
       }),
     );
-    await writePrivate(
+    await writeSecretFile(
       routesToken,
       await mintToken(store, {
         subject: "dev-proxies",
@@ -210,7 +205,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
       clientCert,
       routerCert.pem + store.intermediatePem,
     );
-    await writePrivate(clientKey, await exportPrivateKeyPem(routerKeys));
+    await writeSecretFile(clientKey, await exportPrivateKeyPem(routerKeys));
 
     // Demo app: three instances of "hello", one of "other".
     const guids = { hello: crypto.randomUUID(), other: crypto.randomUUID() };

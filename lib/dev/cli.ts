@@ -25,6 +25,9 @@ function summary(info: DevJson, validity: string, temp: boolean): string {
     `            curl -H 'Host: other.localhost' http://${info.router.http}/json`,
     `  Routes:   curl ${info.router.routes_url}`,
     `  Proxies:  curl http://${first.admin}/stats   (also /certs /ready /metrics /config_dump)`,
+    ...info.instances.map((i) =>
+      `            ${i.instance_id} (${i.app}/${i.index}): admin http://${i.admin}`
+    ),
     `  CA:       ${info.ca.url}  (trust bundle ${info.ca.bundle})`,
     `  Certs:    ${info.instances.length} instances under ${info.dir}/instances/<id>/, ${validity} validity`,
     `  Inspect:  deno task sigil inspect ${first.dir}/instance.crt`,

@@ -1,8 +1,12 @@
 /**
  * A small Prometheus metrics registry: counters, gauges and histograms with
- * labels, rendered in the text exposition format (version 0.0.4).
+ * labels, rendered in the text exposition format (version 0.0.4). Every
+ * registry also renders `sigil_build_info` and the standard `process_*`
+ * series, so each role's `/metrics` carries them.
  * @module
  */
+import process from "node:process";
+import { VERSION } from "../common/version.ts";
 
 type Labels = Record<string, string>;
 
@@ -24,9 +28,14 @@ export class Counter {
   readonly help: string;
   #series = new Map<string, Series>();
 
-  constructor(name: string, help: string) {
+  /**
+   * @param initial Label sets rendered at 0 before the first event, so that
+   *   `rate()` and alerts see the series from the first scrape.
+   */
+  constructor(name: string, help: string, initial: Labels[] = [{}]) {
     this.name = name;
     this.help = help;
+    for (const labels of initial) this.inc(labels, 0);
   }
 
   /** Adds `by` (default 1) to the series with these labels. */
@@ -189,13 +198,23 @@ type Metric = Counter | Gauge | Histogram;
 export class MetricsRegistry {
   readonly prefix: string;
   #metrics: Metric[] = [];
+  #process: boolean;
 
-  constructor(prefix: string) {
+  /**
+   * @param options.process Also render `sigil_build_info` and `process_*`
+   *   (default true; false for a registry rendered inside another one).
+   */
+  constructor(prefix: string, options: { process?: boolean } = {}) {
     this.prefix = prefix;
+    this.#process = options.process ?? true;
   }
 
-  counter(name: string, help: string): Counter {
-    return this.#add(new Counter(`${this.prefix}_${name}`, help));
+  /**
+   * A counter named `<prefix>_<name>`; `initial` lists the label sets shown at
+   * 0 before the first event (default: the series without labels).
+   */
+  counter(name: string, help: string, initial?: Labels[]): Counter {
+    return this.#add(new Counter(`${this.prefix}_${name}`, help, initial));
   }
 
   gauge(
@@ -212,7 +231,9 @@ export class MetricsRegistry {
 
   /** The whole registry in Prometheus text format, ending with a newline. */
   render(): string {
-    return this.#metrics.map((m) => m.render()).join("\n") + "\n";
+    const parts = this.#metrics.map((m) => m.render());
+    if (this.#process) parts.push(renderProcessMetrics());
+    return parts.join("\n") + "\n";
   }
 
   #add<T extends Metric>(m: T): T {
@@ -260,4 +281,55 @@ function renderSimple(
     out.push(`${name}${fmtLabels(s.labels)} ${s.value}`);
   }
   return out.join("\n");
+}
+
+/** When this process started, for `process_start_time_seconds`. */
+const startedAt = Date.now() - performance.now();
+
+/**
+ * `sigil_build_info` and the `process_*` series of the Prometheus client
+ * conventions (CPU, resident memory, heap, open file descriptors, start time).
+ */
+export function renderProcessMetrics(): string {
+  const cpu = process.cpuUsage();
+  const mem = Deno.memoryUsage();
+  const out = [
+    "# HELP sigil_build_info Sigil build; the value is always 1",
+    "# TYPE sigil_build_info gauge",
+    `sigil_build_info${
+      fmtLabels({ version: VERSION, deno: Deno.version.deno })
+    } 1`,
+    "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds",
+    "# TYPE process_cpu_seconds_total counter",
+    `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`,
+    "# HELP process_resident_memory_bytes Resident memory size in bytes",
+    "# TYPE process_resident_memory_bytes gauge",
+    `process_resident_memory_bytes ${mem.rss}`,
+    "# HELP process_heap_bytes V8 heap in use in bytes",
+    "# TYPE process_heap_bytes gauge",
+    `process_heap_bytes ${mem.heapUsed}`,
+    "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds",
+    "# TYPE process_start_time_seconds gauge",
+    `process_start_time_seconds ${Math.floor(startedAt / 1000)}`,
+  ];
+  const fds = openFds();
+  if (fds !== undefined) {
+    out.push(
+      "# HELP process_open_fds Number of open file descriptors",
+      "# TYPE process_open_fds gauge",
+      `process_open_fds ${fds}`,
+    );
+  }
+  return out.join("\n");
+}
+
+/** Open file descriptors from /proc (Linux); undefined elsewhere. */
+function openFds(): number | undefined {
+  try {
+    let n = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
+    return n;
+  } catch {
+    return undefined;
+  }
 }

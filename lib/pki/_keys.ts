@@ -4,8 +4,15 @@
  */
 import { PkiError } from "./errors.ts";
 
-/** Supported key algorithms. */
-export type KeyType = "ec-p256" | "ec-p384" | "rsa-2048" | "rsa-3072";
+/** Supported key algorithms, the one list schemas and CLIs use. */
+export const KEY_TYPES = [
+  "ec-p256",
+  "ec-p384",
+  "rsa-2048",
+  "rsa-3072",
+] as const;
+/** A supported key algorithm. */
+export type KeyType = typeof KEY_TYPES[number];
 
 /** A key pair with its Sigil key type. */
 export interface KeyPair {

@@ -18,6 +18,7 @@ export {
   fromPem,
   generateKeyPair,
   importPrivateKeyPem,
+  KEY_TYPES,
   keyTypeOf,
   publicKeyId,
   signingAlgorithm,

@@ -107,6 +107,15 @@ export class TlsListener {
       ...this.#labels,
       direction: "app_to_client",
     });
+    // Counters start at 0 so rate() and alerts see them before the first event.
+    const m = options.metrics;
+    m.connections.inc(this.#labels, 0);
+    m.idleTimeouts.inc(this.#labels, 0);
+    m.bytes.inc(this.#labelsIn, 0);
+    m.bytes.inc(this.#labelsOut, 0);
+    for (const reason of ["refused", "timeout", "error"]) {
+      m.appFailures.inc({ ...this.#labels, reason }, 0);
+    }
     const mtls = options.mode === "mtls";
     this.#server = tls.createServer({
       ...options.secureContext(),

@@ -35,6 +35,7 @@ export class ProxyMetrics {
     this.connections = r.counter(
       "connections_total",
       "Client connections accepted and forwarded to the app",
+      [],
     );
     this.active = r.gauge(
       "connections_active",
@@ -44,14 +45,17 @@ export class ProxyMetrics {
     this.refusals = r.counter(
       "handshake_failures_total",
       "Client connections refused during the handshake, by reason",
+      [],
     );
     this.appFailures = r.counter(
       "app_connect_failures_total",
       "Connections dropped because the app did not accept (refused, timeout, error)",
+      [],
     );
     this.bytes = r.counter(
       "bytes_total",
       "Bytes forwarded on closed connections, by direction (client_to_app, app_to_client)",
+      [],
     );
     r.gauge(
       "bytes_in_flight",
@@ -61,34 +65,37 @@ export class ProxyMetrics {
     this.idleTimeouts = r.counter(
       "idle_timeouts_total",
       "Connections closed by the idle timeout",
+      [],
     );
     this.reloads = r.counter(
       "reloads_total",
       "Credential reload attempts, by what (cert, trust) and result (ok, error)",
+      [],
     );
     this.registrations = r.counter(
       "registrations_total",
       "Route registration messages, by target, action and result",
+      [],
     );
     r.gauge(
-      "cert_not_after_seconds",
+      "cert_not_after_timestamp_seconds",
       "Served certificate notAfter as a Unix timestamp",
       () =>
         this.#collectors.certs().map((
           c,
         ) => [
-          { instance: c.instance, serial: c.serial },
+          { instance: c.instance },
           c.notAfter.getTime() / 1000,
         ]),
     );
     r.gauge(
-      "cert_not_before_seconds",
+      "cert_not_before_timestamp_seconds",
       "Served certificate notBefore as a Unix timestamp",
       () =>
         this.#collectors.certs().map((
           c,
         ) => [
-          { instance: c.instance, serial: c.serial },
+          { instance: c.instance },
           c.notBefore.getTime() / 1000,
         ]),
     );

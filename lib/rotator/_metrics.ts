@@ -50,10 +50,12 @@ export class RotatorMetrics {
     this.#failures = registry.counter(
       "renewal_failures_total",
       "Failed renewal attempts",
+      [],
     );
     this.#renewals = registry.counter(
       "renewals_total",
       "Successful renewals (new pairs written)",
+      [],
     );
   }
 

@@ -19,6 +19,7 @@
  * @module
  */
 import { join } from "node:path";
+import { writeSecretFile } from "../common/mod.ts";
 import { certificateMatchesKey } from "../pki/mod.ts";
 import { RotatorError } from "./errors.ts";
 
@@ -325,16 +326,11 @@ export class CredentialStore {
   }
 
   async #writeFile(path: string, text: string, mode: number): Promise<void> {
-    const file = await Deno.open(path, { write: true, createNew: true, mode });
-    try {
-      await Deno.chmod(path, mode);
-      const data = new TextEncoder().encode(text);
-      let off = 0;
-      while (off < data.length) off += await file.write(data.subarray(off));
-      if (this.#sync) await file.sync();
-    } finally {
-      file.close();
-    }
+    await writeSecretFile(path, text, {
+      mode,
+      exclusive: true,
+      sync: this.#sync,
+    });
   }
 
   async #syncDir(path: string): Promise<void> {

@@ -11,8 +11,9 @@ import type { RegistryMessage } from "../routes/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
 import type { Clock } from "../common/mod.ts";
+import { ROUTES_WRITE_SCOPE, TokenError } from "../token/mod.ts";
+import type { TokenVerifier } from "../token/mod.ts";
 import { RouterAuthError } from "./errors.ts";
-import type { TokenVerifier } from "./_auth.ts";
 import type { Registry } from "./_registry.ts";
 import type { RouterStats } from "./_stats.ts";
 
@@ -61,7 +62,10 @@ export function createApiApp(ctx: ApiContext): Hono {
 
   for (const action of ["register", "unregister"] as const) {
     app.post(`/v1/${action}`, async (c) => {
-      const subject = await ctx.verifier.verify(c.req.header("authorization"));
+      const subject = await verifiedSubject(
+        ctx.verifier,
+        c.req.header("authorization"),
+      );
       const length = Number(c.req.header("content-length") ?? "0");
       if (length > ctx.maxBodyBytes) tooLarge(ctx.maxBodyBytes);
       const bytes = await readLimited(c.req.raw, ctx.maxBodyBytes);
@@ -149,4 +153,19 @@ async function readLimited(req: Request, max: number): Promise<Uint8Array> {
     off += c.length;
   }
   return out;
+}
+
+async function verifiedSubject(
+  verifier: TokenVerifier,
+  authorization: string | undefined,
+): Promise<string> {
+  try {
+    const claims = await verifier.verifyAuthorization(authorization, {
+      scopes: [ROUTES_WRITE_SCOPE],
+    });
+    return claims.subject;
+  } catch (err) {
+    if (!(err instanceof TokenError)) throw err;
+    throw new RouterAuthError(err.status, err.message, { cause: err });
+  }
 }

@@ -20,8 +20,8 @@ import { RouterError } from "./errors.ts";
 import { createAccessLog } from "./_access_log.ts";
 import type { AccessLog } from "./_access_log.ts";
 import { createApiApp } from "./_api.ts";
-import { createTokenVerifier } from "./_auth.ts";
-import type { TokenVerifier } from "./_auth.ts";
+import { createTokenVerifier } from "../token/mod.ts";
+import type { TokenVerifier } from "../token/mod.ts";
 import { createProxyHandler } from "./_proxy.ts";
 import { oneSegment } from "../common/mod.ts";
 import { Registry } from "./_registry.ts";
@@ -365,6 +365,14 @@ export async function startRouter(
         publicKey,
         issuer: config.api.issuer,
         audience: config.api.audience,
+        requiredClaims: ["exp", "sub"],
+        clock,
+      }).catch((err) => {
+        throw new RouterError(
+          "ERR_ROUTER_AUTH_CONFIG",
+          "Cannot load the token-verification key: expected a P-256 public key as JWK, JWKS or PEM SPKI",
+          { cause: err },
+        );
       });
       const app = createApiApp({
         registry,

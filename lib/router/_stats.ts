@@ -42,19 +42,23 @@ export class RouterStats {
   constructor(totals: () => { routes: number; endpoints: number }) {
     this.routesPruned = this.registry.counter(
       "routes_pruned_total",
-      "Endpoints removed by reason (stale, probe, handshake, identity)",
+      "Endpoints removed by reason (stale, probe, identity, untrusted, handshake, dial)",
+      ["stale", "probe", "identity", "untrusted", "handshake", "dial"].map(
+        (reason) => ({ reason }),
+      ),
     );
     this.registryMessages = this.registry.counter(
       "registry_messages_total",
       "Registration messages by source (http, nats), action and result (ok or the rejection reason)",
+      [],
     );
     this.registry.gauge(
-      "total_routes",
+      "routes",
       "Routes (hostname plus path) in the table",
       () => [[{}, totals().routes]],
     );
     this.registry.gauge(
-      "total_endpoints",
+      "endpoints",
       "Endpoints summed over routes",
       () => [[{}, totals().endpoints]],
     );

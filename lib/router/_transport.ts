@@ -60,13 +60,26 @@ export function codedError(code: string, message: string): Error {
 }
 
 /**
- * The identity check: the certificate must name `san` (DNS SAN), whatever
- * address was dialed.
+ * The identity check, the one place a backend certificate is judged after its
+ * chain verified: it must name `san` as a DNS SAN, whatever address was
+ * dialed. Node falls back to the subject CN when a certificate has no DNS SAN
+ * (even beside an IP SAN); Go's crypto/tls, and so gorouter, never does, and
+ * neither do we: such a certificate fails like a mismatch (prune + retry).
  */
 export function identityChecker(
   san: string,
 ): (host: string, cert: tls.PeerCertificate) => Error | undefined {
-  return (_host, cert) => tls.checkServerIdentity(san, cert);
+  return (_host, cert) => {
+    const names = (cert.subjectaltname ?? "").split(", ");
+    if (!names.some((n) => n.startsWith("DNS:"))) {
+      const err = new Error(
+        `Backend certificate does not name "${san}": it has no DNS SAN (a subject CN is not an identity)`,
+      ) as Error & { code: string };
+      err.code = "ERR_TLS_CERT_ALTNAME_INVALID";
+      return err;
+    }
+    return tls.checkServerIdentity(san, cert);
+  };
 }
 
 /** The phase a request on this socket failed in (no socket: dial). */

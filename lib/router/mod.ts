@@ -43,7 +43,5 @@ export {
   isUntrustedCertError,
 } from "./_fails.ts";
 export type { FailureKind } from "./_fails.ts";
-export { createTokenVerifier, ROUTES_WRITE_SCOPE } from "./_auth.ts";
-export type { TokenVerifier, TokenVerifierOptions } from "./_auth.ts";
 export { RouterAuthError, RouterError } from "./errors.ts";
 export { ROUTER_COMMANDS } from "./cli.ts";

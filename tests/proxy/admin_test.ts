@@ -83,7 +83,7 @@ Deno.test("admin API serves /stats, /certs, /config_dump, /ready and /metrics on
     assert.match(
       metrics,
       new RegExp(
-        `sigil_proxy_cert_not_after_seconds\\{instance="inst-1",serial="${cred.serial}"\\} ${notAfter}`,
+        `sigil_proxy_cert_not_after_timestamp_seconds\\{instance="inst-1"\\} ${notAfter}`,
       ),
     );
     assert.match(

@@ -155,7 +155,7 @@ Deno.test("registration API rejects malformed messages with a counted reason", a
       metrics,
       /sigil_router_registry_messages_total\{source="http",action="register",result="invalid-json"\} 1/,
     );
-    assert.match(metrics, /sigil_router_total_routes 1/);
+    assert.match(metrics, /sigil_router_routes 1/);
     assert.ok(t.logs.some((l) => l.event === "registry-message-rejected"));
   } finally {
     await t.close();

@@ -1,0 +1,55 @@
+/**
+ * The claims of a Sigil bearer token: an ES256 JWT minted by `sigil ca token`
+ * (`iss: "sigil-ca"`, `aud: "sigil"`, space-separated `scope`, and the
+ * identity globs the CA's policy checks).
+ * @module
+ */
+import type { JWTPayload } from "jose";
+
+/** Token issuer claim. */
+export const TOKEN_ISSUER = "sigil-ca";
+/** Token audience claim. */
+export const TOKEN_AUDIENCE = "sigil";
+/** Scopes `sigil ca token` mints. */
+export const SCOPES = ["cert.issue", "routes.write"] as const;
+/** A scope `sigil ca token` mints. */
+export type Scope = typeof SCOPES[number];
+/** The scope the CA's `/v1/sign` requires. */
+export const CERT_ISSUE_SCOPE: Scope = "cert.issue";
+/** The scope the router's registration API requires. */
+export const ROUTES_WRITE_SCOPE: Scope = "routes.write";
+
+/** What a token allows. Globs use `*` for any run of characters. */
+export interface TokenGrant {
+  subject: string;
+  scopes: Scope[];
+  apps: string[];
+  spaces: string[];
+  orgs: string[];
+  cidrs: string[];
+}
+
+/** Verified claims. `scopes` lists every scope the token carries. */
+export interface TokenClaims extends Omit<TokenGrant, "scopes"> {
+  scopes: string[];
+  expiresAt: Date;
+  id: string;
+}
+
+/** Reads the claims of a verified payload; absent lists are empty. */
+export function claimsOf(payload: JWTPayload): TokenClaims {
+  const list = (v: unknown) =>
+    Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+  return {
+    subject: payload.sub ?? "",
+    scopes: typeof payload.scope === "string"
+      ? payload.scope.split(" ").filter((s) => s !== "")
+      : [],
+    apps: list(payload.apps),
+    spaces: list(payload.spaces),
+    orgs: list(payload.orgs),
+    cidrs: list(payload.cidrs),
+    expiresAt: new Date((payload.exp ?? 0) * 1000),
+    id: payload.jti ?? "",
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Where a verifier's keys come from: the CA's JWKS URL (fetched and cached by
+ * jose) or a local public key (CryptoKey, JWK, JWKS or PEM SPKI text).
+ * @module
+ */
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
+  importJWK,
+  importSPKI,
+} from "jose";
+import type { JWTVerifyGetKey } from "jose";
+
+/** A key, or a key lookup by `kid`, for `jwtVerify`. */
+export type VerifyKey = JWTVerifyGetKey | CryptoKey;
+
+/** How the remote key set is fetched. */
+export interface RemoteKeysOptions {
+  /** PEM bundle trusted when fetching over HTTPS (ignored with `fetch`). */
+  caBundle?: string;
+  /** Injected fetch. @default {globalThis.fetch} */
+  fetch?: typeof fetch;
+}
+
+/** A key set fetched from a URL, and how to release its HTTP client. */
+export function remoteKeys(
+  url: string,
+  options: RemoteKeysOptions,
+): { key: VerifyKey; close(): void } {
+  let client: Deno.HttpClient | undefined;
+  let doFetch = options.fetch;
+  if (!doFetch && options.caBundle) {
+    const c = client = Deno.createHttpClient({ caCerts: [options.caBundle] });
+    doFetch = (input, init) => fetch(input, { ...init, client: c });
+  }
+  const f = doFetch;
+  const key = createRemoteJWKSet(new URL(url), {
+    cooldownDuration: 30_000,
+    cacheMaxAge: 600_000,
+    [customFetch]: f ? (u: string, init: RequestInit) => f(u, init) : undefined,
+  });
+  return { key, close: () => client?.close() };
+}
+
+/**
+ * Imports a P-256 public key given as a CryptoKey, JWK JSON, JWKS JSON or PEM
+ * SPKI text.
+ *
+ * @throws {SyntaxError | TypeError} What jose or JSON.parse throw for bad text.
+ */
+export async function localKey(key: string | CryptoKey): Promise<VerifyKey> {
+  if (typeof key !== "string") return key;
+  const trimmed = key.trim();
+  if (trimmed.startsWith("{")) {
+    const json = JSON.parse(trimmed);
+    if (Array.isArray(json.keys)) return createLocalJWKSet(json);
+    return await importJWK(json, "ES256") as CryptoKey;
+  }
+  return await importSPKI(trimmed, "ES256");
+}
