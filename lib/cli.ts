@@ -9,6 +9,8 @@ import { ROTATOR_COMMANDS } from "./rotator/cli.ts";
 import { PROXY_COMMANDS } from "./proxy/cli.ts";
 import { ROUTER_COMMANDS } from "./router/cli.ts";
 import { DEV_COMMANDS } from "./dev/cli.ts";
+import { CREDHUB_COMMANDS } from "./credhub/cli.ts";
+import { CREDHUB_CLIENT_COMMANDS } from "./credhub/_clients_cli.ts";
 
 export { VERSION } from "./common/mod.ts";
 
@@ -19,5 +21,7 @@ export const COMMANDS: Command[] = [
   ...ROTATOR_COMMANDS,
   ...PROXY_COMMANDS,
   ...ROUTER_COMMANDS,
+  ...CREDHUB_COMMANDS,
+  ...CREDHUB_CLIENT_COMMANDS,
   ...CONFIG_COMMANDS,
 ];

@@ -30,3 +30,4 @@ export { RotatorSection } from "./_rotator.ts";
 export { ProxySection } from "./_proxy.ts";
 export { RouterSection } from "./_router.ts";
 export { DevSection } from "./_dev.ts";
+export { CredhubSection } from "./_credhub.ts";

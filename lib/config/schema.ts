@@ -9,6 +9,7 @@ import { RotatorSection } from "./_rotator.ts";
 import { ProxySection } from "./_proxy.ts";
 import { RouterSection } from "./_router.ts";
 import { DevSection } from "./_dev.ts";
+import { CredhubSection } from "./_credhub.ts";
 
 /** The configuration schema. */
 export const Config = z.strictObject({
@@ -17,6 +18,7 @@ export const Config = z.strictObject({
   proxy: ProxySection.optional(),
   router: RouterSection.optional(),
   dev: DevSection.optional(),
+  credhub: CredhubSection.optional(),
 });
 /** The resolved configuration (defaults applied). */
 export type Config = z.output<typeof Config>;

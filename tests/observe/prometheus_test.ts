@@ -9,30 +9,7 @@ import { FakeClock } from "../../lib/common/mod.ts";
 import { MetricsRegistry } from "../../lib/observe/mod.ts";
 import { RotatorMetrics } from "../../lib/rotator/_metrics.ts";
 import { MAIN, ROOT } from "../_helpers/proc.ts";
-
-/** Runs `promtool ARGS` with `stdin`; resolves to its exit code and output. */
-export async function promtool(
-  args: string[],
-  stdin?: string,
-): Promise<{ code: number; output: string }> {
-  const p = new Deno.Command("promtool", {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = p.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await p.output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    output: dec.decode(out.stdout) + dec.decode(out.stderr),
-  };
-}
+import { promtool } from "../_helpers/promtool.ts";
 
 /** Asserts the conventions promtool does not check itself. */
 async function assertConventional(role: string, text: string): Promise<void> {

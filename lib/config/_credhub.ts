@@ -1,0 +1,35 @@
+/** The `credhub` section: `sigil credhub`. @module */
+import { z } from "zod";
+import { Address, FilePath } from "./_common.ts";
+
+/** Settings of the CredHub-compatible credential store. */
+export const CredhubSection = z.strictObject({
+  /** HTTPS listen address (CredHub's port is 8844). */
+  listen: Address.prefault("127.0.0.1:8844"),
+  /** SQLite database file (created when missing). */
+  database: FilePath,
+  /** Directory of AES-256-GCM key files (`<id>.key`, mode 0600); one is made when empty. */
+  keys_dir: FilePath,
+  /** The server's own certificate chain (PEM). */
+  tls_cert_file: FilePath,
+  /** The server's private key (PEM). */
+  tls_key_file: FilePath,
+  /** CAs trusted for mTLS instance certificates (PEM bundle). */
+  trusted_cas_file: FilePath,
+  /** Optional deny list: one certificate serial (hex) per line; checked on every request when present. */
+  revoked_serials_file: FilePath.optional(),
+  /** URL in `/info` `auth-server.url` (default: this server's https URL). */
+  auth_server_url: z.url().optional(),
+  /** Bearer tokens: the CA's JWKS URL. */
+  jwks_url: z.url().optional(),
+  /** Bearer tokens: a local public key file (JWK, JWKS or PEM SPKI). */
+  public_key_file: FilePath.optional(),
+  /** Expected token issuer. */
+  token_issuer: z.string().min(1).default("sigil-ca"),
+  /** Expected token audience. */
+  token_audience: z.string().min(1).default("sigil"),
+  /** Largest accepted request body in bytes. */
+  max_body_bytes: z.number().int().positive().default(1_048_576),
+});
+/** Resolved `credhub` section. */
+export type CredhubSection = z.output<typeof CredhubSection>;

@@ -1,0 +1,147 @@
+/**
+ * Who is calling: an instance certificate presented in the TLS handshake
+ * (chain to the trusted CAs, validity, EKU clientAuth, not on the deny list,
+ * OU `app:<v4 uuid>` → `mtls-app:<app-guid>`; CredHub
+ * `X509AuthenticationProvider.kt`, `MtlsX509PrincipalExtractor.java`), or a
+ * bearer JWT from the CA's token key → `uaa-client:<client_id or sub>`.
+ * @module
+ */
+import * as x509 from "@peculiar/x509";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  importJWK,
+  importSPKI,
+  jwtVerify,
+} from "jose";
+import type { JWTVerifyGetKey } from "jose";
+import { verifyChain } from "../pki/mod.ts";
+import { CredhubError } from "./errors.ts";
+import { MSG } from "./_messages.ts";
+import type { Principal } from "./_api.ts";
+
+const APP_OU =
+  /^app:([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})$/;
+const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+
+const unauthorized = (m: string) =>
+  new CredhubError("ERR_CREDHUB_UNAUTHENTICATED", 401, m);
+
+/** Options of {@linkcode createAuthenticator}. */
+export interface AuthOptions {
+  trustedCasPem: string;
+  /** Path of a deny list (serials, hex, one a line), re-read when it changes. */
+  revokedSerialsFile?: string;
+  jwksUrl?: string;
+  publicKeyText?: string;
+  issuer: string;
+  audience: string;
+  now?: () => number;
+}
+
+/** Turns a peer chain (DER, leaf first) or an Authorization header into a principal. */
+export interface Authenticator {
+  authenticate(
+    chainDer: Uint8Array[],
+    authorization?: string,
+  ): Promise<Principal>;
+}
+
+/** Creates the authenticator. */
+export async function createAuthenticator(
+  o: AuthOptions,
+): Promise<Authenticator> {
+  const now = o.now ?? Date.now;
+  let getKey: JWTVerifyGetKey | CryptoKey | undefined;
+  if (o.jwksUrl) getKey = createRemoteJWKSet(new URL(o.jwksUrl));
+  else if (o.publicKeyText) {
+    const t = o.publicKeyText.trim();
+    if (t.startsWith("{")) {
+      const j = JSON.parse(t);
+      getKey = Array.isArray(j.keys)
+        ? createLocalJWKSet(j)
+        : await importJWK(j, "ES256") as CryptoKey;
+    } else getKey = await importSPKI(t, "ES256");
+  }
+  const revoked = (serial: string): boolean => {
+    if (!o.revokedSerialsFile) return false;
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(o.revokedSerialsFile);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return false;
+      throw err;
+    }
+    const norm = (s: string) =>
+      s.trim().toLowerCase().replace(/^0+/, "").replace(/:/g, "");
+    return text.split("\n").some((l) =>
+      l.trim() !== "" && norm(l) === norm(serial)
+    );
+  };
+  return {
+    async authenticate(chainDer, authorization) {
+      const token = authorization?.match(/^bearer\s+(\S+)\s*$/i)?.[1];
+      if (token) {
+        if (!getKey) throw unauthorized(MSG.INVALID_TOKEN_SIGNATURE);
+        try {
+          const { payload } = await jwtVerify(
+            token,
+            getKey as JWTVerifyGetKey,
+            {
+              issuer: o.issuer,
+              audience: o.audience,
+              algorithms: ["ES256"],
+              currentDate: new Date(now()),
+              requiredClaims: ["exp", "sub"],
+            },
+          );
+          const scopes = typeof payload.scope === "string"
+            ? payload.scope.split(" ")
+            : Array.isArray(payload.scope)
+            ? payload.scope.map(String)
+            : [];
+          const id = typeof payload.client_id === "string"
+            ? payload.client_id
+            : payload.sub!;
+          return { actor: `uaa-client:${id}`, scopes };
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          throw unauthorized(
+            code === "ERR_JWT_EXPIRED"
+              ? "Access token expired"
+              : MSG.INVALID_TOKEN_SIGNATURE,
+          );
+        }
+      }
+      const leafDer = chainDer[0];
+      if (!leafDer) {
+        throw unauthorized(
+          "Full authentication is required to access this resource",
+        );
+      }
+      const certs = chainDer.map((d) =>
+        new x509.X509Certificate(new Uint8Array(d))
+      );
+      const pem = certs.map((c) => c.toString("pem")).join("\n");
+      try {
+        await verifyChain(pem, o.trustedCasPem, now());
+      } catch (err) {
+        void err;
+        throw unauthorized(MSG.INVALID_MTLS_IDENTITY);
+      }
+      const leaf = certs[0]!;
+      const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
+      if (!eku || !eku.usages.map(String).includes(CLIENT_AUTH)) {
+        throw unauthorized(MSG.MTLS_NOT_CLIENT_AUTH);
+      }
+      if (revoked(leaf.serialNumber)) {
+        throw unauthorized(MSG.INVALID_MTLS_IDENTITY);
+      }
+      const app = leaf.subjectName.getField("OU").map((ou) =>
+        APP_OU.exec(ou)?.[1]
+      ).find(Boolean);
+      if (!app) throw unauthorized(MSG.INVALID_MTLS_IDENTITY);
+      return { actor: `mtls-app:${app}` };
+    },
+  };
+}

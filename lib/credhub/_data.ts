@@ -1,0 +1,238 @@
+/**
+ * `/api/v1/data` and `/api/v1/interpolate` (CredHub `CredentialsController`,
+ * `InterpolationController` / `DefaultInterpolationHandler`). A read that is
+ * denied answers 404 like a missing credential, never 403.
+ * @module
+ */
+import type { Hono } from "hono";
+import { CredhubError } from "./errors.ts";
+import { MSG, OPERATIONS } from "./_messages.ts";
+import type { CredentialStore } from "./_store.ts";
+import { hasPermission } from "./_permissions.ts";
+import { credentialView, credhubTime } from "./_views.ts";
+import { type Audit, type CredhubEnv, jsonBody, requireScope } from "./_api.ts";
+
+const TYPES = ["value", "json", "password", "user", "certificate"];
+const READ = ["credhub.read", "credhub.write"];
+const NAME = /^[A-Za-z0-9_\-/.:()\[\]]+$/;
+
+const notFound = () =>
+  new CredhubError("ERR_CREDHUB_NOT_FOUND", 404, MSG.INVALID_ACCESS);
+const bad = (m: string) => new CredhubError("ERR_CREDHUB_BAD_REQUEST", 400, m);
+
+/** `"a/b"` → `"/a/b"`. */
+export function withSlash(name: string): string {
+  return name.startsWith("/") ? name : "/" + name;
+}
+
+/** Registers the data and interpolation routes. */
+export function registerData(
+  app: Hono<CredhubEnv>,
+  store: CredentialStore,
+  audit: Audit,
+): void {
+  const canRead = (actor: string, name: string) =>
+    hasPermission(store, actor, name, "read");
+
+  app.get("/api/v1/data/:id", (c) => {
+    const p = c.get("principal");
+    requireScope(p, ...READ);
+    const v = store.byId(c.req.param("id"));
+    if (!v || !canRead(p.actor, v.name)) {
+      audit(p, "read-by-id", v?.name ?? "", "not_found");
+      throw notFound();
+    }
+    audit(p, "read-by-id", v.name, "success");
+    return c.json(credentialView(v));
+  });
+
+  app.get("/api/v1/data", (c) => {
+    const p = c.get("principal");
+    requireScope(p, ...READ);
+    const q = c.req.query();
+    if (q.path !== undefined || q["name-like"] !== undefined) {
+      const results = store.names().filter(({ name }) => {
+        if (!canRead(p.actor, name)) return false;
+        if (q.path !== undefined) {
+          const prefix = withSlash(q.path).replace(/\/+$/, "") + "/";
+          return name.startsWith(prefix);
+        }
+        return name.toLowerCase().includes(q["name-like"]!.toLowerCase());
+      }).map((r) => ({
+        version_created_at: credhubTime(r.createdAt),
+        name: r.name,
+      }));
+      audit(p, "find", q.path ?? q["name-like"]!, "success");
+      return c.json({ credentials: results });
+    }
+    if (!q.name) throw bad(MSG.missingQuery("name"));
+    const current = q.current === "true";
+    if (current && q.versions !== undefined) {
+      throw bad(MSG.CANT_USE_VERSIONS_AND_CURRENT);
+    }
+    const name = withSlash(q.name);
+    const n = current
+      ? 1
+      : q.versions !== undefined
+      ? Number(q.versions)
+      : undefined;
+    if (n !== undefined && (!Number.isInteger(n) || n < 1)) {
+      throw bad(`The query parameter versions was not valid for this request.`);
+    }
+    const versions = canRead(p.actor, name) ? store.versions(name, n) : [];
+    if (versions.length === 0) {
+      audit(p, "read", name, "not_found");
+      throw notFound();
+    }
+    audit(p, "read", name, "success");
+    return c.json({ data: versions.map(credentialView) });
+  });
+
+  app.put("/api/v1/data", async (c) => {
+    const p = c.get("principal");
+    requireScope(p, "credhub.write");
+    const body = await jsonBody(c) as Record<string, unknown>;
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw bad(MSG.BAD_REQUEST);
+    }
+    for (const k of Object.keys(body)) {
+      if (
+        !["name", "type", "value", "metadata", "overwrite", "mode"].includes(k)
+      ) {
+        throw bad(MSG.invalidJsonKey(k));
+      }
+    }
+    if (typeof body.name !== "string" || body.name === "") {
+      throw bad(MSG.MISSING_NAME);
+    }
+    const name = withSlash(body.name);
+    if (!NAME.test(name)) {
+      throw bad(
+        "Credential names may only include alpha, numeric, hyphen, underscore, and forward-slash characters. Please update and retry your request.",
+      );
+    }
+    if (name.endsWith("/") || name.includes("//")) {
+      throw bad(
+        "A credential name cannot end with a '/' character or contain '//'. Credential names should be in the form of /[path]/[name] or [path]/[name]. Please update and retry your request.",
+      );
+    }
+    const type = typeof body.type === "string" ? body.type.toLowerCase() : "";
+    if (!TYPES.includes(type)) throw bad(MSG.INVALID_TYPE_WITH_SET_PROMPT);
+    const value = checkValue(type, body.value);
+    const existing = store.versions(name, 1)[0];
+    if (existing) {
+      if (!hasPermission(store, p.actor, name, "write")) {
+        audit(p, "write", name, "denied");
+        throw new CredhubError(
+          "ERR_CREDHUB_FORBIDDEN",
+          403,
+          MSG.INVALID_ACCESS,
+        );
+      }
+      if (existing.type !== type) throw bad(MSG.TYPE_MISMATCH);
+    } else if (!p.scopes && !hasPermission(store, p.actor, name, "write")) {
+      // mTLS callers create only where granted; bearer writers may create anywhere new.
+      audit(p, "write", name, "denied");
+      throw new CredhubError("ERR_CREDHUB_FORBIDDEN", 403, MSG.INVALID_ACCESS);
+    }
+    const v = store.put(name, type, value, body.metadata ?? null);
+    if (
+      !existing &&
+      !store.permissions().some((x) => x.actor === p.actor && x.path === name)
+    ) {
+      // The creator gets every operation on what it created.
+      store.savePermission({
+        uuid: crypto.randomUUID(),
+        actor: p.actor,
+        path: name,
+        operations: [...OPERATIONS],
+      });
+    }
+    audit(p, "write", name, "success");
+    return c.json(credentialView(v));
+  });
+
+  app.delete("/api/v1/data", (c) => {
+    const p = c.get("principal");
+    requireScope(p, "credhub.write");
+    const q = c.req.query("name");
+    if (!q) throw bad(MSG.missingQuery("name"));
+    const name = withSlash(q);
+    if (!hasPermission(store, p.actor, name, "delete") || !store.delete(name)) {
+      audit(p, "delete", name, "not_found");
+      throw notFound();
+    }
+    audit(p, "delete", name, "success");
+    return c.body(null, 204);
+  });
+
+  app.post("/api/v1/interpolate", async (c) => {
+    const p = c.get("principal");
+    requireScope(p, ...READ);
+    const services = await jsonBody(c);
+    if (
+      typeof services !== "object" || services === null ||
+      Array.isArray(services)
+    ) {
+      throw bad(MSG.BAD_REQUEST);
+    }
+    for (const list of Object.values(services as Record<string, unknown>)) {
+      if (!Array.isArray(list)) continue;
+      for (const binding of list) {
+        const creds = binding?.credentials;
+        if (typeof creds !== "object" || creds === null) continue;
+        const ref = creds["credhub_ref"] ?? creds["credhub-ref"];
+        if (typeof ref !== "string") continue;
+        const name = ref.replace(/^\(\(/, "").replace(/\)\)$/, "");
+        const v = canRead(p.actor, name)
+          ? store.versions(name, 1)[0]
+          : undefined;
+        if (!v) {
+          audit(p, "interpolate", name, "not_found");
+          throw notFound();
+        }
+        if (v.type !== "json") throw bad(MSG.interpolationType(name));
+        audit(p, "interpolate", name, "success");
+        binding.credentials = v.value;
+      }
+    }
+    return c.json(services);
+  });
+}
+
+function checkValue(type: string, value: unknown): unknown {
+  if (type === "json") {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw bad(MSG.MISSING_VALUE);
+    }
+    return value;
+  }
+  if (type === "value" || type === "password") {
+    if (typeof value !== "string" || value === "") throw bad(MSG.MISSING_VALUE);
+    return value;
+  }
+  const v = value as Record<string, unknown> | null;
+  if (typeof v !== "object" || v === null) throw bad(MSG.MISSING_VALUE);
+  if (type === "user") {
+    if (typeof v.password !== "string" || v.password === "") {
+      throw bad(MSG.MISSING_PASSWORD);
+    }
+    return {
+      username: typeof v.username === "string" && v.username !== ""
+        ? v.username
+        : null,
+      password: v.password,
+    };
+  }
+  const pick = (k: string) =>
+    typeof v[k] === "string" && v[k] !== "" ? v[k] as string : null;
+  const cert = {
+    ca: pick("ca"),
+    certificate: pick("certificate"),
+    private_key: pick("private_key"),
+  };
+  if (!cert.ca && !cert.certificate && !cert.private_key) {
+    throw bad(MSG.MISSING_CERTIFICATE_CREDENTIALS);
+  }
+  return cert;
+}

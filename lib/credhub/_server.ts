@@ -1,0 +1,159 @@
+/**
+ * `sigil credhub`: HTTPS via `node:https` so client certificates reach the
+ * role (requestCert, but not required: bearer-only clients still connect);
+ * every request is authenticated by {@linkcode createAuthenticator}.
+ * @module
+ */
+import { createServer } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import type { Hono } from "hono";
+import type { CredhubSection } from "../config/mod.ts";
+import { formatAddress } from "../config/mod.ts";
+import { createLogger, MetricsRegistry } from "../observe/mod.ts";
+import type { Logger } from "../observe/mod.ts";
+import { CredentialStore } from "./_store.ts";
+import { createAuthenticator } from "./_auth.ts";
+import { createCredhubApp } from "./_api.ts";
+import { MSG } from "./_messages.ts";
+
+/** A running server. */
+export interface RunningCredhub {
+  url: string;
+  store: CredentialStore;
+  close(): Promise<void>;
+}
+
+/** Dependencies of {@linkcode startCredhub}. */
+export interface CredhubDeps {
+  logger?: Logger;
+  /** A UAA-compatible sub-app, mounted at the root. */
+  uaa?: Hono;
+}
+
+/**
+ * Starts the server of the `credhub` section.
+ *
+ * @example
+ * ```ts ignore
+ * const ch = await startCredhub(config.credhub!);
+ * ```
+ */
+export async function startCredhub(
+  config: CredhubSection,
+  deps: CredhubDeps = {},
+): Promise<RunningCredhub> {
+  const logger = deps.logger ?? createLogger("credhub");
+  const store = new CredentialStore(config.database, config.keys_dir);
+  const trusted = await Deno.readTextFile(config.trusted_cas_file);
+  const auth = await createAuthenticator({
+    trustedCasPem: trusted,
+    revokedSerialsFile: config.revoked_serials_file,
+    jwksUrl: config.jwks_url,
+    publicKeyText: config.public_key_file
+      ? await Deno.readTextFile(config.public_key_file)
+      : undefined,
+    issuer: config.token_issuer,
+    audience: config.token_audience,
+  });
+  let url = "";
+  const app = createCredhubApp({
+    store,
+    logger,
+    metrics: new MetricsRegistry("sigil_credhub"),
+    uaa: deps.uaa,
+    get authServerUrl() {
+      return config.auth_server_url ?? url;
+    },
+    authenticate: (c) => {
+      const chain = (c.env as { chain: Uint8Array[] }).chain;
+      return auth.authenticate(chain, c.req.header("authorization"));
+    },
+  });
+  const server = createServer({
+    cert: await Deno.readTextFile(config.tls_cert_file),
+    key: await Deno.readTextFile(config.tls_key_file),
+    ca: trusted,
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: "TLSv1.2",
+  }, (req, res) => {
+    handle(app, req, res, config.max_body_bytes).catch((err) => {
+      logger.error("credhub-request-failed", {
+        reason: (err as Error).message,
+      });
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "application/json" });
+      }
+      res.end(JSON.stringify({ error: MSG.INTERNAL }));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.listen.port, config.listen.hostname, () => resolve());
+  });
+  const addr = server.address() as { address: string; port: number };
+  url = `https://${formatAddress({ hostname: addr.address, port: addr.port })}`;
+  logger.info("credhub-listening", { url, credentials: store.count() });
+  return {
+    url,
+    store,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          store.close();
+          resolve();
+        });
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(
+  app: { fetch(r: Request, env: unknown): Response | Promise<Response> },
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBody: number,
+): Promise<void> {
+  const socket = req.socket as TLSSocket;
+  const chain: Uint8Array[] = [];
+  let cert = socket.getPeerCertificate(true);
+  while (
+    cert && cert.raw && !chain.some((d) => Buffer.compare(d, cert.raw) === 0)
+  ) {
+    chain.push(new Uint8Array(cert.raw));
+    cert = cert.issuerCertificate;
+  }
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > maxBody) {
+      res.writeHead(413, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: "The request body is too large." }));
+      return;
+    }
+    parts.push(chunk);
+  }
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (typeof v === "string") headers.set(k, v);
+    else if (Array.isArray(v)) { for (const x of v) headers.append(k, x); }
+  }
+  const method = req.method ?? "GET";
+  const request = new Request(
+    `https://${req.headers.host ?? "credhub"}${req.url ?? "/"}`,
+    {
+      method,
+      headers,
+      body: method === "GET" || method === "HEAD"
+        ? undefined
+        : Buffer.concat(parts),
+    },
+  );
+  const response = await app.fetch(request, { chain });
+  const out: Record<string, string> = {};
+  response.headers.forEach((v, k) => (out[k] = v));
+  res.writeHead(response.status, out);
+  res.end(Buffer.from(await response.arrayBuffer()));
+}

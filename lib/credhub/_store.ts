@@ -1,0 +1,242 @@
+/**
+ * The credential store: SQLite (`node:sqlite`, WAL, synchronous=FULL so an
+ * acknowledged write survives kill -9), every value sealed by the
+ * {@linkcode KeyRing}; the active key id lives in the database so a rotation
+ * in another process is seen by every writer.
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { KeyRing } from "./_keys.ts";
+
+/** One stored version of a credential. */
+export interface CredentialVersion {
+  id: string;
+  name: string;
+  type: string;
+  createdAt: number;
+  value: unknown;
+  metadata: unknown;
+}
+
+/** A permission entry (CredHub v2). */
+export interface Permission {
+  uuid: string;
+  actor: string;
+  path: string;
+  operations: string[];
+}
+
+interface Row {
+  id: string;
+  name: string;
+  type: string;
+  created_at: number;
+  key_id: string;
+  nonce: Uint8Array;
+  ciphertext: Uint8Array;
+}
+
+/** The store. */
+export class CredentialStore {
+  readonly db: DatabaseSync;
+  readonly keys: KeyRing;
+
+  /** Opens (creating when missing) the database and the key ring. */
+  constructor(path: string, keysDir: string) {
+    this.keys = new KeyRing(keysDir);
+    Deno.mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+    this.keys.reload();
+    this.db = new DatabaseSync(path);
+    this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+      PRAGMA busy_timeout=10000;
+      CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY,
+        name TEXT NOT NULL, type TEXT NOT NULL, created_at INTEGER NOT NULL,
+        key_id TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL);
+      CREATE INDEX IF NOT EXISTS credentials_name ON credentials(name, created_at);
+      CREATE TABLE IF NOT EXISTS permissions (uuid TEXT PRIMARY KEY,
+        actor TEXT NOT NULL, path TEXT NOT NULL, operations TEXT NOT NULL,
+        UNIQUE(actor, path));`);
+    if (!this.activeKeyId()) {
+      const id = this.keys.ids()[0] ?? this.keys.create();
+      this.db.prepare("INSERT OR IGNORE INTO meta VALUES ('active_key', ?)")
+        .run(id);
+    }
+    const active = this.activeKeyId()!;
+    if (!this.keys.has(active)) this.keys.reload();
+    for (
+      const { key_id } of this.db.prepare(
+        "SELECT DISTINCT key_id FROM credentials",
+      ).all() as Array<{ key_id: string }>
+    ) {
+      if (!this.keys.has(key_id)) {
+        this.keys.open({
+          keyId: key_id,
+          nonce: new Uint8Array(12),
+          ciphertext: new Uint8Array(16),
+        }, "");
+      }
+    }
+  }
+
+  activeKeyId(): string | undefined {
+    const r = this.db.prepare("SELECT v FROM meta WHERE k = 'active_key'")
+      .get() as
+        | { v: string }
+        | undefined;
+    return r?.v;
+  }
+
+  /** Writes a new version; returns it. */
+  put(
+    name: string,
+    type: string,
+    value: unknown,
+    metadata: unknown,
+    now = Date.now(),
+  ): CredentialVersion {
+    const id = crypto.randomUUID();
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const keyId = this.activeKeyId()!;
+      const s = this.keys.seal(
+        keyId,
+        JSON.stringify({ value, metadata }),
+        id + name,
+      );
+      this.db.prepare("INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .run(id, name, type, now, s.keyId, s.nonce, s.ciphertext);
+      this.db.exec("COMMIT");
+    } catch (err) {
+      this.db.exec("ROLLBACK");
+      throw err;
+    }
+    return { id, name, type, createdAt: now, value, metadata };
+  }
+
+  /** Newest versions first (`limit` of them; all when undefined). */
+  versions(name: string, limit?: number): CredentialVersion[] {
+    const rows = this.db.prepare(
+      "SELECT * FROM credentials WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+    ).all(name, limit ?? -1) as unknown as Row[];
+    return rows.map((r) => this.#open(r));
+  }
+
+  byId(id: string): CredentialVersion | undefined {
+    const r = this.db.prepare("SELECT * FROM credentials WHERE id = ?").get(
+      id,
+    ) as
+      | Row
+      | undefined;
+    return r ? this.#open(r) : undefined;
+  }
+
+  /** Latest version time of every name (for path / name-like searches). */
+  names(): Array<{ name: string; createdAt: number }> {
+    return (this.db.prepare(
+      "SELECT name, MAX(created_at) AS t FROM credentials GROUP BY name ORDER BY t DESC",
+    ).all() as Array<{ name: string; t: number }>).map((r) => ({
+      name: r.name,
+      createdAt: r.t,
+    }));
+  }
+
+  /** Deletes every version; false when there was none. */
+  delete(name: string): boolean {
+    return Number(
+      this.db.prepare("DELETE FROM credentials WHERE name = ?").run(name)
+        .changes,
+    ) > 0;
+  }
+
+  /** Number of credential names. */
+  count(): number {
+    return Number(
+      (this.db.prepare("SELECT COUNT(DISTINCT name) AS n FROM credentials")
+        .get() as { n: number }).n,
+    );
+  }
+
+  permissions(): Permission[] {
+    return (this.db.prepare("SELECT * FROM permissions").all() as Array<
+      { uuid: string; actor: string; path: string; operations: string }
+    >).map((r) => ({ ...r, operations: JSON.parse(r.operations) }));
+  }
+
+  permission(uuid: string): Permission | undefined {
+    return this.permissions().find((p) => p.uuid === uuid);
+  }
+
+  /** Inserts or replaces a permission entry. */
+  savePermission(p: Permission): Permission {
+    this.db.prepare(
+      "INSERT INTO permissions VALUES (?, ?, ?, ?) ON CONFLICT(uuid) DO UPDATE SET actor=excluded.actor, path=excluded.path, operations=excluded.operations",
+    ).run(p.uuid, p.actor, p.path, JSON.stringify(p.operations));
+    return p;
+  }
+
+  deletePermission(uuid: string): void {
+    this.db.prepare("DELETE FROM permissions WHERE uuid = ?").run(uuid);
+  }
+
+  /**
+   * Rotates to a new key: records it as active, re-encrypts every row in
+   * small transactions (readers never wait long), then deletes the old key files.
+   * @returns The new key id and the rows re-encrypted.
+   */
+  rotateKey(): { keyId: string; rows: number } {
+    const keyId = this.keys.create();
+    this.db.prepare("UPDATE meta SET v = ? WHERE k = 'active_key'").run(keyId);
+    let rows = 0;
+    for (;;) {
+      const batch = this.db.prepare(
+        "SELECT * FROM credentials WHERE key_id != ? LIMIT 100",
+      ).all(keyId) as unknown as Row[];
+      if (batch.length === 0) break;
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        for (const r of batch) {
+          const plain = this.keys.open({
+            keyId: r.key_id,
+            nonce: r.nonce,
+            ciphertext: r.ciphertext,
+          }, r.id + r.name);
+          const s = this.keys.seal(keyId, plain, r.id + r.name);
+          this.db.prepare(
+            "UPDATE credentials SET key_id = ?, nonce = ?, ciphertext = ? WHERE id = ? AND key_id = ?",
+          )
+            .run(keyId, s.nonce, s.ciphertext, r.id, r.key_id);
+        }
+        this.db.exec("COMMIT");
+      } catch (err) {
+        this.db.exec("ROLLBACK");
+        throw err;
+      }
+      rows += batch.length;
+    }
+    for (const id of this.keys.ids()) if (id !== keyId) this.keys.remove(id);
+    return { keyId, rows };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  #open(r: Row): CredentialVersion {
+    const plain = JSON.parse(
+      this.keys.open({
+        keyId: r.key_id,
+        nonce: r.nonce,
+        ciphertext: r.ciphertext,
+      }, r.id + r.name),
+    );
+    return {
+      id: r.id,
+      name: r.name,
+      type: r.type,
+      createdAt: r.created_at,
+      value: plain.value,
+      metadata: plain.metadata ?? null,
+    };
+  }
+}

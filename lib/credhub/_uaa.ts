@@ -1,0 +1,177 @@
+/**
+ * The minimal UAA-compatible token endpoint the `credhub` CLI logs in with:
+ * `GET /info` and `POST /oauth/token` (`grant_type=client_credentials`, client
+ * credentials in the form or HTTP Basic). Tokens are short-lived ES256 JWTs
+ * signed by the CA's token key, with `sub`/`client_id` = the client name and
+ * `scope` = its scopes. Wrong secrets answer as UAA does (401
+ * `invalid_client`), and repeated failures per client and address are limited
+ * (429 with `Retry-After`).
+ * @module
+ */
+import { Hono } from "hono";
+import { SignJWT } from "jose";
+import type { Clock } from "../common/mod.ts";
+import { systemClock } from "../common/mod.ts";
+import { readClients, verifyClient } from "./_clients.ts";
+
+/** Options for {@linkcode uaaApp}. */
+export interface UaaOptions {
+  /** The clients file. */
+  clientsFile: string;
+  /** The CA's token signing key (ES256 private key). */
+  signingKey: CryptoKey;
+  /** `kid` of the signing key. */
+  keyId?: string;
+  /** Token lifetime in seconds. @default {300} */
+  ttlSeconds?: number;
+  /** `iss` claim. @default {"sigil-ca"} */
+  issuer?: string;
+  /** `aud` claim. @default {"sigil"} */
+  audience?: string;
+  /** Failed logins allowed per client and address per window. @default {5} */
+  maxFailures?: number;
+  /** Failure window in milliseconds. @default {60000} */
+  windowMs?: number;
+  /** The caller's address (the server passes the socket's). */
+  remoteAddress?: (req: Request) => string;
+  /** Time source. */
+  clock?: Clock;
+}
+
+const BAD_CREDENTIALS = {
+  error: "invalid_client",
+  error_description: "Bad credentials",
+};
+
+/**
+ * Builds the token endpoint as a hono sub-app, to mount at the root of the
+ * CredHub server (or serve alone as its `auth-server.url`).
+ *
+ * @param options Clients file, signing key, lifetimes.
+ * @returns The hono app.
+ *
+ * @example
+ * ```ts ignore
+ * const app = uaaApp({ clientsFile, signingKey: ca.tokenKeys.privateKey });
+ * const res = await app.request("/info");
+ * ```
+ */
+export function uaaApp(options: UaaOptions): Hono {
+  const clock = options.clock ?? systemClock;
+  const ttl = options.ttlSeconds ?? 300;
+  const maxFailures = options.maxFailures ?? 5;
+  const windowMs = options.windowMs ?? 60_000;
+  const failures = new Map<string, { count: number; since: number }>();
+  const app = new Hono();
+
+  app.get("/info", (c) =>
+    c.json({
+      app: { version: "sigil" },
+      links: {
+        uaa: new URL(c.req.url).origin,
+        login: new URL(c.req.url).origin,
+      },
+      zone_name: "uaa",
+      prompts: {
+        username: ["text", "Email"],
+        password: ["password", "Password"],
+      },
+    }));
+
+  app.post("/oauth/token", async (c) => {
+    let form: URLSearchParams;
+    try {
+      form = new URLSearchParams(await c.req.text());
+    } catch {
+      return c.json({
+        error: "invalid_request",
+        error_description: "Unreadable body",
+      }, 400);
+    }
+    let clientId = form.get("client_id") ?? "";
+    let secret = form.get("client_secret") ?? "";
+    const basic = c.req.header("authorization")?.match(/^Basic\s+(\S+)$/i)?.[1];
+    if (basic) {
+      try {
+        const text = atob(basic);
+        const at = text.indexOf(":");
+        if (at > 0) {
+          clientId = decodeURIComponent(text.slice(0, at));
+          secret = decodeURIComponent(text.slice(at + 1));
+        }
+      } catch {
+        return c.json(BAD_CREDENTIALS, 401);
+      }
+    }
+    const grant = form.get("grant_type");
+    if (grant !== "client_credentials") {
+      return c.json({
+        error: "unsupported_grant_type",
+        error_description: `Unsupported grant type: ${grant ?? ""}`,
+      }, 400);
+    }
+    const key = `${clientId}\u0000${options.remoteAddress?.(c.req.raw) ?? ""}`;
+    const now = clock.now();
+    let entry = failures.get(key);
+    if (entry && now - entry.since >= windowMs) {
+      failures.delete(key);
+      entry = undefined;
+    }
+    if (entry && entry.count >= maxFailures) {
+      c.header(
+        "Retry-After",
+        String(Math.max(1, Math.ceil((entry.since + windowMs - now) / 1000))),
+      );
+      return c.json({
+        error: "too_many_requests",
+        error_description: "Too many failed logins; retry later",
+      }, 429);
+    }
+    const clients = await readClients(options.clientsFile);
+    const scopes = clientId && secret
+      ? await verifyClient(clients, clientId, secret)
+      : undefined;
+    if (!scopes) {
+      if (failures.size > 10_000) failures.clear();
+      if (entry) entry.count++;
+      else failures.set(key, { count: 1, since: now });
+      c.header(
+        "WWW-Authenticate",
+        'Basic realm="UAA/client", error="unauthorized", error_description="Bad credentials"',
+      );
+      return c.json(BAD_CREDENTIALS, 401);
+    }
+    failures.delete(key);
+    const iat = Math.floor(now / 1000);
+    const jti = crypto.randomUUID().replaceAll("-", "");
+    const header: { alg: string; typ: string; kid?: string } = {
+      alg: "ES256",
+      typ: "JWT",
+    };
+    if (options.keyId) header.kid = options.keyId;
+    const token = await new SignJWT({
+      client_id: clientId,
+      cid: clientId,
+      scope: scopes.join(" "),
+      grant_type: "client_credentials",
+    })
+      .setProtectedHeader(header)
+      .setIssuer(options.issuer ?? "sigil-ca")
+      .setAudience(options.audience ?? "sigil")
+      .setSubject(clientId)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ttl)
+      .setJti(jti)
+      .sign(options.signingKey);
+    c.header("Cache-Control", "no-store");
+    c.header("Pragma", "no-cache");
+    return c.json({
+      access_token: token,
+      token_type: "bearer",
+      expires_in: ttl,
+      scope: scopes.join(" "),
+      jti,
+    });
+  });
+  return app;
+}

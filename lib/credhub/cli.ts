@@ -1,0 +1,66 @@
+/** `sigil credhub` and `sigil launch` subcommands. @module */
+import type { Command } from "../common/mod.ts";
+import { requireFlag, watchSignals } from "../common/mod.ts";
+import { loadConfig, requireSection } from "../config/mod.ts";
+import { createLogger } from "../observe/mod.ts";
+import { startCredhub } from "./_server.ts";
+import { CredentialStore } from "./_store.ts";
+
+const CONFIG = {
+  type: "string",
+  short: "c",
+  arg: "FILE",
+  description: "Config file with a credhub section (required)",
+} as const;
+
+/** Commands of the credhub role. */
+export const CREDHUB_COMMANDS: Command[] = [{
+  name: "credhub",
+  summary:
+    "Serve a CredHub-compatible credential store (mTLS instance identities, bearer tokens)",
+  flags: { config: CONFIG },
+  async run(flags) {
+    const config = requireSection(
+      await loadConfig(requireFlag(flags, "config")),
+      "credhub",
+      "sigil credhub",
+    );
+    const logger = createLogger("credhub");
+    const signals = watchSignals();
+    try {
+      const ch = await startCredhub(config, { logger });
+      signals.onReload(() => {
+        ch.store.keys.reload();
+        logger.info("keys-reloaded", { keys: ch.store.keys.ids().length });
+      });
+      const signal = await signals.stopped;
+      logger.info("signal-received", { signal });
+      await ch.close();
+      return 0;
+    } finally {
+      signals.release();
+    }
+  },
+}, {
+  name: "credhub rotate-key",
+  summary:
+    "Re-encrypt every credential under a new key while the server runs, then delete the old keys",
+  flags: { config: CONFIG },
+  async run(flags) {
+    const config = requireSection(
+      await loadConfig(requireFlag(flags, "config")),
+      "credhub",
+      "sigil credhub rotate-key",
+    );
+    const store = new CredentialStore(config.database, config.keys_dir);
+    try {
+      const { keyId, rows } = store.rotateKey();
+      console.log(
+        `Rotated to key ${keyId}: ${rows} credential versions re-encrypted`,
+      );
+      return 0;
+    } finally {
+      store.close();
+    }
+  },
+}];
