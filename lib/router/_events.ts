@@ -5,22 +5,11 @@
  * (a WeakMap, so endpoints carry no extra field and leave with their pool).
  * @module
  */
+import type { RouteEventStatus } from "../status/mod.ts";
 import type { Endpoint, Pool } from "./_pool.ts";
 
-/** One recorded event. */
-export interface RouteEvent {
-  /** ISO time. */
-  time: string;
-  kind: "pruned";
-  /** `stale`, `probe`, `identity` (misroute), `untrusted`, `handshake`, `dial`. */
-  reason: string;
-  route: string;
-  backend: string;
-  instance_id: string;
-  app: string;
-  /** The failure's code, when one caused it. */
-  detail: string;
-}
+/** One recorded event (the shape `/status.json` lists). */
+export type RouteEvent = RouteEventStatus;
 
 /** An endpoint's last failure. */
 export interface LastError {
