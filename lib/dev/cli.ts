@@ -24,6 +24,7 @@ function summary(info: DevJson, validity: string, temp: boolean): string {
     `  Try:      curl -H 'Host: hello.localhost' http://${info.router.http}/`,
     `            curl -H 'Host: other.localhost' http://${info.router.http}/json`,
     `  Routes:   curl ${info.router.routes_url}`,
+    `  Status:   http://${info.router.api}/status   (router page: routes, prunes, certificates)`,
     `  Proxies:  curl http://${first.admin}/stats   (also /certs /ready /metrics /config_dump)`,
     ...info.instances.map((i) =>
       `            ${i.instance_id} (${i.app}/${i.index}): admin http://${i.admin}`

@@ -1,7 +1,8 @@
 /**
  * The registration API (hono), served on its own listener:
  * `POST /v1/register`, `POST /v1/unregister` (bearer token with scope
- * `routes.write`), `GET /routes`, `GET /healthz`, `GET /metrics`.
+ * `routes.write`), `GET /routes`, `GET /healthz`, `GET /metrics`, and the
+ * status page `GET /status` (with `/status.json`).
  * @module
  */
 import { Hono } from "hono";
@@ -16,6 +17,8 @@ import type { TokenVerifier } from "../token/mod.ts";
 import { RouterAuthError } from "./errors.ts";
 import type { Registry } from "./_registry.ts";
 import type { RouterStats } from "./_stats.ts";
+import { mountStatus } from "../status/mod.ts";
+import type { RouterStatus } from "../status/mod.ts";
 
 /** What the API needs. */
 export interface ApiContext {
@@ -33,6 +36,8 @@ export interface ApiContext {
   ): void;
   /** Whether the router is up (false while draining). */
   healthy(): boolean;
+  /** The status page's snapshot, routes filtered by `host`. */
+  status?(host: string): RouterStatus;
 }
 
 /**
@@ -53,6 +58,8 @@ export function createApiApp(ctx: ApiContext): Hono {
   );
 
   app.get("/routes", (c) => c.json(ctx.registry.toJson(ctx.clock.now())));
+  const status = ctx.status;
+  if (status) mountStatus(app, (c) => status(c.req.query("host") ?? ""));
 
   app.get(
     "/metrics",

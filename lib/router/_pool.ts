@@ -94,6 +94,8 @@ export class Endpoint {
   probedAt = 0;
   /** Requests in flight to this endpoint. */
   inflight = 0;
+  /** Requests (attempts and WebSockets) sent to this endpoint. */
+  requests = 0;
   /** Skipped until this time (clock ms) after a failure. */
   failedUntil = 0;
   /** Connection pool, owned by the router's transport cache. */

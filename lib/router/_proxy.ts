@@ -25,6 +25,7 @@ import {
 import type { FailureKind } from "./_fails.ts";
 import { proxyWebSocket } from "./_websocket.ts";
 import { Attempt } from "./_attempt.ts";
+import type { RouteEvents } from "./_events.ts";
 import type { AttemptFailure, AttemptHost, Exchange } from "./_attempt.ts";
 import {
   dropConnectionTokens,
@@ -75,6 +76,8 @@ export interface ProxyContext {
   logger: Logger;
   clock: Clock;
   settings: ProxySettings;
+  /** Recent prunes and last errors, for the status page. */
+  events?: RouteEvents;
 }
 
 const IDEMPOTENT = new Set([
@@ -147,20 +150,26 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     else if (kind === "untrusted") stats.backendInvalidTlsCert++;
     else if (kind === "handshake") stats.backendTlsHandshakeFailed++;
     const prune = ep.tls && isPrunable(kind);
+    const code = failureReason(f.err, kind);
+    const now = ctx.clock.now();
+    ctx.events?.failed(ep, kind, code, now);
     ctx.logger.warn("backend-failed", {
       backend: ep.key,
       instance: ep.instanceId,
       route: pool.uri,
       kind,
-      code: failureReason(f.err, kind),
+      code,
       phase: f.phase,
       websocket,
       pruned: prune,
     });
     if (prune) {
-      if (registry.prune(pool, ep)) stats.routesPruned.inc({ reason: kind });
+      if (registry.prune(pool, ep)) {
+        stats.routesPruned.inc({ reason: kind });
+        ctx.events?.pruned(pool, ep, kind, code, now);
+      }
     } else {
-      ep.failedUntil = ctx.clock.now() + settings.failureCooldownMs;
+      ep.failedUntil = now + settings.failureCooldownMs;
     }
   }
 
@@ -232,6 +241,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     if (ep instanceof Response) return ep;
     x.ep = ep;
     ep.inflight++;
+    ep.requests++;
     // One Promise per request, shared by every attempt (no async wrapper).
     return new Promise<Response>((resolve) =>
       new Attempt(
@@ -292,6 +302,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
       if (next !== undefined) {
         x.ep = next;
         next.inflight++;
+        next.requests++;
         new Attempt(
           host,
           x,

@@ -9,6 +9,7 @@ import tls from "node:tls";
 import type { Clock } from "../common/mod.ts";
 import { describeError } from "../common/mod.ts";
 import type { Logger } from "../observe/mod.ts";
+import type { RouteEvents } from "./_events.ts";
 import type { Endpoint, Pool } from "./_pool.ts";
 import type { Registry } from "./_registry.ts";
 import type { RouterStats } from "./_stats.ts";
@@ -29,6 +30,8 @@ export interface PrunerOptions {
   probeTimeoutMs: number;
   /** True while pruning must pause (NATS down). */
   suspended: () => boolean;
+  /** Records each prune for the status page. */
+  events?: RouteEvents;
 }
 
 /**
@@ -57,10 +60,12 @@ export function createPruner(o: PrunerOptions): () => Promise<void> {
       });
       socket.once("error", (err) => {
         clearTimeout(timer);
+        const code = (err as { code?: string }).code ?? describeError(err);
+        o.events?.failed(ep, "probe", code, clock.now());
         logger.warn("probe-failed", {
           backend: ep.key,
           instance: ep.san,
-          code: (err as { code?: string }).code ?? describeError(err),
+          code,
         });
         resolve(false);
       });
@@ -80,7 +85,10 @@ export function createPruner(o: PrunerOptions): () => Promise<void> {
         const ep = eps[i];
         if (ep === undefined || now - ep.updatedAt <= ep.staleMs) continue;
         if (!ep.tls) {
-          if (registry.prune(pool, ep)) pruned++;
+          if (registry.prune(pool, ep)) {
+            pruned++;
+            o.events?.pruned(pool, ep, "stale", "", now);
+          }
         } else if (o.probeStaleTls && now - ep.probedAt > ep.staleMs) {
           stale.push([pool, ep]);
         }
@@ -106,6 +114,7 @@ export function createPruner(o: PrunerOptions): () => Promise<void> {
           if (ok) ep.probedAt = clock.now();
           else if (registry.prune(pool, ep)) {
             stats.routesPruned.inc({ reason: "probe" });
+            o.events?.pruned(pool, ep, "probe", "", clock.now());
             logger.info("route-pruned", {
               reason: "probe",
               route: pool.uri,

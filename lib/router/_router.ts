@@ -14,7 +14,7 @@ import {
   parseCertificate,
   splitCertificates,
 } from "../pki/mod.ts";
-import { NatsRouteBus } from "../routes/mod.ts";
+import { NatsRouteBus, redactUrl } from "../routes/mod.ts";
 import type { NatsRouteBusOptions, RegistryMessage } from "../routes/mod.ts";
 import { RouterError } from "./errors.ts";
 import { createAccessLog } from "./_access_log.ts";
@@ -28,6 +28,8 @@ import { Registry } from "./_registry.ts";
 import { RouterStats } from "./_stats.ts";
 import { Transports } from "./_transport.ts";
 import { createPruner } from "./_prune.ts";
+import { RouteEvents } from "./_events.ts";
+import { routerStatus } from "./_status.ts";
 import type { BackendTls } from "./_transport.ts";
 
 const REUSE_PORT_NEEDS_FLAG =
@@ -230,7 +232,10 @@ export async function startRouter(
     })
     : undefined;
 
+  const events = new RouteEvents();
+  let currentTls = backendTls;
   const handler = createProxyHandler({
+    events,
     registry,
     transports,
     stats,
@@ -383,6 +388,28 @@ export async function startRouter(
         maxBodyBytes: config.api.max_body_bytes,
         apply,
         healthy: () => !draining,
+        status: (host) =>
+          routerStatus(
+            {
+              registry,
+              events,
+              probeStaleTls: config.probe_stale_tls,
+              mtls: () => currentTls.cert !== undefined,
+              nats: () => ({
+                configured: bus !== undefined,
+                connected: bus?.connected ?? false,
+                servers: (config.nats?.servers ?? []).map(redactUrl),
+              }),
+              certificates: () => [
+                { role: "api", pem: apiCert },
+                { role: "https", pem: httpsCert },
+                { role: "backend client", pem: currentTls.cert },
+                { role: "backend CA", pem: currentTls.ca },
+              ],
+            },
+            host,
+            clock.now(),
+          ),
       });
       const apiTls = apiCert !== undefined && apiKey !== undefined
         ? { cert: apiCert, key: apiKey }
@@ -468,6 +495,7 @@ export async function startRouter(
       clock,
       probeStaleTls: config.probe_stale_tls,
       probeTimeoutMs: b.dial_timeout + b.tls_handshake_timeout,
+      events,
       suspended: () =>
         !!config.nats?.suspend_pruning_if_nats_unavailable && !natsUp,
     });
@@ -518,7 +546,8 @@ export async function startRouter(
         await pruneCycle();
       },
       async reload() {
-        transports.setTls(await loadTls());
+        currentTls = await loadTls();
+        transports.setTls(currentTls);
         // Fresh agents with the new material; the old ones finish their
         // requests, then close.
         for (const pool of registry.pools()) {

@@ -250,6 +250,7 @@ function relay(
 ): void {
   ws.binaryType = "arraybuffer";
   ep.inflight++;
+  ep.requests++;
   let finished = false;
   const handle = {
     close: () => {
