@@ -164,11 +164,17 @@ export class SigilProcess {
 }
 
 /** Runs `openssl ARGS`. */
-export async function openssl(
+export function openssl(args: string[], stdin?: string): Promise<RunResult> {
+  return runTool("openssl", args, stdin);
+}
+
+/** Runs `NAME ARGS` with `stdin` (or none) and collects its output. */
+export async function runTool(
+  name: string,
   args: string[],
   stdin?: string,
 ): Promise<RunResult> {
-  const p = new Deno.Command("openssl", {
+  const p = new Deno.Command(name, {
     args,
     stdin: stdin !== undefined ? "piped" : "null",
     stdout: "piped",
