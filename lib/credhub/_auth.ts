@@ -7,15 +7,8 @@
  * @module
  */
 import * as x509 from "@peculiar/x509";
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  importJWK,
-  importSPKI,
-  jwtVerify,
-} from "jose";
-import type { JWTVerifyGetKey } from "jose";
 import { verifyChain } from "../pki/mod.ts";
+import { createTokenVerifier, TokenError } from "../token/mod.ts";
 import { CredhubError } from "./errors.ts";
 import { MSG } from "./_messages.ts";
 import type { Principal } from "./_api.ts";
@@ -23,6 +16,7 @@ import type { Principal } from "./_api.ts";
 const APP_OU =
   /^app:([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})$/;
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+const DENY_LIST_REFRESH_MS = 5_000;
 
 const unauthorized = (m: string) =>
   new CredhubError("ERR_CREDHUB_UNAUTHENTICATED", 401, m);
@@ -52,62 +46,52 @@ export async function createAuthenticator(
   o: AuthOptions,
 ): Promise<Authenticator> {
   const now = o.now ?? Date.now;
-  let getKey: JWTVerifyGetKey | CryptoKey | undefined;
-  if (o.jwksUrl) getKey = createRemoteJWKSet(new URL(o.jwksUrl));
-  else if (o.publicKeyText) {
-    const t = o.publicKeyText.trim();
-    if (t.startsWith("{")) {
-      const j = JSON.parse(t);
-      getKey = Array.isArray(j.keys)
-        ? createLocalJWKSet(j)
-        : await importJWK(j, "ES256") as CryptoKey;
-    } else getKey = await importSPKI(t, "ES256");
-  }
-  const revoked = (serial: string): boolean => {
-    if (!o.revokedSerialsFile) return false;
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(o.revokedSerialsFile);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return false;
-      throw err;
+  const tokens = o.jwksUrl || o.publicKeyText
+    ? await createTokenVerifier({
+      issuer: o.issuer,
+      audience: o.audience,
+      jwksUrl: o.jwksUrl,
+      publicKey: o.jwksUrl ? undefined : o.publicKeyText?.trim(),
+      requiredClaims: ["exp", "sub"],
+    })
+    : undefined;
+  // The deny list is re-read at most every few seconds, not on every request.
+  let denied: { at: number; serials: Set<string> } | undefined;
+  const norm = (s: string) =>
+    s.trim().toLowerCase().replace(/:/g, "").replace(/^0+/, "");
+  const deniedSerials = (): Set<string> => {
+    if (denied && now() - denied.at < DENY_LIST_REFRESH_MS) {
+      return denied.serials;
     }
-    const norm = (s: string) =>
-      s.trim().toLowerCase().replace(/^0+/, "").replace(/:/g, "");
-    return text.split("\n").some((l) =>
-      l.trim() !== "" && norm(l) === norm(serial)
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(o.revokedSerialsFile!);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    const serials = new Set(
+      text.split("\n").filter((l) => l.trim() !== "").map(norm),
     );
+    denied = { at: now(), serials };
+    return serials;
   };
+  const revoked = (serial: string): boolean =>
+    o.revokedSerialsFile !== undefined && deniedSerials().has(norm(serial));
   return {
     async authenticate(chainDer, authorization) {
       const token = authorization?.match(/^bearer\s+(\S+)\s*$/i)?.[1];
       if (token) {
-        if (!getKey) throw unauthorized(MSG.INVALID_TOKEN_SIGNATURE);
+        if (!tokens) throw unauthorized(MSG.INVALID_TOKEN_SIGNATURE);
         try {
-          const { payload } = await jwtVerify(
-            token,
-            getKey as JWTVerifyGetKey,
-            {
-              issuer: o.issuer,
-              audience: o.audience,
-              algorithms: ["ES256"],
-              currentDate: new Date(now()),
-              requiredClaims: ["exp", "sub"],
-            },
-          );
-          const scopes = typeof payload.scope === "string"
-            ? payload.scope.split(" ")
-            : Array.isArray(payload.scope)
-            ? payload.scope.map(String)
-            : [];
-          const id = typeof payload.client_id === "string"
-            ? payload.client_id
-            : payload.sub!;
-          return { actor: `uaa-client:${id}`, scopes };
+          const claims = await tokens.verify(token);
+          return {
+            actor: `uaa-client:${claims.subject}`,
+            scopes: claims.scopes,
+          };
         } catch (err) {
-          const code = (err as { code?: string }).code;
+          if (!(err instanceof TokenError)) throw err;
           throw unauthorized(
-            code === "ERR_JWT_EXPIRED"
+            err.reason === "expired"
               ? "Access token expired"
               : MSG.INVALID_TOKEN_SIGNATURE,
           );
