@@ -11,6 +11,7 @@ import { ROUTER_COMMANDS } from "./router/cli.ts";
 import { DEV_COMMANDS } from "./dev/cli.ts";
 import { CREDHUB_COMMANDS } from "./credhub/cli.ts";
 import { CREDHUB_CLIENT_COMMANDS } from "./credhub/_clients_cli.ts";
+import { LAUNCH_COMMANDS } from "./launch/mod.ts";
 
 export { VERSION } from "./common/mod.ts";
 
@@ -23,5 +24,6 @@ export const COMMANDS: Command[] = [
   ...ROUTER_COMMANDS,
   ...CREDHUB_COMMANDS,
   ...CREDHUB_CLIENT_COMMANDS,
+  ...LAUNCH_COMMANDS,
   ...CONFIG_COMMANDS,
 ];

@@ -10,6 +10,7 @@ import { ProxySection } from "./_proxy.ts";
 import { RouterSection } from "./_router.ts";
 import { DevSection } from "./_dev.ts";
 import { CredhubSection } from "./_credhub.ts";
+import { LaunchSection } from "./_launch.ts";
 
 /** The configuration schema. */
 export const Config = z.strictObject({
@@ -19,6 +20,7 @@ export const Config = z.strictObject({
   router: RouterSection.optional(),
   dev: DevSection.optional(),
   credhub: CredhubSection.optional(),
+  launch: LaunchSection.optional(),
 });
 /** The resolved configuration (defaults applied). */
 export type Config = z.output<typeof Config>;
