@@ -22,6 +22,7 @@ export { FakeClock, systemClock } from "./clock.ts";
 export type { Clock, TimerId } from "./clock.ts";
 export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";
+export { describeListenError } from "./listen.ts";
 export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
 export { readTokenFile, TokenFileError } from "./token_file.ts";

@@ -29,6 +29,15 @@ async function bounded(args: string[]) {
 
 const STACK = /Uncaught|\n\s+at |error: /;
 
+/** The `start-failed` JSON log line a role prints when it cannot start. */
+function startFailure(stderr: string): { code: string; error: string } {
+  const line = stderr.split("\n").filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l)).find((l) => l.event === "start-failed");
+  assert.ok(line, `no start-failed JSON line in:\n${stderr}`);
+  assert.equal(line.level, "error");
+  return line;
+}
+
 interface Case {
   name: string;
   yaml: string;
@@ -166,7 +175,7 @@ Deno.test("sigil config check refuses what starting the role refuses, naming the
         started.code === 1 || started.code === 2,
         `${c.name}: start exit ${started.code}`,
       );
-      assert.match(started.stderr, c.started, `${c.name}: start`);
+      assert.match(startFailure(started.stderr).error, c.started, c.name);
       assert.doesNotMatch(started.stderr, STACK, `${c.name}: start`);
     }
   } finally {
