@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Exchange } from "./_attempt.ts";
+import type { Exchange } from "./_record.ts";
 
 // Anything outside printable ASCII, a quote or a backslash goes through
 // JSON.stringify (escapes, and lone surrogates in non-ASCII text).

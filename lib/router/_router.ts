@@ -30,7 +30,7 @@ import { Transports } from "./_transport.ts";
 import { createPruner } from "./_prune.ts";
 import { RouteEvents } from "./_events.ts";
 import { routerStatus } from "./_status.ts";
-import type { BackendTls } from "./_transport.ts";
+import type { BackendDialer, BackendTls } from "./_transport.ts";
 
 const REUSE_PORT_NEEDS_FLAG =
   'reuse_port needs Deno\'s --unstable-net flag (deno run --unstable-net ..., or "unstable": ["net"] in deno.json)';
@@ -60,6 +60,8 @@ export interface RouterDeps {
   accessLogSink?: (line: string) => void;
   /** Reads key and certificate files. @default {Deno.readTextFile} */
   readTextFile?: (path: string) => Promise<string>;
+  /** Opens backend connections (requests, WebSockets, probes). @default {dialBackend} */
+  dialBackend?: BackendDialer;
   /** Connects the NATS bus. @default {NatsRouteBus.connect} */
   connectNats?: (options: NatsRouteBusOptions) => Promise<RouteBusLike>;
 }
@@ -216,6 +218,8 @@ export async function startRouter(
     idleTimeoutMs: b.idle_timeout,
     dialTimeoutMs: b.dial_timeout,
     handshakeTimeoutMs: b.tls_handshake_timeout,
+    clock,
+    dial: deps.dialBackend,
   });
   const registry = new Registry({
     staleThresholdMs: config.stale_threshold,
@@ -494,7 +498,6 @@ export async function startRouter(
       logger,
       clock,
       probeStaleTls: config.probe_stale_tls,
-      probeTimeoutMs: b.dial_timeout + b.tls_handshake_timeout,
       events,
       suspended: () =>
         !!config.nats?.suspend_pruning_if_nats_unavailable && !natsUp,
@@ -512,13 +515,13 @@ export async function startRouter(
     schedulePrune();
     const sweepEvery = Math.max(50, Math.min(1000, config.request_timeout / 4));
     const sweep = setInterval(
-      () => handler.sweep(performance.now()),
+      () => handler.sweep(clock.now()),
       sweepEvery,
     );
     Deno.unrefTimer(sweep as unknown as number);
     sweepTimer = sweep;
     const idle = setInterval(
-      () => transports.sweepIdle(performance.now()),
+      () => transports.sweepIdle(clock.now()),
       transports.sweepIntervalMs,
     );
     Deno.unrefTimer(idle as unknown as number);
