@@ -18,7 +18,7 @@ export {
   UsageError,
 } from "./errors.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
-export { FakeClock, systemClock } from "./clock.ts";
+export { systemClock } from "./clock.ts";
 export type { Clock, TimerId } from "./clock.ts";
 export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";

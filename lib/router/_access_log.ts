@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Exchange } from "./_attempt.ts";
+import type { Exchange } from "./_record.ts";
 import { describeError } from "../common/mod.ts";
 import { RouterError } from "./errors.ts";
 
