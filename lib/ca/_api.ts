@@ -90,6 +90,9 @@ export function createCaApp(
   );
   app.onError((err, c) => {
     if (err instanceof CaError && STATUS[err.code]) {
+      if (err.retryAfterSeconds !== undefined) {
+        c.header("retry-after", String(err.retryAfterSeconds));
+      }
       return c.json(errorBody(err.code, err.message), STATUS[err.code]!);
     }
     const code = err instanceof CaError ? err.code : "ERR_CA_INTERNAL";

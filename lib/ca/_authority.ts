@@ -108,6 +108,8 @@ export class CertificateAuthority {
     this.#verifier = createTokenVerifier({
       publicKey: store.tokenKeys.publicKey,
       clock: this.#o.clock,
+      // A correctly signed token without `exp` would never expire.
+      requiredClaims: ["exp"],
     });
     this.metrics = options.metrics ?? new MetricsRegistry("sigil_ca");
     this.#issued = this.metrics.counter(
@@ -258,9 +260,12 @@ export class CertificateAuthority {
     b.at = now;
     this.#buckets.set(caller, b);
     if (b.tokens < 1) {
+      // Whole seconds until one token refills (RFC 9110 §10.2.3 delay-seconds).
+      const wait = Math.max(1, Math.ceil((1 - b.tokens) / perSecond));
       throw new CaError(
         "ERR_CA_RATE_LIMITED",
-        `Too many sign requests from "${caller}": limit is ${perSecond}/s (burst ${burst}); retry later`,
+        `Too many sign requests from "${caller}": limit is ${perSecond}/s (burst ${burst}); retry in ${wait} s`,
+        { retryAfterSeconds: wait },
       );
     }
     b.tokens -= 1;

@@ -15,4 +15,16 @@ import { ApplianceError } from "../common/errors.ts";
  * console.assert(e.name === "CaError");
  * ```
  */
-export class CaError extends ApplianceError {}
+export class CaError extends ApplianceError {
+  /** For `ERR_CA_RATE_LIMITED`: seconds until a retry can succeed (`Retry-After`). */
+  readonly retryAfterSeconds?: number;
+
+  constructor(
+    code: string,
+    message: string,
+    options?: ErrorOptions & { retryAfterSeconds?: number },
+  ) {
+    super(code, message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+  }
+}

@@ -22,6 +22,8 @@ export const CredhubSection = z.strictObject({
   auth_server_url: z.url().optional(),
   /** Bearer tokens: the CA's JWKS URL. */
   jwks_url: z.url().optional(),
+  /** PEM bundle trusted when fetching `jwks_url` over HTTPS (default: the system store). */
+  jwks_ca_file: FilePath.optional(),
   /** Bearer tokens: a local public key file (JWK, JWKS or PEM SPKI). */
   public_key_file: FilePath.optional(),
   /** Expected token issuer. */

@@ -27,6 +27,8 @@ export interface AuthOptions {
   /** Path of a deny list (serials, hex, one a line), re-read when it changes. */
   revokedSerialsFile?: string;
   jwksUrl?: string;
+  /** PEM bundle trusted when fetching `jwksUrl`. */
+  jwksCaPem?: string;
   publicKeyText?: string;
   issuer: string;
   audience: string;
@@ -51,6 +53,7 @@ export async function createAuthenticator(
       issuer: o.issuer,
       audience: o.audience,
       jwksUrl: o.jwksUrl,
+      caBundle: o.jwksCaPem,
       publicKey: o.jwksUrl ? undefined : o.publicKeyText?.trim(),
       requiredClaims: ["exp", "sub"],
     })

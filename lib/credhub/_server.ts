@@ -50,6 +50,9 @@ export async function startCredhub(
     trustedCasPem: trusted,
     revokedSerialsFile: config.revoked_serials_file,
     jwksUrl: config.jwks_url,
+    jwksCaPem: config.jwks_ca_file
+      ? await Deno.readTextFile(config.jwks_ca_file)
+      : undefined,
     publicKeyText: config.public_key_file
       ? await Deno.readTextFile(config.public_key_file)
       : undefined,

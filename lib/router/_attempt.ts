@@ -6,66 +6,70 @@
  */
 import http from "node:http";
 import type { Socket } from "node:net";
-import type { Endpoint, Pool } from "./_pool.ts";
-import type { RouterStats } from "./_stats.ts";
-import type { Phase, Transports } from "./_transport.ts";
-import { phaseOf } from "./_transport.ts";
-import { failureReason } from "./_fails.ts";
+import type { Endpoint } from "./_pool.ts";
+import type {
+  Attempter,
+  AttemptFailure,
+  AttemptOutcome,
+  Exchange,
+  Recorder,
+} from "./_record.ts";
+import type { Transports } from "./_transport.ts";
+import { codedError, phaseOf } from "./_transport.ts";
 import { HOP_RESPONSE, stickyCookie } from "./_headers.ts";
 
 /** Responses up to this size (with a Content-Length) are sent as bytes. */
 const SMALL_BODY = 64 * 1024;
 
-/** Per-request state carried to the access log. */
-export interface Exchange {
-  start: number;
-  startMs: number;
-  method: string;
-  host: string;
-  path: string;
-  remote: string;
-  proto: string;
-  requestId: string;
-  /** Forwarded request headers as `[name, value, name, value, ...]`. */
-  headers: string[];
-  userAgent: string;
-  referer: string;
-  forwardedFor: string;
-  forwardedProto: string;
-  bytesIn: number;
-  bytesOut: number;
-  failed: number;
-  ep: Endpoint | undefined;
-  routerError: string;
-  status: number;
-}
-
-/** Outcome of one attempt that did not produce a response. */
-export interface AttemptFailure {
-  err: unknown;
-  phase: Phase;
-}
-
-/** What an {@linkcode Attempt} needs from the data path. */
-export interface AttemptHost {
+/** Options of {@linkcode HttpAttempts}. */
+export interface HttpAttemptOptions {
   transports: Transports;
-  stats: RouterStats;
+  recorder: Recorder;
+  /** Cookie names that make a response sticky (`__VCAP_ID__`). */
   stickyNames: string[];
-  /** Attempts waiting on or streaming from a backend (request timeout sweep). */
-  inflight: Set<Attempt>;
-  finish(x: Exchange, status: number): void;
+}
+
+/**
+ * Runs HTTP attempts and keeps the ones in flight, so the request timeout
+ * can abort them ({@linkcode HttpAttempts.sweep}).
+ */
+export class HttpAttempts implements Attempter {
+  readonly transports: Transports;
+  readonly recorder: Recorder;
+  readonly stickyNames: string[];
+  /** Attempts waiting on or streaming from a backend. */
+  readonly live = new Set<Attempt>();
+
+  /** @param options Transports, recorder and sticky cookie names. */
+  constructor(options: HttpAttemptOptions) {
+    this.transports = options.transports;
+    this.recorder = options.recorder;
+    this.stickyNames = options.stickyNames;
+  }
+
   /**
-   * Called once when the attempt failed without a response (no byte of the
-   * client's response was produced): retry on another endpoint or resolve
-   * the exchange with an error response.
+   * Forwards the request to `ep`: resolves with the client's Response once
+   * the backend's response head arrived (or, for small bodies, the whole
+   * response), or with the failure when no response came back.
    */
-  failed(attempt: Attempt, failure: AttemptFailure): void;
-  errorResponse(
-    x: Exchange,
-    status: number,
-    routerError: string,
-    body: string,
-  ): Response;
+  attempt(x: Exchange, ep: Endpoint): Promise<AttemptOutcome> {
+    return new Promise((resolve) => new Attempt(this, x, ep, resolve).run());
+  }
+
+  /** Aborts attempts of requests that arrived more than `timeoutMs` before `now`. */
+  sweep(now: number, timeoutMs: number): void {
+    for (const a of this.live) {
+      if (now - a.x.startMs > timeoutMs) {
+        this.live.delete(a);
+        a.abort(codedError("ERR_ROUTER_REQUEST_TIMEOUT", "Request timed out"));
+      }
+    }
+  }
+
+  /** Attempts in flight. */
+  get size(): number {
+    return this.live.size;
+  }
 }
 
 /** Property of a ClientRequest / IncomingMessage naming its attempt. */
@@ -105,30 +109,18 @@ function onResStreamData(this: Tagged, chunk: Uint8Array): void {
 }
 
 /**
- * One attempt against one endpoint of an exchange. Calls `resolve` with the
- * client's Response once the backend's response head arrived (or, for small
- * bodies, the whole response), or `host.failed` when no response came back.
- * All attempts of an exchange share one `resolve` (one Promise per request).
+ * One attempt against one endpoint of an exchange. Resolves its outcome once:
+ * the client's Response, or the failure (no byte of the client's response
+ * was produced). The endpoint counts the attempt as in flight until the
+ * response ends or the attempt fails.
  */
-export class Attempt {
-  readonly host: AttemptHost;
+class Attempt {
+  readonly group: HttpAttempts;
   readonly x: Exchange;
   readonly ep: Endpoint;
-  readonly pool: Pool;
-  readonly body: ReadableStream<Uint8Array> | null;
-  /** When the request arrived (performance.now() ms): the request timeout counts from it. */
-  readonly started: number;
   creq: http.ClientRequest | undefined;
   res: http.IncomingMessage | undefined;
-  readonly resolve: (r: Response) => void;
-  /** 0 for the first attempt of the exchange. */
-  readonly n: number;
-  /** Endpoints that failed earlier attempts of this exchange. */
-  readonly tried: Endpoint[] | undefined;
-  /** Instance the request is pinned to (sticky session). */
-  readonly sticky: string | undefined;
-  /** Attempts allowed for the exchange (fixed when it started). */
-  readonly max: number;
+  readonly resolve: (o: AttemptOutcome) => void;
   status = 0;
   headers: [string, string][] | undefined;
   settled = false;
@@ -141,35 +133,24 @@ export class Attempt {
   done = false;
 
   constructor(
-    host: AttemptHost,
+    group: HttpAttempts,
     x: Exchange,
     ep: Endpoint,
-    pool: Pool,
-    body: ReadableStream<Uint8Array> | null,
-    resolve: (r: Response) => void,
-    n = 0,
-    tried: Endpoint[] | undefined = undefined,
-    sticky: string | undefined = undefined,
-    max = 1,
+    resolve: (o: AttemptOutcome) => void,
   ) {
-    this.max = max;
-    this.resolve = resolve;
-    this.n = n;
-    this.tried = tried;
-    this.sticky = sticky;
-    this.host = host;
+    this.group = group;
     this.x = x;
     this.ep = ep;
-    this.pool = pool;
-    this.body = body;
-    this.started = x.start;
+    this.resolve = resolve;
   }
 
   /** Sends the request (an earlier attempt of the exchange used `x.headers`). */
   run(): void {
     const x = this.x;
     const ep = this.ep;
-    const headers = this.n > 0 ? x.headers.slice(0, -6) : x.headers;
+    ep.inflight++;
+    ep.requests++;
+    const headers = (x.attempt ?? 0) > 0 ? x.headers.slice(0, -6) : x.headers;
     headers.push(
       "x-cf-applicationid",
       ep.app,
@@ -190,19 +171,18 @@ export class Attempt {
         path: x.path,
         headers,
         setHost: false,
-        agent: this.host.transports.agentFor(ep),
+        agent: this.group.transports.agentFor(ep),
       });
     } catch (err) {
-      this.settled = true;
-      this.host.failed(this, { err, phase: "dial" });
+      this.fail({ err, phase: "dial" });
       return;
     }
     this.creq = creq;
-    this.host.inflight.add(this);
+    this.group.live.add(this);
     (creq as unknown as Tagged)[ATTEMPT] = this;
     creq.on("response", onCreqResponse);
     creq.on("error", onErrorEvent);
-    const body = this.body;
+    const body = x.body ?? null;
     if (body === null) creq.end();
     else {
       // Read the client's body only once the backend proved its identity,
@@ -229,7 +209,7 @@ export class Attempt {
       // fetch's Response cannot carry it (and 1xx never reaches here).
       throw new RangeError(`backend answered with status ${status}`);
     }
-    const stickyNames = this.host.stickyNames;
+    const stickyNames = this.group.stickyNames;
     const headers: [string, string][] = [];
     let setCookies: string[] | undefined;
     let length = -1;
@@ -253,7 +233,7 @@ export class Attempt {
         setCookies,
         stickyNames,
         ep.instanceId,
-        this.pool,
+        x.pool!,
       );
       if (vcap !== undefined) headers.push(["set-cookie", vcap]);
     }
@@ -342,23 +322,15 @@ export class Attempt {
     if (this.done) return;
     if (this.res === undefined) {
       this.done = true;
-      this.host.inflight.delete(this);
-      if (!this.settled) {
-        this.settled = true;
-        this.host.failed(this, { err, phase: phaseOf(this.creq?.socket) });
-      }
+      this.group.live.delete(this);
+      if (!this.settled) this.fail({ err, phase: phaseOf(this.creq?.socket) });
       return;
     }
     if (this.small || !this.settled) {
-      this.host.stats.badGateways++;
-      const res = this.host.errorResponse(
-        this.x,
-        502,
-        `endpoint_failure (${failureReason(err, "reset")})`,
-        "502 Bad Gateway: backend failed mid-response",
-      );
-      this.end();
-      this.settle(res);
+      // The body broke off before the client got anything: the exchange
+      // answers 502 (and records the request).
+      this.end(false);
+      this.fail({ err, phase: "response" });
       return;
     }
     try {
@@ -380,12 +352,23 @@ export class Attempt {
     this.resolve(r);
   }
 
-  end(): void {
+  /** Reports the failure; the endpoint no longer counts the attempt. */
+  fail(f: AttemptFailure): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.res === undefined) this.ep.inflight--;
+    this.resolve(f);
+  }
+
+  /** The response ended (or was cut): record it unless `record` is false. */
+  end(record = true): void {
     if (this.done) return;
     this.done = true;
-    this.host.inflight.delete(this);
+    this.group.live.delete(this);
     this.ep.inflight--;
-    if (this.x.status === 0) this.host.finish(this.x, this.status);
+    if (record && this.x.status === 0) {
+      this.group.recorder.finish(this.x, this.status);
+    }
   }
 }
 

@@ -90,12 +90,15 @@ export function isConnResetError(err: unknown): boolean {
 /**
  * Classifies a failure. `phase` says how far the attempt got: a reset during
  * the TLS handshake is a handshake failure (a strict backend closing on a
- * client certificate it does not trust shows up only as ECONNRESET).
+ * client certificate it does not trust shows up only as ECONNRESET), and
+ * anything after the response head (`"response"`) is a reset.
  */
 export function classifyFailure(
   err: unknown,
-  phase: "dial" | "handshake" | "sent",
+  phase: "dial" | "handshake" | "sent" | "response",
 ): FailureKind {
+  // The body broke off after the response head: the connection went away.
+  if (phase === "response") return "reset";
   if (isIdentityError(err)) return "identity";
   if (isUntrustedCertError(err)) return "untrusted";
   if (isDialError(err)) return "dial";

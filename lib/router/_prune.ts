@@ -5,7 +5,6 @@
  * fails (beyond Cloud Foundry, see routing-release#285).
  * @module
  */
-import tls from "node:tls";
 import type { Clock } from "../common/mod.ts";
 import { describeError } from "../common/mod.ts";
 import type { Logger } from "../observe/mod.ts";
@@ -26,8 +25,6 @@ export interface PrunerOptions {
   clock: Clock;
   /** Probe stale TLS endpoints. */
   probeStaleTls: boolean;
-  /** Give up on a probe after this long (dial plus handshake). */
-  probeTimeoutMs: number;
   /** True while pruning must pause (NATS down). */
   suspended: () => boolean;
   /** Records each prune for the status page. */
@@ -41,25 +38,21 @@ export interface PrunerOptions {
  */
 export function createPruner(o: PrunerOptions): () => Promise<void> {
   const { registry, transports, stats, logger, clock } = o;
+  // The probe dials like a request (same identity check, same dial and
+  // handshake timeouts, on the router's clock) and sends nothing.
   const probe = (ep: Endpoint): Promise<boolean> =>
     new Promise((resolve) => {
-      const socket = tls.connect({
+      const socket = transports.connect({
         host: ep.host,
         port: ep.port,
         ...transports.tlsOptions(ep.san),
-      });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        resolve(false);
-      }, o.probeTimeoutMs);
+      }, true);
       socket.once("secureConnect", () => {
-        clearTimeout(timer);
         socket.end();
         socket.destroy();
         resolve(true);
       });
       socket.once("error", (err) => {
-        clearTimeout(timer);
         const code = (err as { code?: string }).code ?? describeError(err);
         o.events?.failed(ep, "probe", code, clock.now());
         logger.warn("probe-failed", {

@@ -16,6 +16,8 @@ import http from "node:http";
 import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
+import type { Clock, TimerId } from "../common/mod.ts";
+import { systemClock } from "../common/mod.ts";
 import type { Endpoint } from "./_pool.ts";
 
 /** How far a backend connection got when a request on it failed. */
@@ -37,9 +39,29 @@ export interface BackendTls {
   key?: string;
 }
 
+/** Options for opening one backend connection. */
+export type DialOptions = tls.ConnectionOptions & net.TcpNetConnectOpts;
+
+/**
+ * Opens a backend connection: TLS when `secure` (the options then carry the
+ * identity check), plain TCP otherwise.
+ */
+export type BackendDialer = (
+  options: DialOptions,
+  secure: boolean,
+) => net.Socket;
+
+/** The real dialer: `node:tls` / `node:net`. */
+export const dialBackend: BackendDialer = (options, secure) =>
+  secure ? tls.connect(options) : net.connect(options);
+
 /** Options of {@linkcode Transports}. */
 export interface TransportOptions {
   tls: BackendTls;
+  /** Opens backend connections. @default {dialBackend} */
+  dial?: BackendDialer;
+  /** Times the dial and handshake timeouts and idle sweeps. @default {systemClock} */
+  clock?: Clock;
   /** Concurrent connections per endpoint (`max_conns`). @default {500} */
   maxConns?: number;
   /** Idle keep-alive connections kept per endpoint; 0 disables keep-alive. @default {100} */
@@ -88,23 +110,28 @@ export function phaseOf(socket: net.Socket | null | undefined): Phase {
   return (socket as TaggedSocket)[PHASE] ?? "sent";
 }
 
+/** How connections are opened and timed. */
+interface Dialing {
+  dial: BackendDialer;
+  clock: Clock;
+  dialMs: number;
+  handshakeMs: number;
+}
+
 /**
  * Opens a backend socket (TLS when `secure`) with the dial and handshake
- * timeouts, tagging it with its phase as it progresses. Used by the agents
- * and by the WebSocket client (its `createConnection` option).
+ * timeouts, tagging it with its phase as it progresses.
  */
-export function connectBackend(
-  options: tls.ConnectionOptions & net.TcpNetConnectOpts,
+function connectBackend(
+  options: DialOptions,
   secure: boolean,
-  dialMs: number,
-  handshakeMs: number,
+  d: Dialing,
 ): TaggedSocket {
-  const socket: TaggedSocket = secure
-    ? tls.connect(options)
-    : net.connect(options);
+  const { clock, dialMs, handshakeMs } = d;
+  const socket: TaggedSocket = d.dial(options, secure);
   socket[PHASE] = "dial";
   socket.setNoDelay(true);
-  let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
+  let timer: TimerId | undefined = clock.setTimeout(() => {
     timer = undefined;
     socket.destroy(
       socket[PHASE] === "dial"
@@ -113,7 +140,7 @@ export function connectBackend(
     );
   }, dialMs);
   const stop = () => {
-    if (timer !== undefined) clearTimeout(timer);
+    if (timer !== undefined) clock.clearTimeout(timer);
     timer = undefined;
   };
   socket.once("connect", () => {
@@ -124,7 +151,7 @@ export function connectBackend(
     }
     socket[PHASE] = "handshake";
     stop();
-    timer = setTimeout(() => {
+    timer = clock.setTimeout(() => {
       timer = undefined;
       socket.destroy(
         codedError("ERR_ROUTER_HANDSHAKE_TIMEOUT", "TLS handshake timed out"),
@@ -161,8 +188,7 @@ interface AgentSettings {
   clock: CoarseClock;
   /** Options for `tls.connect`; undefined for plain endpoints. */
   tls: tls.ConnectionOptions | undefined;
-  dialMs: number;
-  handshakeMs: number;
+  dialing: Dialing;
 }
 
 /*
@@ -253,8 +279,7 @@ function endpointAgent<B extends AgentClass>(Base: B, tlsAlways: boolean) {
       return connectBackend(
         { host: options.host, port: options.port, ...s.tls },
         tlsAlways || s.tls !== undefined,
-        s.dialMs,
-        s.handshakeMs,
+        s.dialing,
       );
     }
   };
@@ -284,10 +309,9 @@ export class Transports {
   #maxConns: number;
   #maxIdle: number;
   #idleMs: number;
-  #dialMs: number;
-  #handshakeMs: number;
+  #dialing: Dialing;
   #agents = new Set<EndpointAgent>();
-  #clock: CoarseClock = { now: performance.now() };
+  #coarse: CoarseClock;
   /** Retired agents that may still carry a request. */
   #retired = new Set<EndpointAgent>();
   #closed = false;
@@ -297,18 +321,33 @@ export class Transports {
     this.#maxConns = options.maxConns ?? 500;
     this.#maxIdle = options.maxIdle ?? 100;
     this.#idleMs = options.idleTimeoutMs ?? 90_000;
-    this.#dialMs = options.dialTimeoutMs ?? 5_000;
-    this.#handshakeMs = options.handshakeTimeoutMs ?? 10_000;
+    const clock = options.clock ?? systemClock;
+    this.#dialing = {
+      dial: options.dial ?? dialBackend,
+      clock,
+      dialMs: options.dialTimeoutMs ?? 5_000,
+      handshakeMs: options.handshakeTimeoutMs ?? 10_000,
+    };
+    this.#coarse = { now: clock.now() };
   }
 
   /** TCP connect timeout in ms. */
   get dialTimeoutMs(): number {
-    return this.#dialMs;
+    return this.#dialing.dialMs;
   }
 
   /** TLS handshake timeout in ms. */
   get handshakeTimeoutMs(): number {
-    return this.#handshakeMs;
+    return this.#dialing.handshakeMs;
+  }
+
+  /**
+   * Opens a backend socket with the dial and handshake timeouts, tagged with
+   * its {@linkcode Phase}. The agents, the WebSocket client (its
+   * `createConnection` option) and the prune probe all dial through here.
+   */
+  connect(options: DialOptions, secure: boolean): TaggedSocket {
+    return connectBackend(options, secure, this.#dialing);
   }
 
   /** The endpoint's agent, created on first use. */
@@ -317,10 +356,9 @@ export class Transports {
     if (existing !== undefined) return existing;
     const options = agentOptions(this.#maxConns, this.#maxIdle);
     const settings: AgentSettings = {
-      clock: this.#clock,
+      clock: this.#coarse,
       tls: ep.tls ? this.tlsOptions(ep.san) : undefined,
-      dialMs: this.#dialMs,
-      handshakeMs: this.#handshakeMs,
+      dialing: this.#dialing,
     };
     const agent = newAgent(ep.tls, options, settings);
     this.#agents.add(agent);
@@ -372,8 +410,8 @@ export class Transports {
    * closes between one and about two sweep intervals past the timeout.
    */
   sweepIdle(now: number): void {
-    const limit = this.#clock.now - this.#idleMs;
-    this.#clock.now = now;
+    const limit = this.#coarse.now - this.#idleMs;
+    this.#coarse.now = now;
     for (const agent of this.#agents) {
       for (const list of Object.values(agent.freeSockets)) {
         if (list === undefined) continue;

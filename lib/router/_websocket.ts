@@ -12,13 +12,17 @@
 import type http from "node:http";
 import { Buffer } from "node:buffer";
 import WebSocketImpl from "ws";
-import type { Endpoint, Pool } from "./_pool.ts";
-import type { ProxyContext } from "./_proxy.ts";
-import type { AttemptFailure, Exchange } from "./_attempt.ts";
-import { connectBackend, phaseOf } from "./_transport.ts";
-import type { TaggedSocket } from "./_transport.ts";
-import { classifyFailure } from "./_fails.ts";
-import type { FailureKind } from "./_fails.ts";
+import type { Logger } from "../observe/mod.ts";
+import type { Endpoint } from "./_pool.ts";
+import type {
+  Attempter,
+  AttemptOutcome,
+  Exchange,
+  Recorder,
+} from "./_record.ts";
+import type { RouterStats } from "./_stats.ts";
+import { phaseOf } from "./_transport.ts";
+import type { TaggedSocket, Transports } from "./_transport.ts";
 
 /** Largest refusal body (a backend's non-101 answer) passed to the client. */
 const REFUSAL_BODY_MAX = 64 * 1024;
@@ -48,66 +52,50 @@ const BackendWebSocket = WebSocketImpl as unknown as new (
 
 const WS_OPEN = 1;
 
-/** Helpers the data path lends to the WebSocket relay. */
-export interface WebSocketHelpers {
-  ctx: ProxyContext;
-  /** The next endpoint, an error response, or undefined when none is left. */
-  pick(tried: Endpoint[] | undefined): Endpoint | Response | undefined;
-  /** Counts, logs and prunes (or cools down) a failed endpoint. */
-  onFailure(ep: Endpoint, f: AttemptFailure, kind: FailureKind): void;
-  /** The error response for a request whose last attempt failed. */
-  failed(
-    x: Exchange,
-    f: AttemptFailure | undefined,
-    kind: FailureKind,
-  ): Response;
-  finish(x: Exchange, status: number): void;
-  errorResponse(
-    x: Exchange,
-    status: number,
-    routerError: string,
-    body: string,
-  ): Response;
-  /** Open relays; the router closes them on shutdown. */
-  relays: Set<{ close(): void }>;
+/** Options of {@linkcode WebSocketAttempts}. */
+export interface WebSocketAttemptOptions {
+  transports: Transports;
+  recorder: Recorder;
+  stats: RouterStats;
+  logger: Logger;
 }
 
-type Outcome = Response | AttemptFailure;
+/** An open relay, closed at shutdown. */
+interface Relay {
+  close(): void;
+}
 
 /**
- * Proxies one WebSocket upgrade request. Endpoints that fail before the
- * upgrade request could reach them (dial, TLS, identity) are skipped for the
- * next one, up to `max_attempts`.
- *
- * @returns The 101 response (relay running), or the backend's refusal, or an
- *   error response.
+ * Runs WebSocket attempts (the request's `x.upgrade`) and keeps the relays
+ * they open, so shutdown can close them.
  */
-export async function proxyWebSocket(
-  req: Request,
-  x: Exchange,
-  pool: Pool,
-  h: WebSocketHelpers,
-): Promise<Response> {
-  const attempts = Math.min(h.ctx.settings.maxAttempts, pool.size);
-  let tried: Endpoint[] | undefined;
-  let last: AttemptFailure | undefined;
-  let lastKind: FailureKind = "other";
-  for (let i = 0; i < attempts; i++) {
-    const ep = h.pick(tried);
-    if (ep instanceof Response) return ep;
-    if (ep === undefined) break;
-    x.ep = ep;
-    const out = await attempt(req, x, ep, h);
-    if (out instanceof Response) return out;
-    h.ctx.stats.websocketFailures++;
-    lastKind = classifyFailure(out.err, out.phase);
-    last = out;
-    x.failed++;
-    h.onFailure(ep, out, lastKind);
-    if (out.phase === "sent") break;
-    (tried ??= []).push(ep);
+export class WebSocketAttempts implements Attempter {
+  readonly #o: WebSocketAttemptOptions;
+  readonly #relays = new Set<Relay>();
+
+  /** @param options Transports, recorder, metrics and logger. */
+  constructor(options: WebSocketAttemptOptions) {
+    this.#o = options;
   }
-  return h.failed(x, last, lastKind);
+
+  /**
+   * Opens the backend WebSocket on `ep`, then accepts the client's upgrade:
+   * resolves with the 101 response (relay running), the backend's refusal,
+   * a 400 for an upgrade Deno refuses, or the failure.
+   */
+  attempt(x: Exchange, ep: Endpoint): Promise<AttemptOutcome> {
+    return attempt(x.upgrade!, x, ep, this.#o, this.#relays);
+  }
+
+  /** Open relays. */
+  get size(): number {
+    return this.#relays.size;
+  }
+
+  /** Closes every open relay (shutdown). */
+  closeAll(): void {
+    for (const r of [...this.#relays]) r.close();
+  }
 }
 
 /** Backend request headers: the forwarded ones minus the WebSocket handshake's. */
@@ -129,20 +117,20 @@ function attempt(
   req: Request,
   x: Exchange,
   ep: Endpoint,
-  h: WebSocketHelpers,
-): Promise<Outcome> {
-  const { ctx } = h;
-  const t = ctx.transports;
+  o: WebSocketAttemptOptions,
+  relays: Set<Relay>,
+): Promise<AttemptOutcome> {
+  const t = o.transports;
   const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
     .split(",").map((p) => p.trim()).filter((p) => p !== "");
   const host = ep.host.includes(":") ? `[${ep.host}]` : ep.host;
   let socket: TaggedSocket | undefined;
-  return new Promise<Outcome>((resolve) => {
+  return new Promise<AttemptOutcome>((resolve) => {
     let settled = false;
-    const settle = (o: Outcome) => {
+    const settle = (out: AttemptOutcome) => {
       if (settled) return;
       settled = true;
-      resolve(o);
+      resolve(out);
     };
     let backend: BackendSocket;
     try {
@@ -155,13 +143,8 @@ function attempt(
           perMessageDeflate: false,
           followRedirects: false,
           handshakeTimeout: t.dialTimeoutMs + t.handshakeTimeoutMs,
-          createConnection: (o: Parameters<typeof connectBackend>[0]) =>
-            socket = connectBackend(
-              o,
-              ep.tls,
-              t.dialTimeoutMs,
-              t.handshakeTimeoutMs,
-            ),
+          createConnection: (opts: Parameters<Transports["connect"]>[0]) =>
+            socket = t.connect(opts, ep.tls),
         },
       );
     } catch (err) {
@@ -214,7 +197,7 @@ function attempt(
           ? null
           : Buffer.concat(chunks);
         x.bytesOut += body?.length ?? 0;
-        h.finish(x, status);
+        o.recorder.finish(x, status);
         settle(new Response(body, { status, headers: out }));
         creq.destroy();
       });
@@ -228,13 +211,20 @@ function attempt(
         });
       } catch (err) {
         backend.terminate();
-        ctx.stats.websocketFailures++;
-        ctx.logger.warn("websocket-upgrade-failed", { error: String(err) });
-        settle(h.errorResponse(x, 400, "", "400 Bad Request: invalid upgrade"));
+        o.stats.websocketFailures++;
+        o.logger.warn("websocket-upgrade-failed", { error: String(err) });
+        settle(
+          o.recorder.errorResponse(
+            x,
+            400,
+            "",
+            "400 Bad Request: invalid upgrade",
+          ),
+        );
         return;
       }
-      ctx.stats.websocketUpgrades++;
-      relay(upgraded.socket, backend, x, ep, h);
+      o.stats.websocketUpgrades++;
+      relay(upgraded.socket, backend, x, ep, { recorder: o.recorder, relays });
       settle(upgraded.response);
     });
   });
@@ -246,7 +236,7 @@ function relay(
   backend: BackendSocket,
   x: Exchange,
   ep: Endpoint,
-  h: WebSocketHelpers,
+  h: { recorder: Recorder; relays: Set<Relay> },
 ): void {
   ws.binaryType = "arraybuffer";
   ep.inflight++;
@@ -264,7 +254,7 @@ function relay(
     finished = true;
     h.relays.delete(handle);
     ep.inflight--;
-    h.finish(x, 101);
+    h.recorder.finish(x, 101);
   };
   const pending: Array<string | Uint8Array> = [];
   ws.onopen = () => {

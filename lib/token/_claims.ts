@@ -11,7 +11,12 @@ export const TOKEN_ISSUER = "sigil-ca";
 /** Token audience claim. */
 export const TOKEN_AUDIENCE = "sigil";
 /** Scopes `sigil ca token` mints. */
-export const SCOPES = ["cert.issue", "routes.write"] as const;
+export const SCOPES = [
+  "cert.issue",
+  "routes.write",
+  "credhub.read",
+  "credhub.write",
+] as const;
 /** A scope `sigil ca token` mints. */
 export type Scope = typeof SCOPES[number];
 /** The scope the CA's `/v1/sign` requires. */

@@ -10,7 +10,9 @@ import {
   mintToken,
 } from "../../lib/ca/mod.ts";
 import type { CaStore, TokenGrant } from "../../lib/ca/mod.ts";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
+import { SignJWT } from "jose";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../../lib/token/mod.ts";
 import {
   createCsr,
   generateKeyPair,
@@ -263,14 +265,40 @@ Deno.test("POST /v1/sign answers 413 for a body over the limit and 429 past the 
     await expectError(await post(f, huge, t), 413, "ERR_CA_TOO_LARGE");
     assert.equal((await post(f, await body(), t)).status, 201);
     assert.equal((await post(f, await body(), t)).status, 201);
-    await expectError(
-      await post(f, await body(), t),
-      429,
-      "ERR_CA_RATE_LIMITED",
-      /cell-1/,
-    );
+    const limited = await post(f, await body(), t);
+    // RFC 9110 delay-seconds: 1 token/s, so one second until the next one.
+    assert.equal(limited.headers.get("retry-after"), "1");
+    await expectError(limited, 429, "ERR_CA_RATE_LIMITED", /cell-1/);
     await f.clock.tick(1500);
     assert.equal((await post(f, await body(), t)).status, 201);
+  } finally {
+    await f.close();
+  }
+});
+
+Deno.test("POST /v1/sign refuses a correctly signed token without exp (it would never expire)", async () => {
+  const f = await fixture();
+  try {
+    const noExp = await new SignJWT({
+      scope: "cert.issue",
+      apps: GRANT.apps,
+      spaces: GRANT.spaces,
+      orgs: GRANT.orgs,
+      cidrs: GRANT.cidrs,
+    })
+      .setProtectedHeader({ alg: "ES256", typ: "JWT" })
+      .setIssuer(TOKEN_ISSUER)
+      .setAudience(TOKEN_AUDIENCE)
+      .setSubject("cell-1")
+      .setIssuedAt()
+      .sign(f.store.tokenKeys.privateKey);
+    await expectError(
+      await post(f, await body(), noExp),
+      401,
+      "ERR_CA_UNAUTHENTICATED",
+      /exp/,
+    );
+    assert.equal((await post(f, await body(), await f.token())).status, 201);
   } finally {
     await f.close();
   }

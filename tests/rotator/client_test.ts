@@ -77,12 +77,43 @@ Deno.test("createCaSigner() reports refusals with status, CA code and Retry-Afte
     const e401 = await signer.sign({ csr: t.csr, ...ID }).catch((e) => e);
     assert.ok(e401 instanceof CaRequestError);
     assert.equal(e401.status, 401);
-    assert.match(e401.message, /CA answered 401 unauthorized/);
+    // The real CA's code (the former stand-in CA answered "unauthorized").
+    assert.match(e401.message, /CA answered 401 ERR_CA_UNAUTHENTICATED/);
     assert.ok(!e401.message.includes("wrong-token-value"));
     await Deno.remove(t.tokenFile);
     const eTok = await signer.sign({ csr: t.csr, ...ID }).catch((e) => e);
     assert.ok(eTok instanceof RotatorError);
     assert.equal(eTok.code, "ERR_ROTATOR_TOKEN_UNREADABLE");
+  } finally {
+    signer.close();
+    await t.cleanup();
+  }
+});
+
+Deno.test("createCaSigner() reports an injected 503 and 500, then signs after an injected delay", async () => {
+  const t = await setup();
+  const signer = createCaSigner({
+    caUrl: t.server.url,
+    caBundlePem: t.ca.rootPem,
+    tokenFile: t.tokenFile,
+  });
+  try {
+    t.ca.failNext(1, { kind: "status", status: 503, retryAfterS: 2 });
+    t.ca.failNext(1, { kind: "status", status: 500 });
+    t.ca.failNext(1, { kind: "delay", ms: 200 });
+    const e503 = await signer.sign({ csr: t.csr, ...ID }).catch((e) => e);
+    assert.ok(e503 instanceof CaRequestError);
+    assert.equal(e503.status, 503);
+    assert.equal(e503.retryAfterMs, 2000);
+    const e500 = await signer.sign({ csr: t.csr, ...ID }).catch((e) => e);
+    assert.ok(e500 instanceof CaRequestError);
+    assert.equal(e500.status, 500);
+    const started = performance.now();
+    const r = await signer.sign({ csr: t.csr, ...ID });
+    assert.ok(performance.now() - started >= 190, "the delay was applied");
+    assert.match(r.certificatePem, /BEGIN CERTIFICATE/);
+    assert.equal(t.ca.issued, 1);
+    assert.equal(t.ca.requests.length, 3);
   } finally {
     signer.close();
     await t.cleanup();
@@ -136,8 +167,9 @@ Deno.test("serveMetrics() on a taken port fails naming the address and metrics_l
       (e: unknown) =>
         e instanceof RotatorError &&
         e.code === "ERR_ROTATOR_METRICS_LISTEN" &&
-        e.message ===
-          `Cannot listen on "127.0.0.1:${port}" for metrics_listen: address already in use`,
+        e.message.startsWith(
+          `Cannot listen on "127.0.0.1:${port}" (rotator.metrics_listen): address already in use`,
+        ),
     );
   } finally {
     taken.close();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { RotatorSection } from "../../lib/config/mod.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import {
@@ -8,11 +8,7 @@ import {
   parseCertificate,
   verifyChain,
 } from "../../lib/pki/mod.ts";
-import {
-  CaRequestError,
-  readCredentials,
-  startRotator,
-} from "../../lib/rotator/mod.ts";
+import { readCredentials, startRotator } from "../../lib/rotator/mod.ts";
 import type { RunningRotator } from "../../lib/rotator/mod.ts";
 import { createTestCa } from "./_ca.ts";
 import type { TestCa } from "./_ca.ts";
@@ -44,7 +40,7 @@ function instance(base: string, n: number) {
 async function harness(validityMs = MIN): Promise<Harness> {
   const base = await Deno.makeTempDir({ prefix: "sigil-rot-" });
   const clock = new FakeClock();
-  const ca = await createTestCa({ now: clock.now(), validityMs });
+  const ca = await createTestCa({ clock, validityMs });
   const bundle = join(base, "bundle.pem");
   await Deno.writeTextFile(bundle, ca.rootPem);
   const logs: Array<Record<string, unknown>> = [];
@@ -70,7 +66,7 @@ async function harness(validityMs = MIN): Promise<Harness> {
     async start(section) {
       const r = await startRotator(section, {
         clock,
-        sign: ca.signer(() => clock.now()),
+        sign: ca.signer(),
         logger: createLogger("rotator", {
           level: "debug",
           now: () => clock.now(),
@@ -412,21 +408,12 @@ Deno.test("startRotator() honours the CA's Retry-After up to the backoff cap", a
   try {
     const r = await h.start(h.section());
     await r.ready();
-    const sign = h.ca.sign;
-    let retryAfterMs = 90_000;
-    h.ca.sign = () =>
-      Promise.reject(
-        new CaRequestError("ERR_ROTATOR_CA_REJECTED", "CA answered 429", {
-          status: 429,
-          retryAfterMs,
-        }),
-      );
+    h.ca.failNext(1, { kind: "status", status: 429, retryAfterS: 90 });
     await r.renewAll();
-    retryAfterMs = 3_600_000;
+    h.ca.failNext(1, { kind: "status", status: 429, retryAfterS: 3600 });
     await r.renewAll();
     const delays = h.events("cert-renew-failed").map((e) => e.retry_in_ms);
     assert.deepEqual(delays, [90_000, 5 * MIN]);
-    h.ca.sign = sign;
   } finally {
     await h.cleanup();
   }

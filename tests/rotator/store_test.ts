@@ -22,10 +22,7 @@ async function issuePair(
   ca: TestCa,
 ): Promise<{ certPem: string; keyPem: string }> {
   const keys = await generateKeyPair();
-  const r = await ca.sign(
-    { csr: await createCsr(keys, ID), ...ID },
-    Date.now(),
-  );
+  const r = await ca.sign({ csr: await createCsr(keys, ID), ...ID });
   return {
     certPem: r.certificatePem + r.chainPem,
     keyPem: await exportPrivateKeyPem(keys),

@@ -3,7 +3,7 @@ import {
   createAccessLog,
   formatAccessLine,
 } from "../../lib/router/_access_log.ts";
-import type { Exchange } from "../../lib/router/_attempt.ts";
+import type { Exchange } from "../../lib/router/_record.ts";
 import { Endpoint } from "../../lib/router/mod.ts";
 
 function exchange(): Exchange {

@@ -1,0 +1,225 @@
+/**
+ * The first step of a request: one pass over its headers (hop-by-hop ones
+ * dropped, the few the router reads noted, the rest copied flat for
+ * `node:http`), the route lookup, the forwarded headers, then the exchange.
+ * Requests the router answers itself (431, 400, 404) end here.
+ *
+ * Per-request work is kept small on purpose (no URL parsing, no regexes, no
+ * label lookups): the benchmark against nginx is decided here.
+ * @module
+ */
+import type { Clock } from "../common/mod.ts";
+import type { Registry } from "./_registry.ts";
+import type { RouterStats } from "./_stats.ts";
+import type { Exchange, Recorder } from "./_record.ts";
+import type { Exchanges } from "./_exchange.ts";
+import {
+  dropConnectionTokens,
+  hostname,
+  REQUEST_HEADER,
+  RH_CONNECTION,
+  RH_CONTENT_LENGTH,
+  RH_COOKIE,
+  RH_DROP,
+  RH_FORWARDED_FOR,
+  RH_FORWARDED_PROTO,
+  RH_HOST,
+  RH_REFERER,
+  RH_REQUEST_START,
+  RH_TRACEPARENT,
+  RH_UPGRADE,
+  RH_USER_AGENT,
+  stickyTarget,
+  traceparent,
+} from "./_headers.ts";
+
+/** Options of {@linkcode RequestHandler}. */
+export interface RequestHandlerOptions {
+  registry: Registry;
+  recorder: Recorder;
+  exchanges: Exchanges;
+  stats: RouterStats;
+  clock: Clock;
+  /** Larger request heads get a 431. */
+  maxHeaderBytes: number;
+  /** Cookie names that pin a request to an instance (with `__VCAP_ID__`). */
+  stickyCookieNames: string[];
+}
+
+/** Turns a client request into an exchange, or answers it directly. */
+export class RequestHandler {
+  readonly #o: RequestHandlerOptions;
+
+  /** @param options Registry, exchange runner, metrics and limits. */
+  constructor(options: RequestHandlerOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Handles one request from `Deno.serve`.
+   *
+   * @param proto `"http"` or `"https"`: the listener it came in on.
+   */
+  handle(
+    req: Request,
+    info: Deno.ServeHandlerInfo,
+    proto: string,
+  ): Response | Promise<Response> {
+    const { registry, stats, recorder } = this.#o;
+    stats.requests++;
+    const url = req.url;
+    const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+    const remote = (info.remoteAddr as Deno.NetAddr).hostname;
+    const requestId = crypto.randomUUID();
+    const startMs = this.#o.clock.now();
+    const headers: string[] = [];
+    let size = 0;
+    let hostHeader: string | undefined;
+    let connection: string | undefined;
+    let upgrade: string | undefined;
+    let xff: string | undefined;
+    let xfp: string | undefined;
+    let requestStart: string | undefined;
+    let incomingTrace: string | undefined;
+    let cookie: string | undefined;
+    let userAgent = "";
+    let referer = "";
+    let hasLength = false;
+    // One pass over the headers: drop hop-by-hop ones, note the few the
+    // router reads, copy the rest as a flat array node:http sends as is.
+    for (const [name, value] of req.headers) {
+      size += name.length + value.length + 4;
+      switch (REQUEST_HEADER.get(name)) {
+        case undefined:
+          headers.push(name, value);
+          continue;
+        case RH_DROP:
+          continue;
+        case RH_CONNECTION:
+          connection = value;
+          continue;
+        case RH_UPGRADE:
+          upgrade = value;
+          continue;
+        case RH_HOST:
+          hostHeader = value;
+          break;
+        case RH_FORWARDED_FOR:
+          xff = value;
+          continue;
+        case RH_FORWARDED_PROTO:
+          xfp = value;
+          break;
+        case RH_REQUEST_START:
+          requestStart = value;
+          break;
+        case RH_TRACEPARENT:
+          incomingTrace = value;
+          continue;
+        case RH_COOKIE:
+          cookie = value;
+          break;
+        case RH_USER_AGENT:
+          userAgent = value;
+          break;
+        case RH_REFERER:
+          referer = value;
+          break;
+        case RH_CONTENT_LENGTH:
+          hasLength = true;
+          break;
+      }
+      headers.push(name, value);
+    }
+    const x: Exchange = {
+      start: performance.now(),
+      startMs,
+      method: req.method,
+      host: "",
+      path,
+      remote,
+      proto,
+      requestId,
+      headers,
+      userAgent,
+      referer,
+      forwardedFor: xff ?? "",
+      forwardedProto: xfp ?? "",
+      bytesIn: 0,
+      bytesOut: 0,
+      failed: 0,
+      ep: undefined,
+      routerError: "",
+      status: 0,
+      pool: undefined,
+      body: null,
+      upgrade: undefined,
+      sticky: undefined,
+      attempt: 0,
+    };
+    if (size > this.#o.maxHeaderBytes) {
+      return recorder.errorResponse(
+        x,
+        431,
+        "",
+        "431 Request Header Fields Too Large",
+      );
+    }
+    if (connection !== undefined) dropConnectionTokens(headers, connection);
+    if (hostHeader === undefined) {
+      // HTTP/2 carries the host in :authority, which Deno puts in the URL.
+      const a = url.indexOf("//") + 2;
+      hostHeader = url.slice(a, url.indexOf("/", a));
+      headers.push("host", hostHeader);
+    }
+    const host = hostname(hostHeader);
+    x.host = host;
+    if (host === "") {
+      return recorder.errorResponse(
+        x,
+        400,
+        "empty_host",
+        "400 Bad Request: empty host",
+      );
+    }
+    const pool = registry.lookup(host, path);
+    if (pool === undefined) {
+      return recorder.errorResponse(
+        x,
+        404,
+        "unknown_route",
+        `404 Not Found: Requested route ('${host}') does not exist.`,
+      );
+    }
+    const forwardedFor = xff === undefined ? remote : `${xff}, ${remote}`;
+    x.forwardedFor = forwardedFor;
+    headers.push("x-forwarded-for", forwardedFor);
+    if (xfp === undefined) {
+      x.forwardedProto = proto;
+      headers.push("x-forwarded-proto", proto);
+    }
+    if (requestStart === undefined) {
+      headers.push("x-request-start", String(startMs));
+    }
+    headers.push(
+      "x-vcap-request-id",
+      requestId,
+      "traceparent",
+      traceparent(incomingTrace, requestId),
+    );
+    if (cookie !== undefined && cookie.includes("__VCAP_ID__=")) {
+      x.sticky = stickyTarget(cookie, this.#o.stickyCookieNames);
+    }
+    x.pool = pool;
+    if (upgrade !== undefined && upgrade.toLowerCase() === "websocket") {
+      x.upgrade = req;
+      return this.#o.exchanges.run(x);
+    }
+    const body = req.body;
+    if (body !== null && !hasLength) {
+      headers.push("transfer-encoding", "chunked");
+    }
+    x.body = body;
+    return this.#o.exchanges.run(x);
+  }
+}
