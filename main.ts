@@ -9,6 +9,18 @@ import { ApplianceError, describeError, UsageError } from "./lib/common/mod.ts";
 import type { Command, FlagValues } from "./lib/common/mod.ts";
 import { ConfigError } from "./lib/config/mod.ts";
 import { COMMANDS, VERSION } from "./lib/cli.ts";
+import { createLogger } from "./lib/observe/mod.ts";
+
+/** Roles that log JSON lines: their startup failures are JSON lines too. */
+const JSON_LOGGING = new Set([
+  "ca serve",
+  "rotator",
+  "proxy",
+  "router",
+  "credhub",
+]);
+/** The command being run (for how a failure is reported). */
+let current: Command | undefined;
 
 function findCommand(args: string[]): [Command, string[]] | undefined {
   let best: Command | undefined;
@@ -98,6 +110,7 @@ async function main(args: string[]): Promise<number> {
     );
   }
   const [cmd, rest] = found;
+  current = cmd;
   const options: ParseArgsOptionsConfig = {
     help: { type: "boolean", short: "h" },
   };
@@ -138,27 +151,45 @@ const FILE_ERRORS = [
   Deno.errors.IsADirectory,
 ];
 
+/** Prints a failure: a JSON log line for the JSON-logging roles, else `sigil: ...`. */
+function report(err: unknown, detail?: string): void {
+  const message = (err instanceof Error ? err.message : String(err)) +
+    (detail ?? "");
+  if (current && JSON_LOGGING.has(current.name)) {
+    createLogger(current.name.split(" ")[0]!).error("start-failed", {
+      code: err instanceof ApplianceError ? err.code : (err as Error)?.name,
+      error: message,
+    });
+  } else {
+    console.error(`sigil: ${message}`);
+  }
+}
+
 if (import.meta.main) {
   let code: number;
   try {
     code = await main(Deno.args);
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {
-      console.error(`sigil: ${err.message}`);
+      report(err);
       code = 2;
     } else if (err instanceof ApplianceError) {
-      console.error(`sigil: ${err.message}`);
+      report(err);
       code = 1;
     } else if (FILE_ERRORS.some((E) => err instanceof E)) {
       // A file or directory the user named: Deno's message carries the path.
-      console.error(
-        `sigil: ${
-          (err as Error).message
-        } (check the path and that this user may use it)`,
+      report(err, " (check the path and that this user may use it)");
+      code = 1;
+    } else if (Deno.env.get("SIGIL_DEBUG")) {
+      throw err;
+    } else {
+      // Not an operator mistake we know: one line, no stack trace
+      // (SIGIL_DEBUG=1 shows it).
+      report(
+        err,
+        " (unexpected error; run with SIGIL_DEBUG=1 for a stack trace and report it)",
       );
       code = 1;
-    } else {
-      throw err;
     }
   }
   Deno.exit(code);

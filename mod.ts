@@ -33,7 +33,6 @@ export type { ConfigInput, ConfigIssue } from "./lib/config/mod.ts";
 // Shared pieces
 export {
   ApplianceError,
-  FakeClock,
   formatDuration,
   parseDuration,
   systemClock,

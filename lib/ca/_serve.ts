@@ -16,9 +16,11 @@ import type { Logger } from "../observe/mod.ts";
 import type { Clock } from "../common/clock.ts";
 import { systemClock } from "../common/clock.ts";
 import { oneSegment } from "../common/tls_response.ts";
+import { describeListenError } from "../common/listen.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
 import { Ledger } from "./_ledger.ts";
+import { CaError } from "./errors.ts";
 import { CA_FILES, loadCa } from "./_store.ts";
 
 /** A running CA server. */
@@ -89,22 +91,34 @@ export async function startCa(
   });
   let resolveAddr: (a: string) => void;
   const bound = new Promise<string>((r) => (resolveAddr = r));
-  const server = Deno.serve({
-    hostname: config.listen.hostname,
-    port: config.listen.port,
-    cert: serverCert.pem + store.intermediatePem,
-    key: await exportPrivateKeyPem(serverKeys),
-    onListen: ({ hostname, port }) =>
-      resolveAddr(formatAddress({ hostname, port })),
-    onError: (err) => {
-      logger.error("ca-request-failed", { reason: (err as Error).message });
-      return Response.json({
-        error: { code: "ERR_CA_INTERNAL", message: "Internal error" },
-      }, {
-        status: 500,
-      });
-    },
-  }, async (req, info) => oneSegment(await app.fetch(req, info)));
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: config.listen.hostname,
+      port: config.listen.port,
+      cert: serverCert.pem + store.intermediatePem,
+      key: await exportPrivateKeyPem(serverKeys),
+      onListen: ({ hostname, port }) =>
+        resolveAddr(formatAddress({ hostname, port })),
+      onError: (err) => {
+        logger.error("ca-request-failed", { reason: (err as Error).message });
+        return Response.json({
+          error: { code: "ERR_CA_INTERNAL", message: "Internal error" },
+        }, {
+          status: 500,
+        });
+      },
+    }, async (req, info) => oneSegment(await app.fetch(req, info)));
+  } catch (err) {
+    ledger.close();
+    throw new CaError(
+      "ERR_CA_LISTEN",
+      `Cannot listen on "${formatAddress(config.listen)}" (ca.listen): ${
+        describeListenError(err)
+      }`,
+      { cause: err },
+    );
+  }
   const address = await bound;
   logger.info("ca-listening", {
     address,

@@ -4,6 +4,7 @@ import type { Command } from "../common/mod.ts";
 import { writeSecretFile } from "../common/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import {
+  describeError,
   listFlag,
   parseDuration,
   requireFlag,
@@ -25,6 +26,7 @@ import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { startCa } from "./_serve.ts";
+import { INSPECT } from "./_inspect.ts";
 import { CA_FILES, initCa, loadCa } from "./_store.ts";
 import { mintToken, SCOPES } from "../token/mod.ts";
 import type { Scope } from "../token/mod.ts";
@@ -115,6 +117,11 @@ const init: Command = {
       keyType: keyTypeFlag(flags),
       rootValidityMs,
       intermediateValidityMs,
+    }).catch((err) => {
+      // A --dir that already holds a CA is a usage error: nothing was changed.
+      throw err instanceof CaError && err.code === "ERR_CA_EXISTS"
+        ? new UsageError(err.message, { cause: err })
+        : err;
     });
     const root = parseCertificate(ca.rootPem);
     const inter = parseCertificate(ca.intermediatePem);
@@ -174,13 +181,23 @@ const issue: Command = {
   async run(flags) {
     const dir = requireFlag(flags, "dir");
     const out = requireFlag(flags, "out");
-    const identity = validateIdentity({
+    const fields = {
       instanceId: requireFlag(flags, "instance"),
       app: requireFlag(flags, "app"),
       space: requireFlag(flags, "space"),
       org: requireFlag(flags, "org"),
       ips: listFlag(flags, "ip"),
-    });
+    };
+    let identity;
+    try {
+      identity = validateIdentity(fields);
+    } catch (err) {
+      // --instance, --app, --space, --org, --ip: bad flag values (exit 2).
+      throw new UsageError(
+        `Invalid flags for "sigil ca issue": ${describeError(err)}`,
+        { cause: err },
+      );
+    }
     const validityMs = durationFlag(flags, "validity", "24h");
     const ca = await loadCa(dir);
     const ledger = Ledger.open(join(dir, CA_FILES.ledger));
@@ -195,17 +212,31 @@ const issue: Command = {
           validityMs,
         },
       );
-      ledger.record(issuedEntry(identity, leaf, "offline"));
-      await Deno.mkdir(out, { recursive: true, mode: 0o700 });
-      await writeSecretFile(
-        join(out, "instance.key"),
-        await exportPrivateKeyPem(keys),
-      );
-      await writeSecretFile(
-        join(out, "instance.crt"),
-        leaf.pem + ca.intermediatePem,
-        { mode: 0o644 },
-      );
+      // Files first, ledger last: the ledger records an issuance only once the
+      // certificate exists where the operator asked for it.
+      const files = [join(out, "instance.key"), join(out, "instance.crt")];
+      try {
+        await Deno.mkdir(out, { recursive: true, mode: 0o700 });
+        await writeSecretFile(files[0]!, await exportPrivateKeyPem(keys));
+        await writeSecretFile(files[1]!, leaf.pem + ca.intermediatePem, {
+          mode: 0o644,
+        });
+      } catch (err) {
+        await removeQuietly(files);
+        throw new CaError(
+          "ERR_CA_OUT_UNWRITABLE",
+          `Cannot issue certificate for "${identity.instanceId}": cannot write "--out" directory "${out}": ${
+            fileReason(err)
+          }; nothing was issued`,
+          { cause: err },
+        );
+      }
+      try {
+        ledger.record(issuedEntry(identity, leaf, "offline"));
+      } catch (err) {
+        await removeQuietly(files);
+        throw err;
+      }
       console.log(
         `Issued ${identity.instanceId}: serial ${leaf.serial}, expires ${leaf.notAfter.toISOString()}${
           leaf.clamped ? " (clamped to the intermediate's expiry)" : ""
@@ -220,6 +251,18 @@ const issue: Command = {
     return 0;
   },
 };
+
+async function removeQuietly(files: string[]): Promise<void> {
+  for (const f of files) await Deno.remove(f).catch(() => {});
+}
+
+function fileReason(err: unknown): string {
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return "permission denied (check that this user may write there)";
+  }
+  if (err instanceof Deno.errors.NotADirectory) return "not a directory";
+  return err instanceof Error ? err.message : String(err);
+}
 
 const token: Command = {
   name: "ca token",
@@ -409,76 +452,6 @@ const ledger: Command = {
   },
 };
 
-const inspect: Command = {
-  name: "inspect",
-  summary:
-    "Print the identity, serial, SANs and validity of a certificate file",
-  positionals: "FILE",
-  flags: { json: { type: "boolean", description: "Print JSON" } },
-  async run(flags, positionals) {
-    const [file, ...extra] = positionals;
-    if (!file || extra.length) {
-      throw new UsageError("Usage: sigil inspect FILE [--json]");
-    }
-    let text: string;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (err) {
-      throw new UsageError(`Cannot read "${file}": ${(err as Error).message}`);
-    }
-    const info = parseCertificate(text);
-    const out = {
-      file,
-      serial: info.serial,
-      subject: info.subject,
-      issuer: info.issuer,
-      not_before: info.notBefore.toISOString(),
-      not_after: info.notAfter.toISOString(),
-      expired: info.notAfter.getTime() < Date.now(),
-      dns_names: info.dnsNames,
-      ips: info.ips,
-      uris: info.uris,
-      fingerprint_sha256: info.fingerprint256,
-      is_ca: info.isCa,
-      identity: info.identity
-        ? {
-          instance_id: info.identity.instanceId,
-          app: info.identity.app,
-          space: info.identity.space,
-          org: info.identity.org,
-          ips: info.identity.ips,
-          spiffe_id: info.identity.spiffeId ?? null,
-        }
-        : null,
-    };
-    if (flags.json) {
-      console.log(JSON.stringify(out, null, 2));
-      return 0;
-    }
-    const rows: Array<[string, string]> = [
-      ["Serial", out.serial],
-      ["Subject", out.subject],
-      ["Issuer", out.issuer],
-      ["Not before", out.not_before],
-      ["Not after", out.not_after + (out.expired ? " (EXPIRED)" : "")],
-      ["DNS SANs", out.dns_names.join(", ") || "-"],
-      ["IP SANs", out.ips.join(", ") || "-"],
-      ["URI SANs", out.uris.join(", ") || "-"],
-      ["SHA-256", out.fingerprint_sha256],
-    ];
-    if (out.identity) {
-      rows.unshift(
-        ["Instance", out.identity.instance_id],
-        ["App", out.identity.app],
-        ["Space", out.identity.space],
-        ["Org", out.identity.org],
-      );
-    }
-    for (const [k, v] of rows) console.log(`${(k + ":").padEnd(12)} ${v}`);
-    return 0;
-  },
-};
-
 /** Commands of the CA role. */
 export const CA_COMMANDS: Command[] = [
   init,
@@ -486,5 +459,5 @@ export const CA_COMMANDS: Command[] = [
   token,
   serve,
   ledger,
-  inspect,
+  INSPECT,
 ];

@@ -18,10 +18,11 @@ export {
   UsageError,
 } from "./errors.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
-export { FakeClock, systemClock } from "./clock.ts";
+export { systemClock } from "./clock.ts";
 export type { Clock, TimerId } from "./clock.ts";
 export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";
+export { describeListenError } from "./listen.ts";
 export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
 export { readTokenFile, TokenFileError } from "./token_file.ts";

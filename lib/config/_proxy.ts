@@ -143,6 +143,16 @@ export const ProxyInstance = z.strictObject({
       message: 'only used with mode "mtls"; set mode: mtls or remove it',
     });
   }
+  for (const [j, p] of inst.allowed_client_sans.entries()) {
+    const why = checkSanPattern(p);
+    if (why) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["allowed_client_sans", j],
+        message: why,
+      });
+    }
+  }
   const names = new Set<string>();
   for (const [i, l] of inst.listeners.entries()) {
     const name = l.name ?? `${l.listen.port}-${l.app.port}`;
@@ -252,4 +262,34 @@ function isPlainRemote(url: string): boolean {
   } catch {
     return false; // z.url() reports the syntax
   }
+}
+
+/**
+ * Checks an `allowed_client_sans` pattern: a URI (contains `://`, matched
+ * exactly) or a DNS name where `*` may appear in one label.
+ *
+ * @returns An error message, or `undefined` when the pattern is usable.
+ * @example
+ * ```ts
+ * import { checkSanPattern } from "./_proxy.ts";
+ * console.assert(checkSanPattern("*.service.cf.internal") === undefined);
+ * console.assert(checkSanPattern("*.*.internal") !== undefined);
+ * ```
+ */
+export function checkSanPattern(pattern: string): string | undefined {
+  if (pattern.includes("://")) {
+    return pattern.includes("*")
+      ? `"${pattern}": wildcards are only allowed in DNS names`
+      : undefined;
+  }
+  const labels = pattern.split(".");
+  if (labels.some((l) => l === "")) return `"${pattern}": empty DNS label`;
+  const wild = labels.filter((l) => l.includes("*"));
+  if (wild.length > 1) {
+    return `"${pattern}": "*" is allowed in one label only`;
+  }
+  if (labels.length > 1 && labels[labels.length - 1]!.includes("*")) {
+    return `"${pattern}": "*" is not allowed in the top-level label`;
+  }
+  return undefined;
 }

@@ -142,9 +142,15 @@ function toIssues(
       }
       continue;
     }
+    const missing = issue.code === "invalid_type" &&
+      /received undefined$/.test(issue.message);
     out.push({
       path: path.length ? path.join(".") : "(root)",
-      message: lowerFirst(issue.message),
+      message: missing
+        ? `required: this key is missing (expected ${
+          (issue as { expected?: string }).expected ?? "a value"
+        })`
+        : lowerFirst(issue.message),
       line: lineOf(doc, lc, path, false),
     });
   }

@@ -27,7 +27,7 @@ export {
 } from "./_common.ts";
 export { CaSection } from "./_ca.ts";
 export { RotatorSection } from "./_rotator.ts";
-export { ProxySection } from "./_proxy.ts";
+export { checkSanPattern, ProxySection } from "./_proxy.ts";
 export { RouterSection } from "./_router.ts";
 export { DevSection } from "./_dev.ts";
 export { CredhubSection } from "./_credhub.ts";

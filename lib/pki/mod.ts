@@ -54,4 +54,6 @@ export type {
   ServiceCertOptions,
   ValidityOptions,
 } from "./_cert.ts";
+export { describeCertificate } from "./_describe.ts";
+export type { CertDetails } from "./_describe.ts";
 export { PkiError } from "./errors.ts";

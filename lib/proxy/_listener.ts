@@ -7,7 +7,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import type { X509Certificate } from "node:crypto";
-import { describeError } from "../common/mod.ts";
+import { describeError, describeListenError } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
 import type { Address } from "../config/mod.ts";
 import { formatAddress } from "../config/mod.ts";
@@ -156,7 +156,9 @@ export class TlsListener {
           new ListenError(
             `Cannot listen on "${
               formatAddress(this.options.listen)
-            }" for "${this.options.instance}": ${describeError(err)}`,
+            }" for "${this.options.instance}" (proxy.instances.*.listeners.*.listen): ${
+              describeListenError(err)
+            }`,
             { cause: err },
           ),
         );

@@ -27,35 +27,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "handshake-error",
 ];
 
-/**
- * Checks an `allowed_client_sans` pattern: a URI (contains `://`, matched
- * exactly) or a DNS name where `*` may appear in one label.
- *
- * @returns An error message, or `undefined` when the pattern is usable.
- * @example
- * ```ts
- * import { checkSanPattern } from "./_peer.ts";
- * console.assert(checkSanPattern("*.service.cf.internal") === undefined);
- * console.assert(checkSanPattern("*.*.internal") !== undefined);
- * ```
- */
-export function checkSanPattern(pattern: string): string | undefined {
-  if (pattern.includes("://")) {
-    return pattern.includes("*")
-      ? `"${pattern}": wildcards are only allowed in DNS names`
-      : undefined;
-  }
-  const labels = pattern.split(".");
-  if (labels.some((l) => l === "")) return `"${pattern}": empty DNS label`;
-  const wild = labels.filter((l) => l.includes("*"));
-  if (wild.length > 1) {
-    return `"${pattern}": "*" is allowed in one label only`;
-  }
-  if (labels.length > 1 && labels[labels.length - 1]!.includes("*")) {
-    return `"${pattern}": "*" is not allowed in the top-level label`;
-  }
-  return undefined;
-}
+export { checkSanPattern } from "../config/mod.ts";
 
 /**
  * True when `san` matches `pattern` (DNS case-insensitive, `*` matches one or

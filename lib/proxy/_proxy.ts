@@ -3,7 +3,12 @@
  * API and route registration, in one process.
  * @module
  */
-import { describeError, formatDuration, systemClock } from "../common/mod.ts";
+import {
+  describeError,
+  describeListenError,
+  formatDuration,
+  systemClock,
+} from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
 import { ConfigError, formatAddress } from "../config/mod.ts";
 import type { ProxySection } from "../config/mod.ts";
@@ -410,7 +415,7 @@ function serveAdmin(
     throw new ListenError(
       `Cannot listen on "${
         formatAddress(config.admin_listen)
-      }" for the admin API: ${describeError(err)}`,
+      }" for the admin API (proxy.admin_listen): ${describeListenError(err)}`,
       { cause: err },
     );
   }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Clock } from "../common/mod.ts";
-import { describeError } from "../common/mod.ts";
+import { describeListenError } from "../common/mod.ts";
 import { RotatorError } from "./errors.ts";
 import type { Address } from "../config/mod.ts";
 import { METRICS_CONTENT_TYPE, MetricsRegistry } from "../observe/mod.ts";
@@ -140,10 +140,8 @@ export async function serveMetrics(
   } catch (err) {
     throw new RotatorError(
       "ERR_ROTATOR_METRICS_LISTEN",
-      `Cannot listen on "${listen.hostname}:${listen.port}" for metrics_listen: ${
-        err instanceof Deno.errors.AddrInUse
-          ? "address already in use"
-          : describeError(err)
+      `Cannot listen on "${listen.hostname}:${listen.port}" (rotator.metrics_listen): ${
+        describeListenError(err)
       }`,
       { cause: err },
     );

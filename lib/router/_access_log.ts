@@ -6,6 +6,8 @@
  */
 
 import type { Exchange } from "./_record.ts";
+import { describeError } from "../common/mod.ts";
+import { RouterError } from "./errors.ts";
 
 // Anything outside printable ASCII, a quote or a backslash goes through
 // JSON.stringify (escapes, and lone surrogates in non-ASCII text).
@@ -76,6 +78,30 @@ export interface AccessLogOptions {
   sink?: (line: string) => void;
 }
 
+/** Opens the access log file; errors name the setting and the path. */
+async function openLogFile(file: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(file, {
+      append: true,
+      create: true,
+      write: true,
+      // Client addresses and request paths: not for every local user.
+      mode: 0o640,
+    });
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "its directory does not exist"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied (check that this user may write there)"
+      : describeError(err);
+    throw new RouterError(
+      "ERR_ROUTER_ACCESS_LOG",
+      `Cannot open the access log "${file}" (router.access_log.file): ${why}`,
+      { cause: err },
+    );
+  }
+}
+
 /**
  * Creates the access log.
  *
@@ -98,13 +124,7 @@ export async function createAccessLog(
     };
   }
   const out: { writeSync(b: Uint8Array): number; close?(): void } = options.file
-    ? await Deno.open(options.file, {
-      append: true,
-      create: true,
-      write: true,
-      // Client addresses and request paths: not for every local user.
-      mode: 0o640,
-    })
+    ? await openLogFile(options.file)
     : Deno.stdout;
   // Lines are encoded straight into one reusable buffer (no big string to
   // flatten, no per-flush allocation) and written when it fills or 100 ms

@@ -10,7 +10,7 @@ import {
   mintToken,
 } from "../../lib/ca/mod.ts";
 import type { CaStore, TokenGrant } from "../../lib/ca/mod.ts";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { SignJWT } from "jose";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../../lib/token/mod.ts";
 import {

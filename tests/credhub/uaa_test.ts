@@ -4,7 +4,7 @@
 // client secret is 401 invalid_client "Bad credentials".
 import assert from "node:assert/strict";
 import { decodeJwt, generateKeyPair, jwtVerify } from "jose";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { addClient } from "../../lib/credhub/_clients.ts";
 import { uaaApp } from "../../lib/credhub/_uaa.ts";
 import { freePort } from "../_helpers/ports.ts";

@@ -113,6 +113,11 @@ Deno.test("sigil config check reports every problem with its path and line, exit
 });
 
 Deno.test("config.example.yaml passes sigil config check", async () => {
-  const r = await sigil(["config", "check", join(ROOT, "config.example.yaml")]);
+  const r = await sigil([
+    "config",
+    "check",
+    "--schema-only",
+    join(ROOT, "config.example.yaml"),
+  ]);
   assert.equal(r.code, 0, r.stderr);
 });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { MetricsRegistry } from "../../lib/observe/mod.ts";
 import { RotatorMetrics } from "../../lib/rotator/_metrics.ts";
 import { MAIN, ROOT } from "../_helpers/proc.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { parseRegistryMessage } from "../../lib/routes/mod.ts";
 import type { RegistryMessage, RouteSink } from "../../lib/routes/mod.ts";
 import {

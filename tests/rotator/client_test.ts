@@ -136,8 +136,9 @@ Deno.test("serveMetrics() on a taken port fails naming the address and metrics_l
       (e: unknown) =>
         e instanceof RotatorError &&
         e.code === "ERR_ROTATOR_METRICS_LISTEN" &&
-        e.message ===
-          `Cannot listen on "127.0.0.1:${port}" for metrics_listen: address already in use`,
+        e.message.startsWith(
+          `Cannot listen on "127.0.0.1:${port}" (rotator.metrics_listen): address already in use`,
+        ),
     );
   } finally {
     taken.close();

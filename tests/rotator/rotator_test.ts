@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { RotatorSection } from "../../lib/config/mod.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import {

@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { RouterSection } from "../../lib/config/mod.ts";
 import type { RouterSectionInput } from "../../lib/config/_router.ts";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { startRouter } from "../../lib/router/mod.ts";
 import type { RouterDeps, RunningRouter } from "../../lib/router/mod.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { connect as natsConnect } from "@nats-io/transport-node";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import {
   NatsRouteBus,

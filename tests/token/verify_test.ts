@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
-import { FakeClock } from "../../lib/common/mod.ts";
+import { FakeClock } from "../_helpers/fake_clock.ts";
 import {
   createTokenVerifier,
   mintToken,

@@ -1,0 +1,202 @@
+/**
+ * Operator mistakes get one clear line (a JSON log line for the roles that log
+ * JSON), the README's exit codes (0 ok, 1 runtime failure, 2 usage or config
+ * error) and never a Deno stack trace.
+ */
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { sigil } from "../_helpers/proc.ts";
+
+const STACK = /Uncaught|\n\s+at |error: /;
+
+async function withDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const ISSUE = ["--app", "a", "--space", "s", "--org", "o"];
+
+Deno.test("ca init on an existing CA and a bad --instance exit 2; ca issue into an unwritable --out exits 1 and is not ledgered", async () => {
+  await withDir(async (dir) => {
+    const ca = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
+    const again = await sigil(["ca", "init", "--dir", ca]);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(
+      again.stderr,
+      /^sigil: Cannot create CA in ".*ca": it already holds/,
+    );
+    const bad = await sigil([
+      "ca",
+      "issue",
+      "--dir",
+      ca,
+      "--instance",
+      "bad id",
+      ...ISSUE,
+      "--out",
+      join(dir, "x"),
+    ]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /instance_id must be .*\(got "bad id"\)/);
+    // A regular file where --out needs a directory: nothing is issued.
+    await Deno.writeTextFile(join(dir, "file"), "");
+    const out = join(dir, "file", "i-1");
+    const unwritable = await sigil([
+      "ca",
+      "issue",
+      "--dir",
+      ca,
+      "--instance",
+      "i-1",
+      ...ISSUE,
+      "--out",
+      out,
+    ]);
+    assert.equal(unwritable.code, 1, unwritable.stderr);
+    assert.match(
+      unwritable.stderr,
+      /^sigil: Cannot issue certificate for "i-1": cannot write "--out" directory ".*file\/i-1": not a directory; nothing was issued/,
+    );
+    for (const r of [again, bad, unwritable]) {
+      assert.doesNotMatch(r.stderr, STACK);
+    }
+    const ledger = await sigil(["ca", "ledger", "--dir", ca, "--json"]);
+    assert.equal(ledger.code, 0, ledger.stderr);
+    assert.doesNotMatch(
+      ledger.stdout,
+      /"i-1"/,
+      "the failed issue is not ledgered",
+    );
+    // The same issue into a writable directory is ledgered once.
+    const ok = await sigil([
+      "ca",
+      "issue",
+      "--dir",
+      ca,
+      "--instance",
+      "i-1",
+      ...ISSUE,
+      "--out",
+      join(dir, "i-1"),
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const after = await sigil([
+      "ca",
+      "ledger",
+      "--dir",
+      ca,
+      "--instance",
+      "i-1",
+    ]);
+    assert.equal(after.stdout.trim().split("\n").length, 2, after.stdout);
+  });
+});
+
+Deno.test("ca serve on a busy port: one JSON start-failed line naming ca.listen and the address, exit 1, no stack trace", async () => {
+  await withDir(async (dir) => {
+    const ca = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      const cfg = join(dir, "sigil.yaml");
+      await Deno.writeTextFile(
+        cfg,
+        `ca:\n  dir: ${ca}\n  listen: 127.0.0.1:${port}\n`,
+      );
+      const r = await sigil(["ca", "serve", "--config", cfg]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.doesNotMatch(r.stderr, STACK);
+      const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
+      const failed = lines.find((l) => l.event === "start-failed");
+      assert.ok(failed, r.stderr);
+      assert.equal(failed.component, "ca");
+      assert.equal(failed.code, "ERR_CA_LISTEN");
+      assert.equal(
+        failed.error,
+        `Cannot listen on "127.0.0.1:${port}" (ca.listen): address already in use (stop the process holding it or choose another port)`,
+      );
+    } finally {
+      busy.close();
+    }
+  });
+});
+
+Deno.test("sigil inspect reads PEM chains, DER and stdin; shows algorithms, usages and time left; bad input exits 2", async () => {
+  await withDir(async (dir) => {
+    const ca = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
+    const out = join(dir, "i-1");
+    assert.equal(
+      (await sigil([
+        "ca",
+        "issue",
+        "--dir",
+        ca,
+        "--instance",
+        "i-1",
+        ...ISSUE,
+        "--ip",
+        "10.0.0.5",
+        "--out",
+        out,
+      ])).code,
+      0,
+    );
+    const crt = join(out, "instance.crt");
+    const j = await sigil(["inspect", crt, "--json"]);
+    assert.equal(j.code, 0, j.stderr);
+    const v = JSON.parse(j.stdout);
+    assert.equal(v.identity.instance_id, "i-1");
+    assert.equal(v.key_algorithm, "ECDSA P-256");
+    assert.equal(v.signature_algorithm, "ECDSA with SHA-256");
+    assert.deepEqual(v.key_usage, ["digitalSignature"]);
+    assert.deepEqual(v.extended_key_usage, ["serverAuth", "clientAuth"]);
+    assert.ok(v.seconds_left > 23 * 3600 && v.seconds_left <= 24 * 3600);
+    assert.equal(v.chain.length, 1, "the intermediate follows the leaf");
+    assert.equal(v.chain[0].is_ca, true);
+    assert.ok(v.chain[0].key_usage.includes("keyCertSign"));
+    // DER, converted by openssl (an independent encoder).
+    const der = join(dir, "leaf.der");
+    const conv = await new Deno.Command("openssl", {
+      args: ["x509", "-in", crt, "-outform", "DER", "-out", der],
+    }).output();
+    assert.equal(conv.code, 0);
+    const d = await sigil(["inspect", der, "--json"]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(JSON.parse(d.stdout).serial, v.serial);
+    // stdin, human output.
+    const s = await sigil(["inspect", "-"], {
+      stdin: await Deno.readTextFile(crt),
+    });
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /Certificate 1 of 2/);
+    assert.match(
+      s.stdout,
+      /Time left: +23h 59m|Time left: +1d 0h 0m|Time left: +23h 58m/,
+    );
+    assert.match(s.stdout, /Ext\. usage: +serverAuth, clientAuth/);
+    // Bad input: exit 2, one line, no stack.
+    await Deno.writeTextFile(join(dir, "bad.pem"), "garbage\n");
+    for (
+      const [file, msg] of [
+        [join(dir, "bad.pem"), /does not parse/],
+        [join(ca, "root.key"), /no 'BEGIN CERTIFICATE' block/],
+        [join(dir, "nope.pem"), /Cannot read/],
+      ] as const
+    ) {
+      const r = await sigil(["inspect", file]);
+      assert.equal(r.code, 2, `${file}: ${r.stderr}`);
+      assert.match(r.stderr, msg);
+      assert.doesNotMatch(r.stderr, STACK);
+      assert.doesNotMatch(r.stderr, /PRIVATE KEY|MI[GI]/, "no key material");
+    }
+  });
+});
