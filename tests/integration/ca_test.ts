@@ -259,7 +259,8 @@ Deno.test("sigil ca issue writes an offline certificate and key with safe modes"
       "--out",
       join(dir, "o2"),
     ]);
-    assert.equal(bad.code, 1);
+    // A bad --instance is a usage mistake: exit 2 (README's exit codes).
+    assert.equal(bad.code, 2);
     assert.match(bad.stderr, /instance_id/);
   } finally {
     await Deno.remove(dir, { recursive: true });
