@@ -197,8 +197,11 @@ Deno.test("sigil ca serve refuses to start when a key file is group-readable", a
     );
     const r = await sigil(["ca", "serve", "--config", join(dir, "sigil.yaml")]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /root\.key" is readable by group or others/);
-    assert.match(r.stderr, /chmod 600/);
+    // The CA logs JSON: its start failure is one start-failed line.
+    const line = JSON.parse(r.stderr.trim().split("\n").at(-1)!);
+    assert.equal(line.event, "start-failed");
+    assert.match(line.error, /root\.key" is readable by group or others/);
+    assert.match(line.error, /chmod 600/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
