@@ -303,7 +303,8 @@ const token: Command = {
       type: "string",
       multiple: true,
       arg: "SCOPE",
-      description: `cert.issue (default) or routes.write`,
+      description:
+        `cert.issue (default), routes.write, credhub.read or credhub.write`,
     },
     ttl: {
       type: "string",
