@@ -16,25 +16,26 @@ export interface RunResult {
 }
 
 /**
- * Runs `sigil ARGS` to completion.
+ * Runs any program to completion with piped output.
  *
  * @example
  * ```ts ignore
- * const r = await sigil(["version"]);
+ * const r = await runCommand("openssl", ["version"]);
  * ```
  */
-export async function sigil(
+export async function runCommand(
+  cmd: string,
   args: string[],
-  options: { cwd?: string; stdin?: string } = {},
+  options: { cwd?: string; stdin?: string; env?: Record<string, string> } = {},
 ): Promise<RunResult> {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, ...args],
+  const p = new Deno.Command(cmd, {
+    args,
+    env: options.env,
     cwd: options.cwd ?? ROOT,
     stdin: options.stdin !== undefined ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
-  });
-  const p = cmd.spawn();
+  }).spawn();
   if (options.stdin !== undefined) {
     const w = p.stdin.getWriter();
     await w.write(new TextEncoder().encode(options.stdin));
@@ -47,6 +48,25 @@ export async function sigil(
     stdout: dec.decode(out.stdout),
     stderr: dec.decode(out.stderr),
   };
+}
+
+/**
+ * Runs `sigil ARGS` to completion.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await sigil(["version"]);
+ * ```
+ */
+export async function sigil(
+  args: string[],
+  options: { cwd?: string; stdin?: string; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  return await runCommand(
+    Deno.execPath(),
+    ["run", "-A", "--quiet", MAIN, ...args],
+    options,
+  );
 }
 
 /** A long-running `sigil` subprocess whose stderr JSON log lines are collected. */

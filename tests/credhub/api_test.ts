@@ -6,13 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { request } from "node:https";
-import { SignJWT } from "jose";
-import { exportSPKI, generateKeyPair as joseKeys } from "jose";
 import { createTestPki } from "../_helpers/pki.ts";
-import { freePort } from "../_helpers/ports.ts";
-import { parseConfig } from "../../lib/config/mod.ts";
-import { startCredhub } from "../../lib/credhub/mod.ts";
-import { silentLogger } from "../../lib/observe/mod.ts";
+import { startTestCredhub } from "../_helpers/credhub.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -60,35 +55,10 @@ function call(
 }
 
 Deno.test("credhub: broker sets and grants; app A reads (200), app B gets 404, unscoped token 403", async () => {
-  const dir = await Deno.makeTempDir();
-  const pki = await createTestPki();
-  const server = await pki.issueClient({
-    dnsNames: ["localhost"],
-    ips: ["127.0.0.1"],
-  });
-  await Deno.writeTextFile(`${dir}/server.crt`, server.certPem);
-  await Deno.writeTextFile(`${dir}/server.key`, server.keyPem);
-  await Deno.writeTextFile(`${dir}/ca.pem`, pki.rootPem);
-  const tk = await joseKeys("ES256");
-  await Deno.writeTextFile(`${dir}/token.pub`, await exportSPKI(tk.publicKey));
-  const cfg = parseConfig(`credhub:
-  listen: 127.0.0.1:${freePort()}
-  database: ${dir}/ch.db
-  keys_dir: ${dir}/keys
-  tls_cert_file: ${dir}/server.crt
-  tls_key_file: ${dir}/server.key
-  trusted_cas_file: ${dir}/ca.pem
-  public_key_file: ${dir}/token.pub
-`).credhub!;
-  const ch = await startCredhub(cfg, { logger: silentLogger });
+  const t = await startTestCredhub();
+  const { pki, ch } = t;
   try {
-    const token = (scope: string) =>
-      new SignJWT({ scope, client_id: "broker" }).setProtectedHeader({
-        alg: "ES256",
-      })
-        .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
-        .setExpirationTime("1h")
-        .sign(tk.privateKey);
+    const token = t.token;
     const broker = await token("credhub.write credhub.read");
     const appA = crypto.randomUUID(), appB = crypto.randomUUID();
     const name = `/c/broker/svc/${crypto.randomUUID()}/creds`;
@@ -172,7 +142,6 @@ Deno.test("credhub: broker sets and grants; app A reads (200), app B gets 404, u
     });
     assert.equal(again.status, 200);
   } finally {
-    await ch.close();
-    await Deno.remove(dir, { recursive: true });
+    await t.close();
   }
 });

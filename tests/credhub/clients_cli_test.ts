@@ -1,21 +1,9 @@
 import assert from "node:assert/strict";
 import { readClients, verifyClient } from "../../lib/credhub/_clients.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+import { sigil as run } from "../_helpers/proc.ts";
 
-async function sigil(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
+const sigil = (...args: string[]) => run(args);
 
 Deno.test("sigil credhub client add prints a secret once that the clients file verifies; list and remove", async () => {
   const file = `${await Deno.makeTempDir()}/clients.json`;

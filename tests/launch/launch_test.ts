@@ -7,62 +7,20 @@
  */
 import assert from "node:assert/strict";
 import { request } from "node:https";
-import { exportSPKI, generateKeyPair as joseKeys, SignJWT } from "jose";
-import { createTestPki } from "../_helpers/pki.ts";
-import type { TestPki } from "../_helpers/pki.ts";
+import { startTestCredhub } from "../_helpers/credhub.ts";
+import type { TestCredhub } from "../_helpers/credhub.ts";
 import { freePort } from "../_helpers/ports.ts";
-import { MAIN, ROOT } from "../_helpers/proc.ts";
-import { parseConfig } from "../../lib/config/mod.ts";
-import { startCredhub } from "../../lib/credhub/mod.ts";
-import type { RunningCredhub } from "../../lib/credhub/mod.ts";
-import { silentLogger } from "../../lib/observe/mod.ts";
+import { MAIN, runCommand } from "../_helpers/proc.ts";
 
-interface Fixture {
-  dir: string;
-  pki: TestPki;
-  ch: RunningCredhub;
+interface Fixture extends TestCredhub {
   broker: string;
-  close(): Promise<void>;
 }
 
 async function fixture(): Promise<Fixture> {
-  const dir = await Deno.makeTempDir();
-  const pki = await createTestPki();
-  const server = await pki.issueClient({
-    dnsNames: ["localhost"],
-    ips: ["127.0.0.1"],
+  const t = await startTestCredhub();
+  return Object.assign(t, {
+    broker: await t.token("credhub.write credhub.read"),
   });
-  await Deno.writeTextFile(`${dir}/server.crt`, server.certPem);
-  await Deno.writeTextFile(`${dir}/server.key`, server.keyPem);
-  await Deno.mkdir(`${dir}/certs`);
-  await Deno.writeTextFile(`${dir}/certs/ca.crt`, pki.rootPem);
-  const tk = await joseKeys("ES256");
-  await Deno.writeTextFile(`${dir}/token.pub`, await exportSPKI(tk.publicKey));
-  const cfg = parseConfig(`credhub:
-  listen: 127.0.0.1:${freePort()}
-  database: ${dir}/ch.db
-  keys_dir: ${dir}/keys
-  tls_cert_file: ${dir}/server.crt
-  tls_key_file: ${dir}/server.key
-  trusted_cas_file: ${dir}/certs/ca.crt
-  public_key_file: ${dir}/token.pub
-`).credhub!;
-  const ch = await startCredhub(cfg, { logger: silentLogger });
-  const broker = await new SignJWT({ scope: "credhub.write credhub.read" })
-    .setProtectedHeader({ alg: "ES256" })
-    .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
-    .setExpirationTime("1h")
-    .sign(tk.privateKey);
-  return {
-    dir,
-    pki,
-    ch,
-    broker,
-    async close() {
-      await ch.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
 }
 
 function brokerCall(f: Fixture, path: string, body: unknown): Promise<number> {
@@ -98,25 +56,8 @@ async function instance(f: Fixture, app: string) {
   return { cert: `${base}.crt`, key: `${base}.key` };
 }
 
-async function run(
-  cmd: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    env,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+function run(cmd: string, args: string[], env: Record<string, string>) {
+  return runCommand(cmd, args, { env });
 }
 
 function launch(
