@@ -25,7 +25,8 @@ export interface TestCredhub {
 }
 
 /**
- * Starts `sigil credhub` with a fresh PKI and token key.
+ * Starts `sigil credhub` with a fresh PKI and token key; `revokedSerials`
+ * become its deny list (`revoked_serials_file`).
  *
  * @example
  * ```ts ignore
@@ -33,7 +34,9 @@ export interface TestCredhub {
  * try { ... } finally { await t.close(); }
  * ```
  */
-export async function startTestCredhub(): Promise<TestCredhub> {
+export async function startTestCredhub(
+  options: { revokedSerials?: string[] } = {},
+): Promise<TestCredhub> {
   const dir = await Deno.makeTempDir();
   const pki = await createTestPki();
   const server = await pki.issueClient({
@@ -46,6 +49,15 @@ export async function startTestCredhub(): Promise<TestCredhub> {
   await Deno.writeTextFile(`${dir}/certs/ca.crt`, pki.rootPem);
   const tk = await generateKeyPair("ES256");
   await Deno.writeTextFile(`${dir}/token.pub`, await exportSPKI(tk.publicKey));
+  const revoked = options.revokedSerials
+    ? `  revoked_serials_file: ${dir}/revoked.txt\n`
+    : "";
+  if (options.revokedSerials) {
+    await Deno.writeTextFile(
+      `${dir}/revoked.txt`,
+      options.revokedSerials.join("\n") + "\n",
+    );
+  }
   const cfg = parseConfig(`credhub:
   listen: 127.0.0.1:${freePort()}
   database: ${dir}/ch.db
@@ -54,7 +66,7 @@ export async function startTestCredhub(): Promise<TestCredhub> {
   tls_key_file: ${dir}/server.key
   trusted_cas_file: ${dir}/certs/ca.crt
   public_key_file: ${dir}/token.pub
-`).credhub!;
+${revoked}`).credhub!;
   const ch = await startCredhub(cfg, { logger: silentLogger });
   return {
     dir,

@@ -145,3 +145,62 @@ Deno.test("credhub: broker sets and grants; app A reads (200), app B gets 404, u
     await t.close();
   }
 });
+
+Deno.test("credhub: an expired instance certificate and one on the deny list are refused (handshake or 401), a valid one reads", async () => {
+  const app = crypto.randomUUID();
+  const t = await startTestCredhub({ revokedSerials: [] });
+  try {
+    const broker = await t.token("credhub.write credhub.read");
+    const name = `/c/broker/svc/${crypto.randomUUID()}/creds`;
+    const ca = t.pki.rootPem;
+    const set = await call(t.ch.url, "PUT", "/api/v1/data", {
+      token: broker,
+      ca,
+      body: { name, type: "value", value: "v" },
+    });
+    assert.equal(set.status, 200);
+    const grant = await call(t.ch.url, "POST", "/api/v2/permissions", {
+      token: broker,
+      ca,
+      body: { actor: `mtls-app:${app}`, path: name, operations: ["read"] },
+    });
+    assert.equal(grant.status, 201);
+    const get = (c: { certPem: string; keyPem: string }) =>
+      call(t.ch.url, "GET", `/api/v1/data?name=${name}`, {
+        cert: c.certPem,
+        key: c.keyPem,
+        ca,
+      }).then((r) => r.status, () => "refused in the handshake");
+    const valid = await t.pki.issueInstance({
+      instanceId: crypto.randomUUID(),
+      app,
+    });
+    assert.equal(await get(valid), 200);
+    const expired = await t.pki.issueInstance(
+      { instanceId: crypto.randomUUID(), app },
+      { now: Date.now() - 2 * 3_600_000, validityMs: 3_600_000 },
+    );
+    assert.notEqual(await get(expired), 200);
+    assert.ok([401, "refused in the handshake"].includes(await get(expired)));
+    // Same app and CA as `valid`; then its serial goes on the deny list, in
+    // openssl's notation (upper case, colons).
+    const onList = await t.pki.issueInstance({
+      instanceId: crypto.randomUUID(),
+      app,
+    });
+    assert.equal(await get(onList), 200);
+    const hex = onList.serial.length % 2 ? `0${onList.serial}` : onList.serial;
+    const colons = hex.toUpperCase().match(/../g)!.join(":");
+    await Deno.writeTextFile(`${t.dir}/revoked.txt`, `${colons}\n`);
+    // The list is re-read at most every 5 s.
+    let status: number | string = 200;
+    for (let i = 0; i < 40 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      status = await get(onList);
+    }
+    assert.equal(status, 401);
+    assert.equal(await get(valid), 200, "other instances keep reading");
+  } finally {
+    await t.close();
+  }
+});
