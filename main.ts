@@ -5,7 +5,12 @@
  */
 import { parseArgs } from "node:util";
 import type { ParseArgsOptionsConfig } from "node:util";
-import { ApplianceError, describeError, UsageError } from "./lib/common/mod.ts";
+import {
+  ApplianceError,
+  describeError,
+  redactSecrets,
+  UsageError,
+} from "./lib/common/mod.ts";
 import type { Command, FlagValues } from "./lib/common/mod.ts";
 import { ConfigError } from "./lib/config/mod.ts";
 import { COMMANDS, VERSION } from "./lib/cli.ts";
@@ -153,8 +158,10 @@ const FILE_ERRORS = [
 
 /** Prints a failure: a JSON log line for the JSON-logging roles, else `sigil: ...`. */
 function report(err: unknown, detail?: string): void {
-  const message = (err instanceof Error ? err.message : String(err)) +
-    (detail ?? "");
+  // Same redaction as log lines: a runtime message can carry a header value.
+  const message = redactSecrets(
+    (err instanceof Error ? err.message : String(err)) + (detail ?? ""),
+  );
   if (current && JSON_LOGGING.has(current.name)) {
     createLogger(current.name.split(" ")[0]!).error("start-failed", {
       code: err instanceof ApplianceError ? err.code : (err as Error)?.name,

@@ -17,6 +17,7 @@
 import { request } from "node:https";
 import { rootCertificates } from "node:tls";
 import { describeError } from "../common/mod.ts";
+import { backoffDelay } from "../rotator/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { LaunchError } from "./errors.ts";
 
@@ -120,7 +121,12 @@ export async function interpolateServices(
   const attempts = o.attempts ?? 3;
   const sleep = o.sleep ??
     ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  let delay = o.retryDelayMs ?? 1000;
+  // The rotator's backoff rule, without jitter: one app instance, one call.
+  const backoff = {
+    initial: o.retryDelayMs ?? 1000,
+    max: o.maxRetryDelayMs ?? 30_000,
+    jitter: 0,
+  };
   for (let attempt = 1;; attempt++) {
     try {
       const out = await attemptOnce(body, o);
@@ -131,6 +137,7 @@ export async function interpolateServices(
         ? err
         : new AttemptError(describeError(err), true);
       const last = attempt >= attempts || !e.retry;
+      const delay = backoffDelay(backoff, attempt, 0);
       o.logger.warn("credhub-interpolate-failed", {
         url: o.url,
         attempt,
@@ -140,7 +147,6 @@ export async function interpolateServices(
       });
       if (last) throw fail(e.message, err);
       await sleep(delay);
-      delay = Math.min(delay * 2, o.maxRetryDelayMs ?? 30_000);
     }
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { Logger } from "../observe/mod.ts";
 import type { Clock } from "../common/mod.ts";
+import { describeError } from "../common/mod.ts";
 import type { Balancing, Endpoint, Pool } from "./_pool.ts";
 import type { Registry } from "./_registry.ts";
 import type { RouterStats } from "./_stats.ts";
@@ -112,7 +113,7 @@ export class Exchanges {
       }
     } catch (err) {
       // A bug must not escape as a 500 from Deno.serve without a trace.
-      o.logger.error("request-failed", { error: String(err) });
+      o.logger.error("request-failed", { error: describeError(err) });
       return o.recorder.errorResponse(
         x,
         502,

@@ -12,6 +12,7 @@
 import type http from "node:http";
 import { Buffer } from "node:buffer";
 import WebSocketImpl from "ws";
+import { describeError } from "../common/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import type { Endpoint } from "./_pool.ts";
 import type {
@@ -212,7 +213,9 @@ function attempt(
       } catch (err) {
         backend.terminate();
         o.stats.websocketFailures++;
-        o.logger.warn("websocket-upgrade-failed", { error: String(err) });
+        o.logger.warn("websocket-upgrade-failed", {
+          error: describeError(err),
+        });
         settle(
           o.recorder.errorResponse(
             x,
