@@ -154,7 +154,7 @@ Deno.test("credhub get/set output: YAML field order and quoting, --output-json s
     );
     assert.match(
       await s.run("get", "-n", "/o/meta"),
-      /^value: potatoes\nmetadata:\n  some: metadata\nversion_created_at: "[^"]+"\n$/m,
+      /^value: potatoes\nmetadata:\n {2}some: metadata\nversion_created_at: "[^"]+"\n$/m,
     );
   } finally {
     await s.close();
