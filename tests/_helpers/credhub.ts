@@ -4,7 +4,7 @@
  * `CF_SYSTEM_CERT_PATH` layout), and bearer tokens from a local ES256 key.
  * @module
  */
-import { exportSPKI, generateKeyPair, SignJWT } from "jose";
+import { exportPKCS8, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { createTestPki } from "./pki.ts";
 import type { TestPki } from "./pki.ts";
 import { freePort } from "./ports.ts";
@@ -21,6 +21,9 @@ export interface TestCredhub {
   ch: RunningCredhub;
   /** A token for `sub: broker` with the given space-separated scopes. */
   token(scope: string): Promise<string>;
+  /** With `uaa`: the clients file and the token key file (the CA's token.key). */
+  clientsFile: string;
+  tokenKeyFile: string;
   close(): Promise<void>;
 }
 
@@ -35,7 +38,7 @@ export interface TestCredhub {
  * ```
  */
 export async function startTestCredhub(
-  options: { revokedSerials?: string[] } = {},
+  options: { revokedSerials?: string[]; uaa?: boolean } = {},
 ): Promise<TestCredhub> {
   const dir = await Deno.makeTempDir();
   const pki = await createTestPki();
@@ -47,8 +50,19 @@ export async function startTestCredhub(
   await Deno.writeTextFile(`${dir}/server.key`, server.keyPem, { mode: 0o600 });
   await Deno.mkdir(`${dir}/certs`);
   await Deno.writeTextFile(`${dir}/certs/ca.crt`, pki.rootPem);
-  const tk = await generateKeyPair("ES256");
+  const tk = await generateKeyPair("ES256", { extractable: true });
   await Deno.writeTextFile(`${dir}/token.pub`, await exportSPKI(tk.publicKey));
+  // The token endpoint signs with the same key, as with the CA's token.key.
+  await Deno.writeTextFile(
+    `${dir}/token.key`,
+    await exportPKCS8(tk.privateKey),
+    {
+      mode: 0o600,
+    },
+  );
+  const uaa = options.uaa
+    ? `  uaa:\n    clients_file: ${dir}/clients.json\n    token_key_file: ${dir}/token.key\n`
+    : "";
   const revoked = options.revokedSerials
     ? `  revoked_serials_file: ${dir}/revoked.txt\n`
     : "";
@@ -66,12 +80,14 @@ export async function startTestCredhub(
   tls_key_file: ${dir}/server.key
   trusted_cas_file: ${dir}/certs/ca.crt
   public_key_file: ${dir}/token.pub
-${revoked}`).credhub!;
+${revoked}${uaa}`).credhub!;
   const ch = await startCredhub(cfg, { logger: silentLogger });
   return {
     dir,
     pki,
     ch,
+    clientsFile: `${dir}/clients.json`,
+    tokenKeyFile: `${dir}/token.key`,
     token: (scope) =>
       new SignJWT({ scope, client_id: "broker" })
         .setProtectedHeader({ alg: "ES256" })
