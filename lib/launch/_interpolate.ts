@@ -52,29 +52,34 @@ class AttemptError extends Error {
 }
 
 /**
- * Serializes JSON as Go's `json.Marshal` of a `map[string]interface{}`
- * orders it: object keys sorted by code point at every level. CF's client
- * re-encodes `VCAP_SERVICES` this way before posting it, and CredHub keeps the
- * order it receives, so sending the same order gives the app the same bytes.
+ * Serializes JSON as Go's `json.Unmarshal` + `json.Marshal` of a
+ * `map[string]interface{}` leaves it: object keys sorted by code point at
+ * every level, and a lone UTF-16 surrogate (`"\ud800"` in the input) turned
+ * into U+FFFD, as Go decodes it. CF's client re-encodes `VCAP_SERVICES` this
+ * way before posting it, and CredHub keeps what it receives, so sending the
+ * same gives the app the same bytes. (Go's `<`, `>`, `&` escapes change the
+ * bytes sent but not the value, so they are not needed.)
  *
  * @example
  * ```ts
  * import { goOrderedJson } from "./_interpolate.ts";
  * console.assert(goOrderedJson({ b: 1, a: [{ d: 2, c: 3 }] }) === '{"a":[{"c":3,"d":2}],"b":1}');
+ * console.assert(goOrderedJson(["\ud800"]) === '["\ufffd"]');
  * ```
  */
 export function goOrderedJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(goOrderedJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).sort(byCodePoint);
+    // Go's map: the decoded (well-formed) key; the last duplicate wins.
+    const map = new Map<string, unknown>();
+    for (const [k, v] of Object.entries(value)) map.set(k.toWellFormed(), v);
+    const keys = [...map.keys()].sort(byCodePoint);
     return `{${
-      keys.map((k) =>
-        `${JSON.stringify(k)}:${
-          goOrderedJson((value as Record<string, unknown>)[k])
-        }`
-      ).join(",")
+      keys.map((k) => `${JSON.stringify(k)}:${goOrderedJson(map.get(k))}`)
+        .join(",")
     }}`;
   }
+  if (typeof value === "string") return JSON.stringify(value.toWellFormed());
   return JSON.stringify(value);
 }
 
