@@ -93,9 +93,18 @@ export interface CredhubAnswer {
   text: string;
 }
 
+/** Who calls and what is sent, for {@linkcode credhubRequest}. */
+export interface CredhubCall {
+  token?: string;
+  cert?: string;
+  key?: string;
+  /** Sent as given when a string, else as JSON. */
+  body?: unknown;
+}
+
 /**
  * One HTTPS request to a test CredHub, as a broker (`token`) or as an app
- * instance (`cert` + `key`); the body is sent as given when it is a string.
+ * instance (`cert` + `key`).
  *
  * @example
  * ```ts ignore
@@ -106,16 +115,34 @@ export function credhubRequest(
   t: TestCredhub,
   method: string,
   path: string,
-  o: { token?: string; cert?: string; key?: string; body?: unknown } = {},
+  o: CredhubCall = {},
+): Promise<CredhubAnswer> {
+  return httpsRequest(t.ch.url, t.pki.rootPem, method, path, o);
+}
+
+/**
+ * {@linkcode credhubRequest} by URL and CA bundle (SNI `localhost`).
+ *
+ * @example
+ * ```ts ignore
+ * const r = await httpsRequest(ch.url, pki.rootPem, "GET", "/info");
+ * ```
+ */
+export function httpsRequest(
+  url: string,
+  ca: string,
+  method: string,
+  path: string,
+  o: CredhubCall = {},
 ): Promise<CredhubAnswer> {
   return new Promise((resolve, reject) => {
-    const u = new URL(t.ch.url);
+    const u = new URL(url);
     const req = request({
       hostname: u.hostname,
       port: u.port,
       path,
       method,
-      ca: t.pki.rootPem,
+      ca,
       cert: o.cert,
       key: o.key,
       servername: "localhost",
@@ -192,4 +219,31 @@ export async function brokerStore(
       );
     }
   }
+}
+
+/** An instance's `CF_INSTANCE_CERT` / `CF_INSTANCE_KEY` files. */
+export interface InstanceFiles {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Issues an instance certificate of `app` (from `pki`, the server's own by
+ * default) and writes it and its key (0600) into the CredHub's temp dir.
+ *
+ * @example
+ * ```ts ignore
+ * const a = await instanceFiles(t, appGuid);
+ * ```
+ */
+export async function instanceFiles(
+  t: TestCredhub,
+  app: string,
+  pki: Pick<TestPki, "issueInstance"> = t.pki,
+): Promise<InstanceFiles> {
+  const c = await pki.issueInstance({ instanceId: crypto.randomUUID(), app });
+  const base = `${t.dir}/${crypto.randomUUID()}`;
+  await Deno.writeTextFile(`${base}.crt`, c.certPem);
+  await Deno.writeTextFile(`${base}.key`, c.keyPem, { mode: 0o600 });
+  return { cert: `${base}.crt`, key: `${base}.key` };
 }

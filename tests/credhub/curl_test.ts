@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { createTestPki } from "../_helpers/pki.ts";
 import {
   brokerStore,
+  instanceFiles,
   startTestCredhub,
   type TestCredhub,
 } from "../_helpers/credhub.ts";
@@ -54,20 +55,6 @@ async function curl(
   return { exit: r.code, status: Number(r.stdout) || 0, body };
 }
 
-async function instanceFiles(
-  t: TestCredhub,
-  issue: {
-    issueInstance: TestCredhub["pki"]["issueInstance"];
-  },
-  app: string,
-) {
-  const c = await issue.issueInstance({ instanceId: crypto.randomUUID(), app });
-  const base = `${t.dir}/${crypto.randomUUID()}`;
-  await Deno.writeTextFile(`${base}.crt`, c.certPem);
-  await Deno.writeTextFile(`${base}.key`, c.keyPem, { mode: 0o600 });
-  return { cert: `${base}.crt`, key: `${base}.key` };
-}
-
 Deno.test("credhub via curl --cert: app A reads and interpolates (200), app B 404 with CredHub's body, another CA's certificate refused (handshake or 401), unscoped token 403, no credentials 401", async () => {
   const t = await startTestCredhub();
   try {
@@ -75,8 +62,8 @@ Deno.test("credhub via curl --cert: app A reads and interpolates (200), app B 40
     const appA = crypto.randomUUID(), appB = crypto.randomUUID();
     const name = `/c/broker/svc/${crypto.randomUUID()}/creds`;
     await brokerStore(t, broker, name, "json", { pw: "s3cret ✓" }, [appA]);
-    const a = await instanceFiles(t, t.pki, appA);
-    const b = await instanceFiles(t, t.pki, appB);
+    const a = await instanceFiles(t, appA);
+    const b = await instanceFiles(t, appB);
     const read = `/api/v1/data?name=${encodeURIComponent(name)}&current=true`;
 
     const ra = await curl(t, read, { who: a });
@@ -106,7 +93,7 @@ Deno.test("credhub via curl --cert: app A reads and interpolates (200), app B 40
 
     // Same app GUID, but issued by a CA the server does not trust.
     const other = await createTestPki();
-    const foreign = await instanceFiles(t, other, appA);
+    const foreign = await instanceFiles(t, appA, other);
     const rf = await curl(t, read, { who: foreign });
     // Either way is refused (issue 14); sigil asks for a certificate without
     // requiring one (bearer clients connect too), so today it is a 401 with

@@ -25,11 +25,14 @@
 import assert from "node:assert/strict";
 import {
   brokerStore,
+  type InstanceFiles,
+  instanceFiles,
   startTestCredhub,
   type TestCredhub,
 } from "../_helpers/credhub.ts";
+import { PRINT_VCAP, sigilLaunch } from "../_helpers/launch.ts";
 import { freePort } from "../_helpers/ports.ts";
-import { MAIN, runCommand } from "../_helpers/proc.ts";
+import { runCommand } from "../_helpers/proc.ts";
 
 const PEER =
   new URL("../../../shared/peers/credhub-interpolate.gz", import.meta.url)
@@ -39,18 +42,7 @@ const HAVE_PEER = await Deno.stat(PEER).then(() => true, () => false);
 const NOT_FOUND =
   "The request could not be completed because the credential does not exist or you do not have sufficient authorization.";
 
-interface Creds {
-  cert: string;
-  key: string;
-}
-
-async function instance(t: TestCredhub, app: string): Promise<Creds> {
-  const c = await t.pki.issueInstance({ instanceId: crypto.randomUUID(), app });
-  const base = `${t.dir}/${crypto.randomUUID()}`;
-  await Deno.writeTextFile(`${base}.crt`, c.certPem);
-  await Deno.writeTextFile(`${base}.key`, c.keyPem, { mode: 0o600 });
-  return { cert: `${base}.crt`, key: `${base}.key` };
-}
+type Creds = InstanceFiles;
 
 /** `sigil launch -- sh -c 'printf %s "$VCAP_SERVICES"'`. */
 function ours(
@@ -60,29 +52,7 @@ function ours(
   url = t.ch.url,
   attempts = 1,
 ) {
-  return runCommand(Deno.execPath(), [
-    "run",
-    "-A",
-    "--quiet",
-    MAIN,
-    "launch",
-    "--credhub-url",
-    url,
-    "--system-cert-path",
-    `${t.dir}/certs`,
-    "--attempts",
-    String(attempts),
-    "--",
-    "sh",
-    "-c",
-    'printf %s "$VCAP_SERVICES"',
-  ], {
-    env: {
-      VCAP_SERVICES: vcap,
-      CF_INSTANCE_CERT: who.cert,
-      CF_INSTANCE_KEY: who.key,
-    },
-  });
+  return sigilLaunch(t, who, vcap, PRINT_VCAP, { url, attempts });
 }
 
 /** CF's client, exactly as the launcher calls it. */
@@ -167,7 +137,7 @@ Deno.test({
     {"name": "mq", "credentials": ${ref(mq)}, "volume_mounts": []}
   ]`;
       const vcapA = base + "\n}";
-      const a = await instance(t, appA);
+      const a = await instanceFiles(t, appA);
 
       const o1 = await ours(t, a, vcapA);
       const t1 = await theirs(bin, t, a, vcapA);
@@ -215,7 +185,7 @@ Deno.test({
       );
 
       // App B's certificate against app A's bindings: the same failure.
-      const b = await instance(t, appB);
+      const b = await instanceFiles(t, appB);
       const o3 = await ours(t, b, vcapA);
       const t3 = await theirs(bin, t, b, vcapA);
       assert.equal(t3.code, 1);
