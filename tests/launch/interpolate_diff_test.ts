@@ -25,6 +25,7 @@
 import assert from "node:assert/strict";
 import {
   brokerStore,
+  credhubRequest,
   type InstanceFiles,
   instanceFiles,
   startTestCredhub,
@@ -79,7 +80,7 @@ const printed = (s: string) => s.replace(/\n$/, "");
 
 Deno.test({
   name:
-    "sigil launch vs CF's credhub-interpolate (credhub-cli credhub/interpolate.go): same VCAP_SERVICES byte for byte; denied refs fail both the same way; no ref → untouched, no call",
+    "sigil launch vs CF's credhub-interpolate (credhub-cli credhub/interpolate.go): same VCAP_SERVICES byte for byte; denied refs (another app's ref, app B's certificate, a revoked grant) fail both the same way; no ref → untouched, no call",
   ignore: !HAVE_PEER,
   fn: async () => {
     const t = await startTestCredhub();
@@ -210,6 +211,31 @@ Deno.test({
         assert.equal(o4.code, 0, o4.stderr);
         assert.equal(o4.stdout, plain);
       }
+
+      // The broker revokes app A's read on one binding's credential: the
+      // interpolation loses it, so both clients now fail as for app B.
+      const found = await credhubRequest(
+        t,
+        "GET",
+        `/api/v2/permissions?actor=mtls-app:${appA}&path=${
+          encodeURIComponent(mq)
+        }`,
+        { token: broker },
+      );
+      assert.equal(found.status, 200, found.text);
+      const del = await credhubRequest(
+        t,
+        "DELETE",
+        `/api/v2/permissions/${JSON.parse(found.text).uuid}`,
+        { token: broker },
+      );
+      assert.equal(del.status, 200, del.text);
+      const o5 = await ours(t, a, vcapA);
+      const t5 = await theirs(bin, t, a, vcapA);
+      assert.equal(t5.code, 1);
+      assert.equal(printed(t5.stderr).split("\n").at(-1), cfLine);
+      assert.equal(o5.code, 4);
+      assert.ok(o5.stderr.split("\n").includes(line), o5.stderr);
     } finally {
       await t.close();
     }
