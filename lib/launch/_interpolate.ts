@@ -113,16 +113,7 @@ export async function interpolateServices(
   o: InterpolateOptions,
 ): Promise<string> {
   if (!vcapServices.includes(`"credhub-ref"`)) return vcapServices;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(vcapServices);
-  } catch (err) {
-    throw fail(`VCAP_SERVICES is not valid JSON: ${describeError(err)}`, err);
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw fail("VCAP_SERVICES is not a JSON object");
-  }
-  const body = goOrderedJson(parsed);
+  const body = goOrderedJson(parseVcapServices(vcapServices));
   const attempts = o.attempts ?? 3;
   const sleep = o.sleep ??
     ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -154,6 +145,36 @@ export async function interpolateServices(
       await sleep(delay);
     }
   }
+}
+
+/**
+ * `JSON.parse` with the refusals of Go's decoder into a map (a number beyond
+ * float64, a non-object), and errors that never quote the text: it holds
+ * credentials, and V8's "Unexpected token" message quotes it.
+ */
+function parseVcapServices(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text, function (key, value) {
+      if (typeof value === "number" && !Number.isFinite(value)) {
+        throw new RangeError(
+          `the number at key "${key}" is outside the range of a 64-bit float (CF's client refuses it too)`,
+        );
+      }
+      return value;
+    });
+  } catch (err) {
+    const m = err instanceof RangeError
+      ? err.message
+      : /is not valid JSON$/.test((err as Error).message ?? "")
+      ? "an unexpected character"
+      : describeError(err);
+    throw fail(`VCAP_SERVICES is not valid JSON: ${m}`, err);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw fail("VCAP_SERVICES is not a JSON object");
+  }
+  return parsed as Record<string, unknown>;
 }
 
 function fail(reason: string, cause?: unknown): LaunchError {

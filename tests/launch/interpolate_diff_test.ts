@@ -75,6 +75,15 @@ function theirs(
   });
 }
 
+/** Unpacks `credhub-interpolate` into the test's temp dir. */
+async function peer(t: TestCredhub): Promise<string> {
+  const bin = `${t.dir}/credhub-interpolate`;
+  const gz = await runCommand("sh", ["-c", `gunzip -c '${PEER}' > '${bin}'`]);
+  assert.equal(gz.code, 0, gz.stderr);
+  await Deno.chmod(bin, 0o755);
+  return bin;
+}
+
 /** credhub-interpolate prints its result with one newline (fmt.Println). */
 const printed = (s: string) => s.replace(/\n$/, "");
 
@@ -85,13 +94,7 @@ Deno.test({
   fn: async () => {
     const t = await startTestCredhub();
     try {
-      const bin = `${t.dir}/credhub-interpolate`;
-      const gz = await runCommand("sh", [
-        "-c",
-        `gunzip -c '${PEER}' > '${bin}'`,
-      ]);
-      assert.equal(gz.code, 0, gz.stderr);
-      await Deno.chmod(bin, 0o755);
+      const bin = await peer(t);
       const broker = await t.token("credhub.write credhub.read");
       const appA = crypto.randomUUID(), appB = crypto.randomUUID();
       const appC = crypto.randomUUID();
@@ -236,6 +239,50 @@ Deno.test({
       assert.equal(printed(t5.stderr).split("\n").at(-1), cfLine);
       assert.equal(o5.code, 4);
       assert.ok(o5.stderr.split("\n").includes(line), o5.stderr);
+    } finally {
+      await t.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "sigil launch vs CF's credhub-interpolate: a VCAP_SERVICES Go's decoder refuses (a number beyond float64, not an object, broken JSON) fails both before any call; ours quotes no value",
+  ignore: !HAVE_PEER,
+  fn: async () => {
+    const t = await startTestCredhub();
+    try {
+      const bin = await peer(t);
+      const a = await instanceFiles(t, crypto.randomUUID());
+      const dead = `https://127.0.0.1:${freePort()}`;
+      const ref = '{"credhub-ref":"((/c/b/s/x))"}';
+      const cases: Array<[string, string, RegExp]> = [
+        [
+          `{"s":[{"credentials":${ref}}],"pin":1e400}`,
+          "cannot unmarshal number",
+          /VCAP_SERVICES is not valid JSON: the number at key "pin" is outside the range of a 64-bit float/,
+        ],
+        [`["credhub-ref"]`, "cannot unmarshal array", /not a JSON object/],
+        [
+          `{"s":[{"credentials":${ref}}],"pw":s3cret-v4lue}`,
+          "invalid character",
+          /VCAP_SERVICES is not valid JSON: an unexpected character/,
+        ],
+      ];
+      for (const [vcap, go, mine] of cases) {
+        const o = await ours(t, a, vcap, dead);
+        const g = await theirs(bin, t, a, vcap, dead);
+        assert.equal(g.code, 1, vcap);
+        assert.match(g.stderr, new RegExp(go), vcap);
+        assert.equal(o.code, 4, vcap);
+        assert.equal(o.stdout, "", vcap);
+        assert.match(o.stderr, mine, vcap);
+        assert.match(o.stderr, /Unable to interpolate credhub refs/);
+        assert.ok(
+          !/1e400|s3cret/.test(o.stderr),
+          `no value quoted: ${o.stderr}`,
+        );
+      }
     } finally {
       await t.close();
     }
