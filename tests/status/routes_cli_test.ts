@@ -55,6 +55,34 @@ Deno.test("sigil routes / sigil status against a running sigil dev", async (t) =
     await reg.body?.cancel();
 
     await t.step(
+      "sigil dev prints every status page URL, and each page answers",
+      async () => {
+        const urls = [...dev.out().matchAll(/^\s+(https?:\/\/\S+\/status)\s/gm)]
+          .map((m) => m[1]!);
+        assert.deepEqual(
+          urls.sort(),
+          [
+            `${api}/status`,
+            ...info.instances.map((i) => `http://${i.admin}/status`),
+            `${info.ca.url}/status`,
+          ].sort(),
+        );
+        const client = Deno.createHttpClient({
+          caCerts: [await Deno.readTextFile(info.ca.bundle)],
+        });
+        try {
+          for (const url of urls) {
+            const res = await fetch(url, { client });
+            assert.equal(res.status, 200, url);
+            assert.match(await res.text(), /^<!DOCTYPE html>/);
+          }
+        } finally {
+          client.close();
+        }
+      },
+    );
+
+    await t.step(
       "the table has one row per endpoint of /routes, with /status.json's state",
       async () => {
         const r = await sigil(["routes", "--router", api]);
