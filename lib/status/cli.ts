@@ -79,10 +79,11 @@ async function endpoint(
 async function getJson(
   ep: Endpoint,
   path: string,
-  optional = false,
+  options: { optional?: boolean; query?: Record<string, string> } = {},
 ): Promise<unknown> {
   const url = new URL(ep.base);
   url.pathname = ep.base.pathname.replace(/\/$/, "") + path;
+  url.search = new URLSearchParams(options.query ?? {}).toString();
   const shown = url.toString();
   let res: Response;
   try {
@@ -99,7 +100,7 @@ async function getJson(
       cause: err,
     });
   }
-  if (res.status === 404 && optional) {
+  if (res.status === 404 && options.optional) {
     await res.body?.cancel();
     return undefined;
   }
@@ -199,11 +200,10 @@ export const STATUS_COMMANDS: Command[] = [{
         return 0;
       }
       // A router without /status.json (gorouter) still gets a table.
-      const status = await getJson(
-        ep,
-        `/status.json${host ? `?host=${encodeURIComponent(host)}` : ""}`,
-        true,
-      );
+      const status = await getJson(ep, "/status.json", {
+        optional: true,
+        query: host ? { host } : {},
+      });
       console.log(
         routesTable(
           shown,

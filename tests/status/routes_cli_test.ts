@@ -156,9 +156,10 @@ Deno.test("sigil routes / sigil status against a running sigil dev", async (t) =
       assert.equal(r.code, 0, r.stderr);
       const rows = parseTable(r.stdout);
       const other = info.instances.find((i) => i.app === "other")!;
-      assert.deepEqual(rows.map((x) => [x.host, x.instance]), [[
+      assert.deepEqual(rows.map((x) => [x.host, x.instance, x.state]), [[
         "other.localhost",
         other.instance_id,
+        "healthy",
       ]]);
       const all = await sigil(["routes", "--router", api, "--json"]);
       assert.equal(all.code, 0, all.stderr);
