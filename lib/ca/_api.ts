@@ -77,7 +77,26 @@ export function createCaApp(
     return c.body(ca.store.bundlePem);
   });
   app.get("/v1/jwks.json", async (c) => c.json(await keys));
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // Healthy means a sign could be answered now: the ledger takes a real
+  // write (a CA whose every sign fails with ERR_CA_LEDGER is not healthy).
+  let failing: string | undefined;
+  app.get("/healthz", (c) => {
+    try {
+      ca.ledger.probe();
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (failing !== reason) {
+        options.logger?.error("ca-unhealthy", { check: "ledger", reason });
+      }
+      failing = reason;
+      return c.json({ status: "failing", check: "ledger", reason }, 503);
+    }
+    if (failing !== undefined) {
+      options.logger?.info("ca-healthy", { check: "ledger" });
+    }
+    failing = undefined;
+    return c.json({ status: "ok" });
+  });
   app.get("/metrics", (c) => {
     c.header("content-type", METRICS_CONTENT_TYPE);
     return c.body(ca.metrics.render());

@@ -36,6 +36,8 @@ export interface ApiContext {
   ): void;
   /** Whether the router is up (false while draining). */
   healthy(): boolean;
+  /** The CA key set's URL (`api.jwks_url`), named in health logs. */
+  jwksUrl?: string;
   /** The status page's snapshot, routes filtered by `host`. */
   status?(host: string): RouterStatus;
 }
@@ -51,11 +53,16 @@ export interface ApiContext {
  */
 export function createApiApp(ctx: ApiContext): Hono {
   const app = new Hono();
+  const keysProblem = keySetCheck(ctx);
 
-  app.get(
-    "/healthz",
-    (c) => ctx.healthy() ? c.text("ok\n") : c.text("draining\n", 503),
-  );
+  // Healthy means registrations can be accepted: not draining, and the key
+  // set that verifies their tokens can be fetched.
+  app.get("/healthz", async (c) => {
+    if (!ctx.healthy()) return c.text("draining\n", 503);
+    const problem = await keysProblem();
+    if (problem !== undefined) return c.text(`unhealthy: ${problem}\n`, 503);
+    return c.text("ok\n");
+  });
 
   app.get("/routes", (c) => c.json(ctx.registry.toJson(ctx.clock.now())));
   const status = ctx.status;
@@ -136,6 +143,42 @@ export function createApiApp(ctx: ApiContext): Hono {
   });
 
   return app;
+}
+
+/** How long one key-set check answers health checks. */
+const KEYS_CHECK_INTERVAL_MS = 5_000;
+
+/**
+ * The key-set part of `/healthz`: fetches the JWKS at most every
+ * {@linkcode KEYS_CHECK_INTERVAL_MS} (concurrent checks share one fetch) and
+ * logs `jwks-unavailable` with the URL and the error when it starts failing,
+ * `jwks-available` when it works again.
+ */
+function keySetCheck(ctx: ApiContext): () => Promise<string | undefined> {
+  let last: { at: number; problem: string | undefined } | undefined;
+  let running: Promise<string | undefined> | undefined;
+  return () => {
+    const now = ctx.clock.now();
+    if (last && now - last.at < KEYS_CHECK_INTERVAL_MS) {
+      return Promise.resolve(last.problem);
+    }
+    return running ??= ctx.verifier.checkKeys().then(
+      () => undefined,
+      (err: Error) => err.message,
+    ).then((problem) => {
+      if (problem !== undefined && problem !== last?.problem) {
+        ctx.logger.error("jwks-unavailable", {
+          url: ctx.jwksUrl,
+          error: problem,
+        });
+      } else if (problem === undefined && last?.problem !== undefined) {
+        ctx.logger.info("jwks-available", { url: ctx.jwksUrl });
+      }
+      last = { at: ctx.clock.now(), problem };
+      running = undefined;
+      return problem;
+    });
+  };
 }
 
 function tooLarge(max: number): never {

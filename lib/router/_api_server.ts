@@ -80,6 +80,7 @@ export async function startApi(o: ApiServerOptions): Promise<ApiServer> {
     maxBodyBytes: api.max_body_bytes,
     apply: o.apply,
     healthy: o.healthy,
+    jwksUrl: api.jwks_url,
     status: o.status,
   });
   const tls = files.cert !== undefined && files.key !== undefined
