@@ -7,6 +7,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
 import { describeError } from "../common/errors.ts";
+import { clientAddress } from "../common/listen.ts";
 import type { Logger } from "../observe/mod.ts";
 import { CaError } from "./errors.ts";
 import type { CertificateAuthority } from "./_authority.ts";
@@ -67,7 +68,7 @@ export function createCaApp(
       // An unparsable body becomes `undefined`; the authority authenticates
       // first, so an anonymous caller learns nothing about the body rules.
       const body: unknown = await c.req.json().catch(() => undefined);
-      const res = await ca.sign(body, token);
+      const res = await ca.sign(body, token, { client: clientAddress(c.env) });
       return c.json(res, 201);
     },
   );
@@ -117,6 +118,7 @@ export function createCaApp(
     const code = err instanceof CaError ? err.code : "ERR_CA_INTERNAL";
     options.logger?.error("ca-request-failed", {
       code,
+      client: clientAddress(c.env),
       path: c.req.path,
       reason: describeError(err),
     });

@@ -371,7 +371,7 @@ const serve: Command = {
     );
     const signals = watchSignals();
     try {
-      const logger = createLogger("ca");
+      const logger = createLogger("ca", { level: config.log_level });
       const ca = await startCa(config, { logger });
       // `systemctl reload` sends SIGHUP; without a listener it would end the
       // process. The CA reads its keys and config once, at start.

@@ -1,11 +1,13 @@
 /** The `credhub` section: `sigil credhub`. @module */
 import { z } from "zod";
-import { Address, FilePath } from "./_common.ts";
+import { Address, FilePath, LogLevel } from "./_common.ts";
 
 /** Settings of the CredHub-compatible credential store. */
 export const CredhubSection = z.strictObject({
   /** HTTPS listen address (CredHub's port is 8844). */
   listen: Address.prefault("127.0.0.1:8844"),
+  /** Lowest level of log lines written (debug, info, warn, error). */
+  log_level: LogLevel,
   /** SQLite database file (created when missing). */
   database: FilePath,
   /** Directory of AES-256-GCM key files (`<id>.key`, mode 0600); one is made when empty. */

@@ -1,7 +1,13 @@
 /** The `router` section: `sigil router`. @module */
 import { z } from "zod";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../token/mod.ts";
-import { Address, Duration, FilePath, isLoopback } from "./_common.ts";
+import {
+  Address,
+  Duration,
+  FilePath,
+  isLoopback,
+  LogLevel,
+} from "./_common.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -173,7 +179,7 @@ export const RouterSection = z.strictObject({
   /** Access log. */
   access_log: RouterAccessLog.prefault({}),
   /** Log level of the router's own events. */
-  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  log_level: LogLevel,
 });
 /** Resolved `router` section. */
 export type RouterSection = z.output<typeof RouterSection>;

@@ -25,7 +25,7 @@ export const CREDHUB_COMMANDS: Command[] = [{
       "credhub",
       "sigil credhub",
     );
-    const logger = createLogger("credhub");
+    const logger = createLogger("credhub", { level: config.log_level });
     const signals = watchSignals();
     try {
       const ch = await startCredhub(config, { logger });

@@ -11,6 +11,7 @@ import { parseRegistryMessage, RegistryMessageError } from "../routes/mod.ts";
 import type { RegistryMessage } from "../routes/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
+import { clientAddress } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
 import { ROUTES_WRITE_SCOPE, TokenError } from "../token/mod.ts";
 import type { TokenVerifier } from "../token/mod.ts";
@@ -97,6 +98,7 @@ export function createApiApp(ctx: ApiContext): Hono {
           source: "http",
           action,
           subject,
+          client: clientAddress(c.env),
           reason: err.reason,
           error: err.message,
         });
@@ -112,6 +114,7 @@ export function createApiApp(ctx: ApiContext): Hono {
   app.onError((err, c) => {
     if (err instanceof RouterAuthError) {
       ctx.logger.warn("api-auth-refused", {
+        client: clientAddress(c.env),
         path: c.req.path,
         status: err.status,
         error: err.message,

@@ -104,13 +104,16 @@ export function serveClients(
  */
 export function serveApi(
   addr: ListenAddress,
-  fetch: (req: Request) => Response | Promise<Response>,
+  fetch: (
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ) => Response | Promise<Response>,
   tls: ListenTls | undefined,
 ): Deno.HttpServer<Deno.NetAddr> {
   try {
     return Deno.serve(
       { hostname: addr.hostname, port: addr.port, onListen: () => {}, ...tls },
-      tls ? async (req) => oneSegment(await fetch(req)) : fetch,
+      tls ? async (req, info) => oneSegment(await fetch(req, info)) : fetch,
     );
   } catch (err) {
     throw listenError(addr, " for the registration API", err);
