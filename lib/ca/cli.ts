@@ -304,7 +304,7 @@ const token: Command = {
       multiple: true,
       arg: "SCOPE",
       description:
-        `cert.issue (default), routes.write, credhub.read or credhub.write`,
+        `cert.issue (default), routes.write, routes.read, credhub.read or credhub.write`,
     },
     ttl: {
       type: "string",

@@ -76,6 +76,12 @@ const RouterApi = z.strictObject({
   audience: z.string().min(1).default(TOKEN_AUDIENCE),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(65536),
+  /**
+   * Whether `/routes`, `/metrics` and `/status` need a bearer token with
+   * scope `routes.read`. Default: yes unless `listen` is loopback; it cannot
+   * be turned off on a listener that is not loopback.
+   */
+  read_token_required: z.boolean().optional(),
 }).refine(
   (a) => !a.enabled || !!a.jwks_url !== !!a.public_key_file,
   {
@@ -90,7 +96,32 @@ const RouterApi = z.strictObject({
   message:
     "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
   path: ["jwks_url"],
-});
+}).refine(
+  (a) => a.read_token_required !== false || isLoopback(a.listen.hostname),
+  {
+    message:
+      "cannot be false on a listener that is not loopback: the route table names every backend; send a routes.read token ('sigil ca token --scope routes.read')",
+    path: ["read_token_required"],
+  },
+);
+
+/**
+ * Whether the router API's `/routes`, `/metrics` and `/status` need a
+ * `routes.read` token: `api.read_token_required`, else whether the listener
+ * is not loopback.
+ *
+ * @example
+ * ```ts
+ * import { readTokenRequired, RouterSection } from "./_router.ts";
+ * const r = RouterSection.parse({ api: { listen: "0.0.0.0:8082", public_key_file: "/k" } });
+ * console.assert(readTokenRequired(r.api));
+ * ```
+ */
+export function readTokenRequired(
+  api: { listen: Address; read_token_required?: boolean | undefined },
+): boolean {
+  return api.read_token_required ?? !isLoopback(api.listen.hostname);
+}
 
 function safeJwksUrl(url: string): boolean {
   try {

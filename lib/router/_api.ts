@@ -6,6 +6,7 @@
  * @module
  */
 import { Hono } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseRegistryMessage, RegistryMessageError } from "../routes/mod.ts";
 import type { RegistryMessage } from "../routes/mod.ts";
@@ -13,7 +14,11 @@ import type { Logger } from "../observe/mod.ts";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
 import { clientAddress } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
-import { ROUTES_WRITE_SCOPE, TokenError } from "../token/mod.ts";
+import {
+  ROUTES_READ_SCOPE,
+  ROUTES_WRITE_SCOPE,
+  TokenError,
+} from "../token/mod.ts";
 import type { TokenVerifier } from "../token/mod.ts";
 import { RouterAuthError } from "./errors.ts";
 import type { Registry } from "./_registry.ts";
@@ -39,6 +44,11 @@ export interface ApiContext {
   healthy(): boolean;
   /** The CA key set's URL (`api.jwks_url`), named in health logs. */
   jwksUrl?: string;
+  /**
+   * Whether `/routes`, `/metrics` and `/status` need a `routes.read` token
+   * (the API listener is not loopback). @default {false}
+   */
+  readNeedsToken?: boolean;
   /** The status page's snapshot, routes filtered by `host`. */
   status?(host: string): RouterStatus;
 }
@@ -65,12 +75,34 @@ export function createApiApp(ctx: ApiContext): Hono {
     return c.text("ok\n");
   });
 
-  app.get("/routes", (c) => c.json(ctx.registry.toJson(ctx.clock.now())));
+  // The route table, metrics and status page name every app's backends.
+  // gorouter serves /routes only on a loopback port (127.0.0.1:8082), and
+  // behind basic auth on its status port; here a loopback API listener is
+  // open like that port, and any other needs a routes.read bearer token (a
+  // token the CA mints and can expire, instead of a shared password).
+  const readGuard: MiddlewareHandler = async (c, next) => {
+    if (ctx.readNeedsToken) {
+      await verifiedSubject(ctx.verifier, c.req.header("authorization"), [
+        ROUTES_READ_SCOPE,
+      ]);
+    }
+    await next();
+  };
+  app.get(
+    "/routes",
+    readGuard,
+    (c) => c.json(ctx.registry.toJson(ctx.clock.now())),
+  );
   const status = ctx.status;
-  if (status) mountStatus(app, (c) => status(c.req.query("host") ?? ""));
+  if (status) {
+    mountStatus(app, (c) => status(c.req.query("host") ?? ""), {
+      guard: readGuard,
+    });
+  }
 
   app.get(
     "/metrics",
+    readGuard,
     (c) =>
       c.body(ctx.stats.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
@@ -80,6 +112,7 @@ export function createApiApp(ctx: ApiContext): Hono {
       const subject = await verifiedSubject(
         ctx.verifier,
         c.req.header("authorization"),
+        [ROUTES_WRITE_SCOPE],
       );
       const length = Number(c.req.header("content-length") ?? "0");
       if (length > ctx.maxBodyBytes) tooLarge(ctx.maxBodyBytes);
@@ -211,10 +244,11 @@ async function readLimited(req: Request, max: number): Promise<Uint8Array> {
 async function verifiedSubject(
   verifier: TokenVerifier,
   authorization: string | undefined,
+  scopes: readonly string[],
 ): Promise<string> {
   try {
     const claims = await verifier.verifyAuthorization(authorization, {
-      scopes: [ROUTES_WRITE_SCOPE],
+      scopes,
     });
     return claims.subject;
   } catch (err) {
