@@ -49,7 +49,7 @@ async function natsIntoRouter(
 ): Promise<void> {
   const { options: o, report } = bench;
   const routerPort = freePort(), apiPort = freePort();
-  let router: Proc;
+  let router: Proc | undefined;
   try {
     // Router #1 listens with reuse_port, as in router_http.ts.
     router = await bench.startRouter(routerPort, apiPort, n, {
@@ -62,10 +62,30 @@ async function natsIntoRouter(
       router,
       proxied.register,
     );
+    await ingest(bench, router, routerPort, apiPort, label);
   } catch (err) {
-    report.failed(`NATS into sigil router (${label}): not run`, err);
-    return;
+    report.failed(`NATS into sigil router (${label}): failed`, err);
+  } finally {
+    if (router) await bench.procs.stop(router);
   }
+  if (o.cpuProf && n === 1) {
+    await summarizeProfile(
+      `${bench.tmp}/prof`,
+      "NATS ingest, keep-alive load",
+      report,
+    );
+  }
+}
+
+/** Keep-alive load, the NATS ingest, keep-alive load on the big table. */
+async function ingest(
+  bench: RouterBench,
+  router: Proc,
+  routerPort: number,
+  apiPort: number,
+  label: string,
+): Promise<void> {
+  const { options: o, report } = bench;
   const msgs = registrations(o.natsN);
   const before = await metric(apiPort, "endpoints");
   // Same process, back to back: req/s with the small table, then the big one.
@@ -165,12 +185,4 @@ async function natsIntoRouter(
       "",
     ],
   );
-  await bench.procs.stop(router);
-  if (o.cpuProf && n === 1) {
-    await summarizeProfile(
-      `${bench.tmp}/prof`,
-      "NATS ingest, keep-alive load",
-      report,
-    );
-  }
 }
