@@ -56,6 +56,7 @@ export async function startCredhub(
       issuer: config.token_issuer,
       audience: config.token_audience,
       remoteAddress: (req) => remoteAddresses.get(req) ?? "",
+      logger,
     })
     : undefined;
   const auth = await createAuthenticator({

@@ -13,6 +13,7 @@ import { SignJWT } from "jose";
 import type { Clock } from "../common/mod.ts";
 import { systemClock } from "../common/mod.ts";
 import type { CredhubUaaSection } from "../config/mod.ts";
+import type { Logger } from "../observe/mod.ts";
 import { exportPublicKeyPem, importPrivateKeyPem } from "../pki/mod.ts";
 import { tokenKeyId } from "../token/mod.ts";
 import { CredhubClientsError, readClients, verifyClient } from "./_clients.ts";
@@ -39,6 +40,8 @@ export interface UaaOptions {
   remoteAddress?: (req: Request) => string;
   /** Time source. */
   clock?: Clock;
+  /** Logs `token-issued` and `token-refused` (client names only, never secrets). */
+  logger?: Logger;
 }
 
 const BAD_CREDENTIALS = {
@@ -138,7 +141,13 @@ export function uaaApp(options: UaaOptions): Hono {
       }
     }
     const grant = form.get("grant_type");
+    const clients = await readClients(options.clientsFile);
+    // A name not in the file may be a secret pasted in the wrong field: not logged.
+    const known = Object.hasOwn(clients, clientId) ? clientId : null;
+    const refused = (reason: string) =>
+      options.logger?.warn("token-refused", { client: known, reason });
     if (grant !== "client_credentials") {
+      refused("unsupported-grant-type");
       return c.json({
         error: "unsupported_grant_type",
         error_description: `Unsupported grant type: ${grant ?? ""}`,
@@ -152,6 +161,7 @@ export function uaaApp(options: UaaOptions): Hono {
       entry = undefined;
     }
     if (entry && entry.count >= maxFailures) {
+      refused("rate-limited");
       c.header(
         "Retry-After",
         String(Math.max(1, Math.ceil((entry.since + windowMs - now) / 1000))),
@@ -161,11 +171,11 @@ export function uaaApp(options: UaaOptions): Hono {
         error_description: "Too many failed logins; retry later",
       }, 429);
     }
-    const clients = await readClients(options.clientsFile);
     const scopes = clientId && secret
       ? await verifyClient(clients, clientId, secret)
       : undefined;
     if (!scopes) {
+      refused("bad-credentials");
       if (failures.size > 10_000) failures.clear();
       if (entry) entry.count++;
       else failures.set(key, { count: 1, since: now });
@@ -177,6 +187,11 @@ export function uaaApp(options: UaaOptions): Hono {
     }
     failures.delete(key);
     const { token, jti } = await sign(clientId, scopes);
+    options.logger?.info("token-issued", {
+      client: clientId,
+      scopes: scopes.join(" "),
+      expires_in: ttl,
+    });
     c.header("Cache-Control", "no-store");
     c.header("Pragma", "no-cache");
     return c.json({
@@ -218,7 +233,7 @@ export async function loadUaa(
   section: CredhubUaaSection,
   options: Pick<
     UaaOptions,
-    "issuer" | "audience" | "remoteAddress" | "clock"
+    "issuer" | "audience" | "remoteAddress" | "clock" | "logger"
   >,
 ): Promise<LoadedUaa> {
   const path = section.token_key_file;

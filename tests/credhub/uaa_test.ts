@@ -8,6 +8,7 @@ import { FakeClock } from "../_helpers/fake_clock.ts";
 import { addClient } from "../../lib/credhub/_clients.ts";
 import { uaaApp } from "../../lib/credhub/_uaa.ts";
 import { freePort } from "../_helpers/ports.ts";
+import { createLogger } from "../../lib/observe/mod.ts";
 
 async function setup(clock = new FakeClock(Date.UTC(2026, 0, 1))) {
   const dir = await Deno.makeTempDir();
@@ -207,5 +208,43 @@ Deno.test("token endpoint over a real socket: curl logs in, a wrong secret gets 
     assert.equal(bad.body.error, "invalid_client");
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("token endpoint logs token-issued and token-refused with known client names only, never a secret", async () => {
+  const dir = await Deno.makeTempDir();
+  const clientsFile = `${dir}/clients.json`;
+  const secret = await addClient(clientsFile, "broker", ["credhub.read"]);
+  const keys = await generateKeyPair("ES256");
+  const lines: string[] = [];
+  const app = uaaApp({
+    clientsFile,
+    signingKey: keys.privateKey,
+    logger: createLogger("credhub", { sink: (l) => lines.push(l) }),
+  });
+  const login = async (client_id: string, client_secret: string) => {
+    const res = await app.request(
+      "/oauth/token",
+      form({ grant_type: "client_credentials", client_id, client_secret }),
+    );
+    await res.body?.cancel();
+  };
+  await login("broker", secret);
+  await login("broker", "wrong-secret");
+  // A secret pasted as the client name is not a known client: not logged.
+  await login(secret, secret);
+  const events = lines.map((l) => JSON.parse(l));
+  assert.deepEqual(
+    events.map((e) => [e.event, e.client, e.reason]),
+    [
+      ["token-issued", "broker", undefined],
+      ["token-refused", "broker", "bad-credentials"],
+      ["token-refused", null, "bad-credentials"],
+    ],
+  );
+  assert.equal(events[0].scopes, "credhub.read");
+  for (const l of lines) {
+    assert.ok(!l.includes(secret));
+    assert.ok(!l.includes("wrong-secret"));
   }
 });
