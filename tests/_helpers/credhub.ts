@@ -4,6 +4,7 @@
  * `CF_SYSTEM_CERT_PATH` layout), and bearer tokens from a local ES256 key.
  * @module
  */
+import { request } from "node:https";
 import { exportPKCS8, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { createTestPki } from "./pki.ts";
 import type { TestPki } from "./pki.ts";
@@ -99,4 +100,166 @@ ${revoked}${uaa}`).credhub!;
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** A CredHub answer read to the end (the body as sent, not re-encoded). */
+export interface CredhubAnswer {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
+/** Who calls and what is sent, for {@linkcode credhubRequest}. */
+export interface CredhubCall {
+  token?: string;
+  cert?: string;
+  key?: string;
+  /** Sent as given when a string, else as JSON. */
+  body?: unknown;
+}
+
+/**
+ * One HTTPS request to a test CredHub, as a broker (`token`) or as an app
+ * instance (`cert` + `key`).
+ *
+ * @example
+ * ```ts ignore
+ * const r = await credhubRequest(t, "POST", "/api/v1/interpolate", { cert, key, body: "{}" });
+ * ```
+ */
+export function credhubRequest(
+  t: TestCredhub,
+  method: string,
+  path: string,
+  o: CredhubCall = {},
+): Promise<CredhubAnswer> {
+  return httpsRequest(t.ch.url, t.pki.rootPem, method, path, o);
+}
+
+/**
+ * {@linkcode credhubRequest} by URL and CA bundle (SNI `localhost`).
+ *
+ * @example
+ * ```ts ignore
+ * const r = await httpsRequest(ch.url, pki.rootPem, "GET", "/info");
+ * ```
+ */
+export function httpsRequest(
+  url: string,
+  ca: string,
+  method: string,
+  path: string,
+  o: CredhubCall = {},
+): Promise<CredhubAnswer> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({
+      hostname: u.hostname,
+      port: u.port,
+      path,
+      method,
+      ca,
+      cert: o.cert,
+      key: o.key,
+      servername: "localhost",
+      agent: false,
+      headers: {
+        ...(o.token ? { authorization: `bearer ${o.token}` } : {}),
+        "content-type": "application/json",
+      },
+    }, (res) => {
+      const parts: Uint8Array[] = [];
+      res.on("data", (c: Uint8Array) => parts.push(c));
+      res.on("error", reject);
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          contentType: String(res.headers["content-type"] ?? ""),
+          text: new TextDecoder().decode(concat(parts)),
+        }));
+    });
+    req.on("error", reject);
+    req.end(
+      o.body === undefined
+        ? undefined
+        : typeof o.body === "string"
+        ? o.body
+        : JSON.stringify(o.body),
+    );
+  });
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Stores a credential as the broker and grants `read` to each app's
+ * `mtls-app:<guid>` actor (the broker flow of CredHub
+ * `docs/secure-service-credentials.md`).
+ *
+ * @example
+ * ```ts ignore
+ * await brokerStore(t, broker, "/c/b/s/1/creds", "json", { pw: "x" }, [appGuid]);
+ * ```
+ */
+export async function brokerStore(
+  t: TestCredhub,
+  token: string,
+  name: string,
+  type: string,
+  value: unknown,
+  readers: string[] = [],
+): Promise<void> {
+  const set = await credhubRequest(t, "PUT", "/api/v1/data", {
+    token,
+    body: { name, type, value },
+  });
+  if (set.status !== 200) {
+    throw new Error(`Cannot store "${name}": ${set.status} ${set.text}`);
+  }
+  for (const app of readers) {
+    const g = await credhubRequest(t, "POST", "/api/v2/permissions", {
+      token,
+      body: { actor: `mtls-app:${app}`, path: name, operations: ["read"] },
+    });
+    if (g.status !== 201) {
+      throw new Error(
+        `Cannot grant "${name}" to ${app}: ${g.status} ${g.text}`,
+      );
+    }
+  }
+}
+
+/** An instance's `CF_INSTANCE_CERT` / `CF_INSTANCE_KEY` files. */
+export interface InstanceFiles {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Issues an instance certificate of `app` (from `pki`, the server's own by
+ * default) and writes it and its key (0600) into the CredHub's temp dir.
+ *
+ * @example
+ * ```ts ignore
+ * const a = await instanceFiles(t, appGuid);
+ * ```
+ */
+export async function instanceFiles(
+  t: TestCredhub,
+  app: string,
+  pki: Pick<TestPki, "issueInstance"> = t.pki,
+): Promise<InstanceFiles> {
+  const c = await pki.issueInstance({ instanceId: crypto.randomUUID(), app });
+  const base = `${t.dir}/${crypto.randomUUID()}`;
+  await Deno.writeTextFile(`${base}.crt`, c.certPem);
+  await Deno.writeTextFile(`${base}.key`, c.keyPem, { mode: 0o600 });
+  return { cert: `${base}.crt`, key: `${base}.key` };
 }
