@@ -57,6 +57,15 @@ export const CredhubSection = z.strictObject({
   max_body_bytes: z.number().int().positive().default(1_048_576),
   /** Serve a UAA-compatible token endpoint for the `credhub` CLI (off when absent). */
   uaa: CredhubUaaSection.optional(),
-});
+}).refine(
+  (s) =>
+    !s.uaa || s.auth_server_url !== undefined ||
+    !["0.0.0.0", "::"].includes(s.listen.hostname),
+  {
+    message:
+      "is required with uaa when listen is a wildcard address: set the https URL the credhub CLI reaches this server at (it is /info's auth-server.url)",
+    path: ["auth_server_url"],
+  },
+);
 /** Resolved `credhub` section. */
 export type CredhubSection = z.output<typeof CredhubSection>;

@@ -328,3 +328,20 @@ Deno.test("sigil config check refuses a group-readable uaa token key or clients 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("credhub.uaa with a wildcard listen address needs auth_server_url (else /info would advertise 0.0.0.0)", () => {
+  const yaml = (extra: string) =>
+    `credhub:\n  listen: 0.0.0.0:8844\n  database: /d\n  keys_dir: /k\n  tls_cert_file: /c\n  tls_key_file: /k\n  trusted_cas_file: /t\n${extra}`;
+  const uaa = "  uaa:\n    clients_file: /c.json\n    token_key_file: /t.key\n";
+  assert.throws(
+    () => parseConfig(yaml(uaa)),
+    /credhub\.auth_server_url[\s\S]*required with uaa when listen is a wildcard/,
+  );
+  assert.equal(
+    parseConfig(yaml(`  auth_server_url: https://credhub.example:8844\n${uaa}`))
+      .credhub!.auth_server_url,
+    "https://credhub.example:8844",
+  );
+  // Without uaa the token endpoint is elsewhere: no such rule.
+  assert.ok(parseConfig(yaml("")).credhub);
+});
