@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { decodeJwt } from "jose";
+import { decodeJwt, importPKCS8, SignJWT } from "jose";
 import { parse as parseYaml } from "yaml";
 import { startTestCredhub } from "../_helpers/credhub.ts";
 import type { TestCredhub } from "../_helpers/credhub.ts";
@@ -444,6 +444,46 @@ Deno.test("credhub curl -p /api/v1/data?... GET and PUT with -d, and -i shows th
       "/api/v1/data?name=/curl/none",
     ]);
     assert.equal(failed.code, 22);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("an expired token: sigil credhub answers CredHub's access_token_expired, the CLI tries to refresh and asks for a new login (credhub/auth/oauth.go)", async () => {
+  const s = await session();
+  try {
+    await login(s);
+    await ok(s, ["set", "-n", "/exp/v", "-t", "value", "-v", "x"]);
+    const key = await importPKCS8(
+      await Deno.readTextFile(s.t.tokenKeyFile),
+      "ES256",
+    );
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({
+      scope: "credhub.read credhub.write",
+      client_id: "broker",
+    })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
+      .setIssuedAt(now - 600).setExpirationTime(now - 300)
+      .sign(key);
+    const file = `${s.cli.home}/.credhub/config.json`;
+    const cfg = await cliConfig(s);
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ ...cfg, AccessToken: expired }),
+      { mode: 0o600 },
+    );
+    const r = await s.cli.run(["get", "-n", "/exp/v"]);
+    assert.equal(r.code, 1);
+    // Without access_token_expired the CLI would print the server's error as is.
+    assert.match(
+      r.stderr,
+      /^Error getting token\. Your token may have expired and could not be refreshed\. Please try logging in again\./,
+    );
+    // Logging in again works.
+    await login(s);
+    assert.equal(await ok(s, ["get", "-n", "/exp/v", "-q"]), "x\n");
   } finally {
     await s.close();
   }

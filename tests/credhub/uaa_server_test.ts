@@ -8,7 +8,7 @@
 // itself never locks clients out.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { decodeJwt } from "jose";
+import { decodeJwt, generateKeyPair, importPKCS8, SignJWT } from "jose";
 import { startTestCredhub } from "../_helpers/credhub.ts";
 import { runCommand, sigil } from "../_helpers/proc.ts";
 import { addClient } from "../../lib/credhub/_clients.ts";
@@ -344,4 +344,48 @@ Deno.test("credhub.uaa with a wildcard listen address needs auth_server_url (els
   );
   // Without uaa the token endpoint is elsewhere: no such rule.
   assert.ok(parseConfig(yaml("")).credhub);
+});
+
+Deno.test("a refused bearer token answers in CredHub's OAuth2 shape: access_token_expired, invalid_token (OAuth2AuthenticationExceptionHandler.kt)", async () => {
+  const t = await startTestCredhub({ uaa: true });
+  try {
+    const ca = `${t.dir}/certs/ca.crt`;
+    const key = await importPKCS8(
+      await Deno.readTextFile(t.tokenKeyFile),
+      "ES256",
+    );
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({ scope: "credhub.read" })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
+      .setExpirationTime(now - 300)
+      .sign(key);
+    const r1 = await curl(ca, `${t.ch.url}/api/v1/data?path=/`, [
+      "-H",
+      `authorization: bearer ${expired}`,
+    ]);
+    assert.equal(r1.status, 401);
+    assert.deepEqual(r1.body, {
+      error: "access_token_expired",
+      error_description: "Access token expired",
+    });
+    const forged = await new SignJWT({ scope: "credhub.read" })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
+      .setExpirationTime(now + 300)
+      .sign((await generateKeyPair("ES256")).privateKey);
+    const r2 = await curl(ca, `${t.ch.url}/api/v1/data?path=/`, [
+      "-H",
+      `authorization: bearer ${forged}`,
+    ]);
+    assert.equal(r2.status, 401);
+    assert.deepEqual(r2.body, {
+      error: "invalid_token",
+      error_description:
+        "The request token signature could not be verified. Please validate that your request token was issued by the UAA server authorized by CredHub.",
+    });
+    assert.ok(!JSON.stringify(r2.body).includes(forged));
+  } finally {
+    await t.close();
+  }
 });
