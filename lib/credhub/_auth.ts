@@ -111,7 +111,9 @@ export async function createAuthenticator(
       }
       const leafDer = chainDer[0];
       if (!leafDer) {
-        throw unauthorized(
+        // Spring Security's answer when neither a token nor a certificate came.
+        throw badToken(
+          "unauthorized",
           "Full authentication is required to access this resource",
         );
       }

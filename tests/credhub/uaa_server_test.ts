@@ -346,7 +346,7 @@ Deno.test("credhub.uaa with a wildcard listen address needs auth_server_url (els
   assert.ok(parseConfig(yaml("")).credhub);
 });
 
-Deno.test("a refused bearer token answers in CredHub's OAuth2 shape: access_token_expired, invalid_token (OAuth2AuthenticationExceptionHandler.kt)", async () => {
+Deno.test("a refused or missing bearer token answers in CredHub's OAuth2 shape: access_token_expired, invalid_token, unauthorized (OAuth2AuthenticationExceptionHandler.kt)", async () => {
   const t = await startTestCredhub({ uaa: true });
   try {
     const ca = `${t.dir}/certs/ca.crt`;
@@ -385,6 +385,13 @@ Deno.test("a refused bearer token answers in CredHub's OAuth2 shape: access_toke
         "The request token signature could not be verified. Please validate that your request token was issued by the UAA server authorized by CredHub.",
     });
     assert.ok(!JSON.stringify(r2.body).includes(forged));
+    const r3 = await curl(ca, `${t.ch.url}/api/v1/data?path=/`);
+    assert.equal(r3.status, 401);
+    assert.deepEqual(r3.body, {
+      error: "unauthorized",
+      error_description:
+        "Full authentication is required to access this resource",
+    });
   } finally {
     await t.close();
   }
