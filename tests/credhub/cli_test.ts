@@ -488,3 +488,71 @@ Deno.test("an expired token: sigil credhub answers CredHub's access_token_expire
     await s.close();
   }
 });
+
+Deno.test("credhub logout revokes the token at DELETE /oauth/token/revoke/<jti>; sigil credhub refuses it at once (CredHub would accept it until it expires)", async () => {
+  const s = await session();
+  try {
+    await login(s);
+    const token = (await cliConfig(s)).AccessToken;
+    assert.equal(await ok(s, ["logout"]), "Logout Successful\n");
+    assert.equal((await cliConfig(s)).AccessToken, "revoked");
+    const r = await runCommand("curl", [
+      "-sS",
+      "--cacert",
+      s.ca,
+      "-H",
+      `authorization: bearer ${token}`,
+      `${s.t.ch.url}/api/v1/data?path=/`,
+    ]);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      error: "invalid_token",
+      error_description: "The access token has been revoked",
+    });
+    // The CLI itself now has no token to send.
+    const after = await s.cli.run(["find", "-n", "x"]);
+    assert.equal(after.code, 1);
+    // Another client cannot revoke broker's token; a fresh login works.
+    await login(s);
+    const fresh = (await cliConfig(s)).AccessToken;
+    const other = await addClient(s.t.clientsFile, "other", ["credhub.read"]);
+    const tok = JSON.parse(
+      (await runCommand("curl", [
+        "-sS",
+        "--cacert",
+        s.ca,
+        "-u",
+        `other:${other}`,
+        "-d",
+        "grant_type=client_credentials",
+        `${s.t.ch.url}/oauth/token`,
+      ])).stdout,
+    ).access_token;
+    const denied = await runCommand("curl", [
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "--cacert",
+      s.ca,
+      "-X",
+      "DELETE",
+      "-H",
+      `authorization: bearer ${tok}`,
+      `${s.t.ch.url}/oauth/token/revoke/${decodeJwt(fresh).jti}`,
+    ]);
+    assert.equal(denied.stdout, "403");
+    const still = await s.cli.run([
+      "set",
+      "-n",
+      "/lo/v",
+      "-t",
+      "value",
+      "-v",
+      "1",
+    ]);
+    assert.equal(still.code, 0, still.stderr);
+  } finally {
+    await s.close();
+  }
+});

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { decodeJwt, generateKeyPair, jwtVerify } from "jose";
 import { FakeClock } from "../_helpers/fake_clock.ts";
 import { addClient } from "../../lib/credhub/_clients.ts";
-import { uaaApp } from "../../lib/credhub/_uaa.ts";
+import { TokenRevocations, uaaApp } from "../../lib/credhub/_uaa.ts";
 import { freePort } from "../_helpers/ports.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 
@@ -247,4 +247,45 @@ Deno.test("token endpoint logs token-issued and token-refused with known client 
     assert.ok(!l.includes(secret));
     assert.ok(!l.includes("wrong-secret"));
   }
+});
+
+Deno.test("DELETE /oauth/token/revoke/:jti: the token's own client revokes it (UAA TokenRevocationEndpoint); no token 401, unknown id 404, expired ids forgotten", async () => {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
+  const dir = await Deno.makeTempDir();
+  const clientsFile = `${dir}/clients.json`;
+  const secret = await addClient(clientsFile, "broker", ["credhub.read"]);
+  const keys = await generateKeyPair("ES256");
+  const revocations = new TokenRevocations(clock);
+  const app = uaaApp({
+    clientsFile,
+    signingKey: keys.privateKey,
+    publicKey: keys.publicKey,
+    revocations,
+    ttlSeconds: 60,
+    clock,
+  });
+  const res = await app.request(
+    "/oauth/token",
+    form({
+      grant_type: "client_credentials",
+      client_id: "broker",
+      client_secret: secret,
+    }),
+  );
+  const { access_token: token, jti } = await res.json();
+  const revoke = (id: string, auth?: string) =>
+    app.request(`/oauth/token/revoke/${id}`, {
+      method: "DELETE",
+      headers: auth ? { authorization: `Bearer ${auth}` } : {},
+    });
+  assert.equal((await revoke(jti)).status, 401);
+  assert.equal((await revoke("nope", token)).status, 404);
+  assert.equal(revocations.isRevoked(token), false);
+  assert.equal((await revoke(jti, token)).status, 200);
+  assert.equal(revocations.isRevoked(token), true);
+  assert.equal(revocations.isRevoked("not a jwt"), false);
+  await clock.tick(61_000);
+  // Expired: the token itself no longer verifies, and its id is not live.
+  assert.equal(revocations.clientOf(jti), undefined);
+  assert.equal((await revoke(jti, token)).status, 401);
 });
