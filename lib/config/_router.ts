@@ -1,7 +1,7 @@
 /** The `router` section: `sigil router`. @module */
 import { z } from "zod";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../token/mod.ts";
-import { Address, Duration, FilePath, isLoopback } from "./_common.ts";
+import { Address, Duration, FilePath, safeJwksUrl } from "./_common.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -85,16 +85,6 @@ const RouterApi = z.strictObject({
     "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
   path: ["jwks_url"],
 });
-
-function safeJwksUrl(url: string): boolean {
-  try {
-    const u = new URL(url);
-    return u.protocol === "https:" ||
-      (u.protocol === "http:" && isLoopback(u.hostname));
-  } catch {
-    return false; // z.url() reports the syntax
-  }
-}
 
 /** NATS route bus (for fleets with several routers). */
 const RouterNats = z.strictObject({
