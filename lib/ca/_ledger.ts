@@ -148,6 +148,11 @@ export class Ledger {
         db.exec(
           "CREATE INDEX IF NOT EXISTS issuances_instance ON issuances(instance_id)",
         );
+        // The status page's newest refusals: without it, a ledger of issuances
+        // with few refusals is scanned whole on every refresh.
+        db.exec(
+          "CREATE INDEX IF NOT EXISTS issuances_result ON issuances(result)",
+        );
       }
       db.prepare("SELECT count(*) AS n FROM issuances").get();
       return new Ledger(path, db, walMode);
