@@ -1,6 +1,12 @@
 /** The `credhub` section: `sigil credhub`. @module */
 import { z } from "zod";
-import { Address, Duration, FilePath, safeJwksUrl } from "./_common.ts";
+import {
+  Address,
+  Duration,
+  FilePath,
+  LogLevel,
+  safeJwksUrl,
+} from "./_common.ts";
 
 /**
  * The UAA-compatible token endpoint `sigil credhub` serves for the `credhub`
@@ -29,6 +35,8 @@ export type CredhubUaaSection = z.output<typeof CredhubUaaSection>;
 export const CredhubSection = z.strictObject({
   /** HTTPS listen address (CredHub's port is 8844). */
   listen: Address.prefault("127.0.0.1:8844"),
+  /** Lowest level of log lines written (debug, info, warn, error). */
+  log_level: LogLevel,
   /** SQLite database file (created when missing). */
   database: FilePath,
   /** Directory of AES-256-GCM key files (`<id>.key`, mode 0600); one is made when empty. */

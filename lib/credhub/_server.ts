@@ -48,7 +48,8 @@ export async function startCredhub(
   config: CredhubSection,
   deps: CredhubDeps = {},
 ): Promise<RunningCredhub> {
-  const logger = deps.logger ?? createLogger("credhub");
+  const logger = deps.logger ??
+    createLogger("credhub", { level: config.log_level });
   const store = new CredentialStore(config.database, config.keys_dir);
   const trusted = await Deno.readTextFile(config.trusted_cas_file);
   const uaa = !deps.uaa && config.uaa

@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { exportJWK, generateKeyPair } from "jose";
 import { sigil } from "../_helpers/proc.ts";
+import { testPki } from "../router/_helpers.ts";
 
 const STACK = /Uncaught|\n\s+at |error: /;
 
@@ -176,6 +178,65 @@ Deno.test("sigil inspect reads PEM chains, DER and stdin; shows algorithms, usag
       assert.match(r.stderr, msg);
       assert.doesNotMatch(r.stderr, STACK);
       assert.doesNotMatch(r.stderr, /PRIVATE KEY|MI[GI]/, "no key material");
+    }
+  });
+});
+
+Deno.test("router on a busy port: one JSON start-failed line naming router.listen, router.https.listen or router.api.listen and the address, exit 1, no stack trace", async () => {
+  await withDir(async (dir) => {
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    await Deno.writeTextFile(
+      join(dir, "token.jwk"),
+      JSON.stringify(await exportJWK(publicKey)),
+    );
+    const pki = await testPki();
+    const front = await pki.issueClient({ ips: ["127.0.0.1"] });
+    await Deno.writeTextFile(join(dir, "front.crt"), front.certPem);
+    await Deno.writeTextFile(join(dir, "front.key"), front.keyPem);
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      for (
+        const [setting, listen, https, api] of [
+          ["router.listen", port, 0, 0],
+          ["router.https.listen", 0, port, 0],
+          ["router.api.listen", 0, 0, port],
+        ] as const
+      ) {
+        const cfg = join(dir, "sigil.yaml");
+        await Deno.writeTextFile(
+          cfg,
+          [
+            "router:",
+            `  listen: 127.0.0.1:${listen}`,
+            "  https:",
+            `    listen: 127.0.0.1:${https}`,
+            `    cert: ${join(dir, "front.crt")}`,
+            `    key: ${join(dir, "front.key")}`,
+            "  api:",
+            `    listen: 127.0.0.1:${api}`,
+            `    public_key_file: ${join(dir, "token.jwk")}`,
+            "  access_log:",
+            "    enabled: false",
+            "",
+          ].join("\n"),
+        );
+        const r = await sigil(["router", "--config", cfg]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.doesNotMatch(r.stderr, STACK);
+        const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
+        const failed = lines.find((l) => l.event === "start-failed");
+        assert.ok(failed, r.stderr);
+        assert.equal(failed.component, "router");
+        assert.equal(failed.code, "ERR_ROUTER_LISTEN");
+        assert.equal(
+          failed.error,
+          `Cannot listen on "127.0.0.1:${port}" (${setting}): address already in use (stop the process holding it or choose another port)`,
+        );
+      }
+    } finally {
+      busy.close();
     }
   });
 });
