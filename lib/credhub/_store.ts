@@ -7,6 +7,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { KeyRing } from "./_keys.ts";
+import { CredhubError } from "./errors.ts";
 
 /** One stored version of a credential. */
 export interface CredentialVersion {
@@ -40,15 +41,17 @@ interface Row {
 export class CredentialStore {
   readonly db: DatabaseSync;
   readonly keys: KeyRing;
+  readonly path: string;
 
   /** Opens (creating when missing) the database and the key ring. */
   constructor(path: string, keysDir: string) {
+    this.path = path;
     this.keys = new KeyRing(keysDir);
     Deno.mkdirSync(keysDir, { recursive: true, mode: 0o700 });
     this.keys.reload();
     this.db = new DatabaseSync(path);
     this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-      PRAGMA busy_timeout=10000;
+      PRAGMA busy_timeout=10000; PRAGMA secure_delete=ON;
       CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY,
         name TEXT NOT NULL, type TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -181,8 +184,12 @@ export class CredentialStore {
 
   /**
    * Rotates to a new key: records it as active, re-encrypts every row in
-   * small transactions (readers never wait long), then deletes the old key files.
+   * small transactions (readers never wait long), copies the WAL into the
+   * database and truncates it (with `secure_delete` the old ciphertext is
+   * zeroed, not just unlinked), then deletes the old key files.
    * @returns The new key id and the rows re-encrypted.
+   * @throws {CredhubError} `ERR_CREDHUB_CHECKPOINT` when the WAL could not be
+   *   truncated (the old key files are kept then; run the rotation again).
    */
   rotateKey(): { keyId: string; rows: number } {
     const keyId = this.keys.create();
@@ -214,12 +221,31 @@ export class CredentialStore {
       }
       rows += batch.length;
     }
+    this.#truncateWal();
     for (const id of this.keys.ids()) if (id !== keyId) this.keys.remove(id);
     return { keyId, rows };
   }
 
   close(): void {
     this.db.close();
+  }
+
+  /**
+   * `wal_checkpoint(TRUNCATE)`, retried while a reader holds an old snapshot
+   * (each attempt already waits `busy_timeout`).
+   */
+  #truncateWal(): void {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = this.db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as {
+        busy: number;
+      };
+      if (r.busy === 0) return;
+    }
+    throw new CredhubError(
+      "ERR_CREDHUB_CHECKPOINT",
+      500,
+      `Cannot finish the key rotation of "${this.path}": the write-ahead log is still in use; the old keys are kept, run 'sigil credhub rotate-key' again`,
+    );
   }
 
   #open(r: Row): CredentialVersion {
