@@ -135,19 +135,17 @@ export function registerData(
       audit(p, "write", name, "denied");
       throw new CredhubError("ERR_CREDHUB_FORBIDDEN", 403, MSG.INVALID_ACCESS);
     }
-    const v = store.put(name, type, value, body.metadata ?? null);
-    if (
-      !existing &&
-      !store.permissions().some((x) => x.actor === p.actor && x.path === name)
-    ) {
-      // The creator gets every operation on what it created.
-      store.savePermission({
+    // The creator gets every operation on what it created.
+    const grant = !existing &&
+        !store.permissions().some((x) => x.actor === p.actor && x.path === name)
+      ? {
         uuid: crypto.randomUUID(),
         actor: p.actor,
         path: name,
         operations: [...OPERATIONS],
-      });
-    }
+      }
+      : undefined;
+    const v = store.put(name, type, value, body.metadata ?? null, { grant });
     audit(p, "write", name, "success");
     return c.json(credentialView(v));
   });

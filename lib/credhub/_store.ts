@@ -90,17 +90,23 @@ export class CredentialStore {
     return r?.v;
   }
 
-  /** Writes a new version; returns it. */
+  /**
+   * Writes a new version; returns it. `options.grant` is saved in the same
+   * transaction (the creator's permission: a crash never leaves a credential
+   * its creator cannot reach).
+   */
   put(
     name: string,
     type: string,
     value: unknown,
     metadata: unknown,
-    now = Date.now(),
+    options: { now?: number; grant?: Permission } = {},
   ): CredentialVersion {
     const id = crypto.randomUUID();
+    const now = options.now ?? Date.now();
     this.db.exec("BEGIN IMMEDIATE");
     try {
+      if (options.grant) this.savePermission(options.grant);
       const keyId = this.activeKeyId()!;
       const s = this.keys.seal(
         keyId,

@@ -76,7 +76,7 @@ Deno.test("credhub rotate-key (separate process) under concurrent mTLS reads: no
       const values: unknown[] = [];
       for (let v = 0; v < (i % 4 === 0 ? 3 : 1); v++) {
         const value = { i, v, secret: `s-${i}-${v}-${crypto.randomUUID()}` };
-        seed.put(name, "json", value, null, Date.now() + v);
+        seed.put(name, "json", value, null, { now: Date.now() + v });
         values.unshift(value);
       }
       expected.set(name, values);
