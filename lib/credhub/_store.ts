@@ -140,6 +140,12 @@ export class CredentialStore {
     return r ? this.#open(r) : undefined;
   }
 
+  /** Whether any version of `name` is stored (nothing is decrypted). */
+  exists(name: string): boolean {
+    return this.db.prepare("SELECT 1 FROM credentials WHERE name = ? LIMIT 1")
+      .get(name) !== undefined;
+  }
+
   /** Latest version time of every name (for path / name-like searches). */
   names(): Array<{ name: string; createdAt: number }> {
     return (this.db.prepare(
