@@ -10,6 +10,7 @@ import { MSG, OPERATIONS } from "./_messages.ts";
 import type { CredentialStore } from "./_store.ts";
 import { hasPermission } from "./_permissions.ts";
 import { credentialView, credhubTime } from "./_views.ts";
+import { checkCertificateValue, checkUserValue } from "./_shapes.ts";
 import { type CredhubEnv, jsonBody, requireScope } from "./_api.ts";
 import type { Audit } from "./_audit.ts";
 
@@ -252,28 +253,5 @@ function checkValue(type: string, value: unknown): unknown {
     if (typeof value !== "string" || value === "") throw bad(MSG.MISSING_VALUE);
     return value;
   }
-  const v = value as Record<string, unknown> | null;
-  if (typeof v !== "object" || v === null) throw bad(MSG.MISSING_VALUE);
-  if (type === "user") {
-    if (typeof v.password !== "string" || v.password === "") {
-      throw bad(MSG.MISSING_PASSWORD);
-    }
-    return {
-      username: typeof v.username === "string" && v.username !== ""
-        ? v.username
-        : null,
-      password: v.password,
-    };
-  }
-  const pick = (k: string) =>
-    typeof v[k] === "string" && v[k] !== "" ? v[k] as string : null;
-  const cert = {
-    ca: pick("ca"),
-    certificate: pick("certificate"),
-    private_key: pick("private_key"),
-  };
-  if (!cert.ca && !cert.certificate && !cert.private_key) {
-    throw bad(MSG.MISSING_CERTIFICATE_CREDENTIALS);
-  }
-  return cert;
+  return type === "user" ? checkUserValue(value) : checkCertificateValue(value);
 }
