@@ -275,6 +275,17 @@ Deno.test("credhub certificate credential: ca/certificate/private_key plus expir
     assert.equal(ca.body.certificate_authority, true);
     assert.equal(ca.body.self_signed, true);
     assert.equal(ca.body.expiry_date, f.caExpiry);
+    // A ca bundle over CredHub's 7000-character limit, the issuer not first.
+    const bundle = [...Array(7).fill(f.other), f.ca].join("");
+    assert.ok(bundle.length > 7000);
+    const bundled = await put(t, token, {
+      name: `${base}/bundled`,
+      type: "certificate",
+      value: { ca: bundle, certificate: f.leaf },
+    });
+    assert.equal(bundled.status, 200, JSON.stringify(bundled.body));
+    assert.equal(bundled.body.value.ca, bundle);
+    assert.equal(bundled.body.value.private_key, null);
     // A self-signed leaf with no ca (CredHub would report self_signed false).
     const self = await put(t, token, {
       name: `${base}/self`,
