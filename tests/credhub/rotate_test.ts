@@ -11,8 +11,9 @@ import { createDecipheriv } from "node:crypto";
 import { Agent } from "node:https";
 import { DatabaseSync } from "node:sqlite";
 import { credhubCall, prepareTestCredhub } from "../_helpers/credhub.ts";
-import { sigil, SigilProcess } from "../_helpers/proc.ts";
-import { CredentialStore } from "../../lib/credhub/mod.ts";
+import { MAIN, sigil, SigilProcess } from "../_helpers/proc.ts";
+import { CredentialStore, startCredhub } from "../../lib/credhub/mod.ts";
+import { silentLogger } from "../../lib/observe/mod.ts";
 
 interface StoredRow {
   id: string;
@@ -237,6 +238,125 @@ Deno.test("credhub rotate-key (separate process) under concurrent mTLS reads: no
   } finally {
     await server.stop();
     for (const a of agents) a.destroy();
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
+Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads, the old key file is kept, a second rotate-key finishes", async () => {
+  const f = await prepareTestCredhub();
+  try {
+    const expected = new Map<string, string>();
+    const seed = new CredentialStore(f.config.database, f.config.keys_dir);
+    try {
+      for (let i = 0; i < 1000; i++) {
+        const value = `v-${i}-${crypto.randomUUID()}`;
+        seed.put(`/c/int/${i}`, "value", value, null);
+        expected.set(`/c/int/${i}`, value);
+      }
+      seed.savePermission({
+        uuid: crypto.randomUUID(),
+        actor: "uaa-client:broker",
+        path: "/c/int/*",
+        operations: ["read"],
+      });
+    } finally {
+      seed.close();
+    }
+    const before = keyFiles(f.config.keys_dir);
+    // Kill the rotation once some rows are under the new key and some are
+    // not; a rotation that finished first is run again (bounded).
+    let interrupted = false, attempts = 0;
+    for (let attempt = 0; attempt < 5 && !interrupted; attempt++) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--quiet",
+          MAIN,
+          "credhub",
+          "rotate-key",
+          "--config",
+          f.configPath,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      attempts++;
+      let exited = false;
+      child.status.then(() => (exited = true));
+      const db = new DatabaseSync(f.config.database, { readOnly: true });
+      try {
+        while (!exited) {
+          const groups = db.prepare(
+            "SELECT key_id FROM credentials GROUP BY key_id",
+          ).all();
+          if (groups.length > 1) {
+            child.kill("SIGKILL");
+            interrupted = true;
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      } finally {
+        db.close();
+        await child.status;
+      }
+    }
+    assert.ok(interrupted, `no rotation caught half-way in ${attempts} tries`);
+    const mixed = rows(f.config.database);
+    assert.ok(new Set(mixed.map((r) => r.key_id)).size > 1);
+    const kept = keyFiles(f.config.keys_dir).map((k) => k.name);
+    for (const k of before) assert.ok(kept.includes(k.name), "old key kept");
+
+    // Every row through the store (what the server reads with), a sample
+    // of them over HTTPS from a restarted server.
+    const check = async () => {
+      const store = new CredentialStore(f.config.database, f.config.keys_dir);
+      try {
+        for (const [name, value] of expected) {
+          assert.equal(store.versions(name, 1)[0]?.value, value, name);
+        }
+      } finally {
+        store.close();
+      }
+      const t = await startCredhub(f.config, { logger: silentLogger });
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const token = await f.token("credhub.read");
+        for (
+          const [name, value] of [...expected].filter((_, i) => i % 50 === 0)
+        ) {
+          const r = await credhubCall(
+            t.url,
+            "GET",
+            `/api/v1/data?name=${name}&current=true`,
+            { token, ca: f.pki.rootPem, agent },
+          );
+          assert.equal(r.status, 200, name);
+          assert.equal(r.body.data[0].value, value);
+        }
+      } finally {
+        agent.destroy();
+        await t.close();
+      }
+    };
+    await check();
+    const again = await sigil([
+      "credhub",
+      "rotate-key",
+      "--config",
+      f.configPath,
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    const after = keyFiles(f.config.keys_dir);
+    assert.equal(after.length, 1);
+    assert.ok(
+      rows(f.config.database).every((r) =>
+        r.key_id === after[0]!.name.replace(".key", "")
+      ),
+    );
+    await check();
+  } finally {
     await Deno.remove(f.dir, { recursive: true });
   }
 });
