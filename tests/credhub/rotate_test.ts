@@ -11,7 +11,7 @@ import { createDecipheriv } from "node:crypto";
 import { Agent } from "node:https";
 import { DatabaseSync } from "node:sqlite";
 import { credhubCall, prepareTestCredhub } from "../_helpers/credhub.ts";
-import { MAIN, sigil, SigilProcess } from "../_helpers/proc.ts";
+import { sigil, SigilProcess } from "../_helpers/proc.ts";
 import { CredentialStore, startCredhub } from "../../lib/credhub/mod.ts";
 import { silentLogger } from "../../lib/observe/mod.ts";
 
@@ -267,23 +267,15 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
     // not; a rotation that finished first is run again (bounded).
     let interrupted = false, attempts = 0;
     for (let attempt = 0; attempt < 5 && !interrupted; attempt++) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "--quiet",
-          MAIN,
-          "credhub",
-          "rotate-key",
-          "--config",
-          f.configPath,
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+      const rotation = new SigilProcess([
+        "credhub",
+        "rotate-key",
+        "--config",
+        f.configPath,
+      ]);
       attempts++;
       let exited = false;
-      child.status.then(() => (exited = true));
+      rotation.child.status.then(() => (exited = true));
       const db = new DatabaseSync(f.config.database, { readOnly: true });
       try {
         while (!exited) {
@@ -291,7 +283,7 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
             "SELECT key_id FROM credentials GROUP BY key_id",
           ).all();
           if (groups.length > 1) {
-            child.kill("SIGKILL");
+            rotation.child.kill("SIGKILL");
             interrupted = true;
             break;
           }
@@ -299,7 +291,7 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
         }
       } finally {
         db.close();
-        await child.status;
+        await rotation.stop();
       }
     }
     assert.ok(interrupted, `no rotation caught half-way in ${attempts} tries`);
