@@ -17,6 +17,7 @@ import type { Audit } from "./_audit.ts";
 const TYPES = ["value", "json", "password", "user", "certificate"];
 const READ = ["credhub.read", "credhub.write"];
 const NAME = /^[A-Za-z0-9_\-/.:()\[\]]+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const notFound = () =>
   new CredhubError("ERR_CREDHUB_NOT_FOUND", 404, MSG.INVALID_ACCESS);
@@ -44,7 +45,8 @@ export function registerData(
       audit(c, {
         action: "GET",
         name: v?.name ?? "",
-        versionId: c.req.param("id"),
+        // Only a well-formed id is echoed into the log.
+        versionId: UUID.test(c.req.param("id")) ? c.req.param("id") : undefined,
         result: v ? "denied" : "not_found",
       });
       throw notFound();

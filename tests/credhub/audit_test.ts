@@ -234,6 +234,13 @@ Deno.test("credhub audit log: one line per read and write (actor, name, operatio
       );
     }
     assert.equal(audit[0].version_id, set.id);
+    // The lines the middleware writes (no handler audit): with the status.
+    assert.deepEqual(
+      audit.filter((l) => l.status).map((
+        l,
+      ) => [l.device_action, l.result, l.status]),
+      [["GET", "denied", 403], ["SET", "invalid", 400]],
+    );
 
     const { stdout } = await server.stop();
     const everything = server.lines.join("\n") + stdout;
