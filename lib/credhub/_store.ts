@@ -6,6 +6,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
 import { KeyRing } from "./_keys.ts";
 import { CredhubError } from "./errors.ts";
 
@@ -204,6 +205,25 @@ export class CredentialStore {
    *   truncated (the old key files are kept then; run the rotation again).
    */
   rotateKey(): { keyId: string; rows: number } {
+    // One rotation at a time: a second one waits (an OS lock, released when
+    // a killed rotation's process goes); otherwise each would delete the
+    // other's new key.
+    const lock = Deno.openSync(join(this.keys.dir, ".rotate.lock"), {
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    try {
+      lock.lockSync(true);
+      // Keys another rotation made and kept while this one waited.
+      this.keys.reload();
+      return this.#rotate();
+    } finally {
+      lock.close();
+    }
+  }
+
+  #rotate(): { keyId: string; rows: number } {
     const keyId = this.keys.create();
     this.db.prepare("UPDATE meta SET v = ? WHERE k = 'active_key'").run(keyId);
     let rows = 0;

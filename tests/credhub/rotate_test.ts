@@ -352,3 +352,33 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
     await Deno.remove(f.dir, { recursive: true });
   }
 });
+
+Deno.test("credhub rotate-key run twice at once: the second waits for the first, one key is left and every row opens with it", async () => {
+  const f = await prepareTestCredhub();
+  try {
+    const expected = new Map<string, string>();
+    const seed = new CredentialStore(f.config.database, f.config.keys_dir);
+    try {
+      for (let i = 0; i < 300; i++) {
+        const value = `v-${i}-${crypto.randomUUID()}`;
+        seed.put(`/c/twice/${i}`, "value", value, null);
+        expected.set(`/c/twice/${i}`, value);
+      }
+    } finally {
+      seed.close();
+    }
+    const args = ["credhub", "rotate-key", "--config", f.configPath];
+    const [a, b] = await Promise.all([sigil(args), sigil(args)]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const left = keyFiles(f.config.keys_dir);
+    assert.equal(left.length, 1);
+    const stored = rows(f.config.database);
+    assert.equal(stored.length, expected.size);
+    for (const r of stored) {
+      assert.equal(decrypt(left[0]!.key, r).value, expected.get(r.name));
+    }
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
