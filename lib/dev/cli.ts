@@ -19,11 +19,14 @@ function summary(info: DevJson, validity: string, temp: boolean): string {
   const other = info.instances.find((i) => i.app === "other")!;
   const first = info.instances[0]!;
   return [
-    `sigil dev is running: CA, rotator, ${info.instances.length} strict-mTLS proxies, router.`,
+    `sigil dev is running: CA, rotator, ${info.instances.length} strict-mTLS proxies, router, CredHub.`,
     ``,
     `  Try:      curl -H 'Host: hello.localhost' http://${info.router.http}/`,
     `            curl -H 'Host: other.localhost' http://${info.router.http}/json`,
     `  Routes:   curl ${info.router.routes_url}`,
+    `  CredHub:  curl -H 'Host: hello.localhost' http://${info.router.http}/credentials   (hello's binding, interpolated as sigil launch does)`,
+    `            curl -H 'Host: other.localhost' http://${info.router.http}/credentials   (404: other may not read it)`,
+    `            ${info.credhub.url}  (broker token ${info.credhub.token_file}, CA bundle ${info.ca.bundle})`,
     `  Status:   http://${info.router.api}/status   (router page: routes, prunes, certificates)`,
     `  Proxies:  curl http://${first.admin}/stats   (also /certs /ready /metrics /config_dump)`,
     ...info.instances.map((i) =>
@@ -54,7 +57,7 @@ export const DEV_COMMANDS: Command[] = [{
       type: "string",
       arg: "PORT",
       description:
-        "Router HTTP port; the API uses PORT+1 (default 8080; 0 = any)",
+        "Router HTTP port; the API uses PORT+1, CredHub PORT+2 (default 8080; 0 = any)",
     },
     dir: {
       type: "string",
@@ -90,9 +93,9 @@ export const DEV_COMMANDS: Command[] = [{
     const port = portText !== undefined
       ? Number(portText)
       : section?.port ?? 8080;
-    if (!Number.isInteger(port) || port < 0 || port > 65534) {
+    if (!Number.isInteger(port) || port < 0 || port > 65533) {
       throw new UsageError(
-        `Invalid port "${portText ?? port}" (--port or dev.port): use 0-65534`,
+        `Invalid port "${portText ?? port}" (--port or dev.port): use 0-65533`,
       );
     }
     const validityText = stringFlag(flags, "validity");
@@ -117,8 +120,8 @@ export const DEV_COMMANDS: Command[] = [{
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
         throw new UsageError(
-          `Cannot start sigil dev: port ${port} or ${
-            port + 1
+          `Cannot start sigil dev: port ${port}, ${port + 1} or ${
+            port + 2
           } is in use; pick another with --port`,
         );
       }
