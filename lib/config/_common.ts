@@ -85,6 +85,11 @@ export const KeyType = z.enum(KEY_TYPES);
 /** A key algorithm name. */
 export type KeyType = z.output<typeof KeyType>;
 
+/** Lowest level of a role's log lines that is written (`log_level`). */
+export const LogLevel = z.enum(["debug", "info", "warn", "error"]).default(
+  "info",
+);
+
 /** A non-empty filesystem path. */
 export const FilePath = z.string().min(1, "must be a non-empty path");
 

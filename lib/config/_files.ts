@@ -23,6 +23,8 @@ type Kind =
   | "parent" // a file that may be created: its directory must exist
   | "optional-certs" // parsed when present (credentials the rotator writes)
   | "optional-key"
+  | "secret-key" // a PEM private key only its owner may read
+  | "secret-parent" // "parent", and only its owner may read it when present
   | "public-key" // a token-verification key: PEM SPKI, JWK or JWKS (ES256)
   | "keys-dir" // CredHub's encryption keys: <id>.key, 0600, 32 bytes base64
   | "database"; // CredHub's SQLite file: may be created; opens when present
@@ -112,6 +114,8 @@ function* settings(cfg: Config): Generator<Setting> {
     yield* s("credhub.trusted_cas_file", c.trusted_cas_file, "certs");
     yield* s("credhub.jwks_ca_file", c.jwks_ca_file, "certs");
     yield* s("credhub.public_key_file", c.public_key_file, "public-key");
+    yield* s("credhub.uaa.token_key_file", c.uaa?.token_key_file, "secret-key");
+    yield* s("credhub.uaa.clients_file", c.uaa?.clients_file, "secret-parent");
   }
 }
 
@@ -166,8 +170,14 @@ export async function assertConfigFiles(
 }
 
 async function check(setting: Setting): Promise<string | undefined> {
-  const { file, kind } = setting;
+  const { file } = setting;
+  let { kind } = setting;
   if (kind === "keys-dir") return await checkKeysDir(file);
+  if (kind === "secret-parent" || kind === "secret-key") {
+    const why = await ownerOnly(file, kind === "secret-parent");
+    if (why) return why;
+    if (kind === "secret-parent") kind = "parent";
+  }
   const target = kind === "parent" || kind === "database"
     ? dirname(file)
     : file;
@@ -218,6 +228,7 @@ async function check(setting: Setting): Promise<string | undefined> {
   if (kind === "key" || kind === "optional-key") {
     return parseKey(file, text) ?? await keyMatches(file, text, setting.cert);
   }
+  if (kind === "secret-key") return parseKey(file, text);
   if (kind === "public-key") return await parsePublicKey(file, text);
   return undefined;
 }
@@ -413,4 +424,24 @@ function reason(err: unknown): string {
     return "permission denied (check that this user may read it)";
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Start refuses secrets that group or others can read; so does the check. */
+async function ownerOnly(
+  file: string,
+  mayBeMissing: boolean,
+): Promise<string | undefined> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound && mayBeMissing) return undefined;
+    return `cannot use "${file}": ${reason(err)}`;
+  }
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    return `"${file}" is readable by group or others (mode ${
+      (info.mode & 0o777).toString(8)
+    }); run 'chmod 600 ${file}'`;
+  }
+  return undefined;
 }

@@ -1,7 +1,14 @@
 /** The `router` section: `sigil router`. @module */
 import { z } from "zod";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../token/mod.ts";
-import { Address, Duration, FilePath, safeJwksUrl } from "./_common.ts";
+import {
+  Address,
+  Duration,
+  FilePath,
+  isLoopback,
+  LogLevel,
+  safeJwksUrl,
+} from "./_common.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -41,6 +48,27 @@ const RouterBackends = z.strictObject({
   path: ["key"],
 });
 
+/**
+ * How the router reaches route services (gorouter's `route_services`
+ * block, plus its top-level `skip_ssl_validation`, which only concerns
+ * route services here; `ca` plays `ca_certs`).
+ */
+const RouterRouteServices = z.strictObject({
+  /** PEM bundle trusted for route-service certificates, besides the system store. */
+  ca: FilePath.optional(),
+  /** Accept any route-service certificate (development only). */
+  skip_ssl_validation: z.boolean().default(false),
+  /** Attempts per request when the route service cannot be reached. */
+  max_attempts: z.number().int().min(1).default(3),
+  /** Client certificate chain (PEM) presented to route services that ask. */
+  cert: FilePath.optional(),
+  /** Private key (PEM) for `cert`. */
+  key: FilePath.optional(),
+}).refine((r) => !!r.cert === !!r.key, {
+  message: "route_services.cert and route_services.key go together",
+  path: ["key"],
+});
+
 /** The registration API listener. */
 const RouterApi = z.strictObject({
   /** Serve the registration API at all. */
@@ -70,6 +98,12 @@ const RouterApi = z.strictObject({
   audience: z.string().min(1).default(TOKEN_AUDIENCE),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(65536),
+  /**
+   * Whether `/routes`, `/metrics` and `/status` need a bearer token with
+   * scope `routes.read`. Default: yes unless `listen` is loopback; it cannot
+   * be turned off on a listener that is not loopback.
+   */
+  read_token_required: z.boolean().optional(),
 }).refine(
   (a) => !a.enabled || !!a.jwks_url !== !!a.public_key_file,
   {
@@ -84,7 +118,32 @@ const RouterApi = z.strictObject({
   message:
     "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
   path: ["jwks_url"],
-});
+}).refine(
+  (a) => a.read_token_required !== false || isLoopback(a.listen.hostname),
+  {
+    message:
+      "cannot be false on a listener that is not loopback: the route table names every backend; send a routes.read token ('sigil ca token --scope routes.read')",
+    path: ["read_token_required"],
+  },
+);
+
+/**
+ * Whether the router API's `/routes`, `/metrics` and `/status` need a
+ * `routes.read` token: `api.read_token_required`, else whether the listener
+ * is not loopback.
+ *
+ * @example
+ * ```ts
+ * import { readTokenRequired, RouterSection } from "./_router.ts";
+ * const r = RouterSection.parse({ api: { listen: "0.0.0.0:8082", public_key_file: "/k" } });
+ * console.assert(readTokenRequired(r.api));
+ * ```
+ */
+export function readTokenRequired(
+  api: { listen: Address; read_token_required?: boolean | undefined },
+): boolean {
+  return api.read_token_required ?? !isLoopback(api.listen.hostname);
+}
 
 /** NATS route bus (for fleets with several routers). */
 const RouterNats = z.strictObject({
@@ -152,6 +211,21 @@ export const RouterSection = z.strictObject({
   probe_stale_tls: z.boolean().default(true),
   /** Interval advertised to emitters in `router.start`. */
   register_interval: Duration.prefault("20s"),
+  /**
+   * Enables route services: the secret the `X-CF-Proxy-Signature` is
+   * encrypted with (as gorouter's; routers of one fleet share it). Routes
+   * with a `route_service_url` answer 502 `route_service_unsupported`
+   * without it.
+   */
+  route_services_secret: z.string().min(1).optional(),
+  /** The previous secret during a rotation: accepted, never used to sign. */
+  route_services_secret_decrypt_only: z.string().min(1).optional(),
+  /** How long a route-service signature stays valid (gorouter: 60s). */
+  route_services_timeout: Duration.prefault("60s"),
+  /** `X-CF-Forwarded-Url` scheme: https (true) or http. */
+  route_services_recommend_https: z.boolean().default(true),
+  /** Connections to route services. */
+  route_services: RouterRouteServices.prefault({}),
   /** Time limit for a whole backend request (not applied to WebSockets). */
   request_timeout: Duration.prefault("900s"),
   /** Largest accepted request header block in KiB (431 beyond). */
@@ -163,8 +237,17 @@ export const RouterSection = z.strictObject({
   /** Access log. */
   access_log: RouterAccessLog.prefault({}),
   /** Log level of the router's own events. */
-  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-});
+  log_level: LogLevel,
+}).refine(
+  (r) =>
+    r.route_services_secret_decrypt_only === undefined ||
+    r.route_services_secret !== undefined,
+  {
+    message:
+      "route_services_secret_decrypt_only needs route_services_secret (the new secret signs, the old one only validates)",
+    path: ["route_services_secret_decrypt_only"],
+  },
+);
 /** Resolved `router` section. */
 export type RouterSection = z.output<typeof RouterSection>;
 /** The `router` section as written. */

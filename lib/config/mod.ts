@@ -29,8 +29,8 @@ export {
 export { CaSection } from "./_ca.ts";
 export { RotatorSection } from "./_rotator.ts";
 export { checkSanPattern, ProxySection } from "./_proxy.ts";
-export { RouterSection } from "./_router.ts";
+export { readTokenRequired, RouterSection } from "./_router.ts";
 export { DevSection } from "./_dev.ts";
-export { CredhubSection } from "./_credhub.ts";
+export { CredhubSection, CredhubUaaSection } from "./_credhub.ts";
 export { LaunchPort, LaunchSection } from "./_launch.ts";
 export type { LaunchSectionInput } from "./_launch.ts";

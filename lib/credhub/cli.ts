@@ -32,7 +32,7 @@ export const CREDHUB_COMMANDS: Command[] = [{
     );
     // The checks 'sigil config check' runs, so both refuse the same files.
     await assertConfigFiles(file, { credhub: config });
-    const logger = createLogger("credhub");
+    const logger = createLogger("credhub", { level: config.log_level });
     const signals = watchSignals();
     try {
       const ch = await startCredhub(config, { logger });
