@@ -31,6 +31,17 @@ function startDev(args: string[]) {
     output: () => out,
     stderr,
     done,
+    /** Kills it if still running and waits for its output to end. */
+    async kill() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // exited
+      }
+      await child.status;
+      await done;
+      await stderr;
+    },
     waitFor(marker: string, ms = 30_000) {
       if (out.includes(marker)) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
@@ -126,14 +137,7 @@ Deno.test("sigil dev answers the documented curl within seconds and stops cleanl
       "temp dir removed",
     );
   } finally {
-    try {
-      dev.child.kill("SIGKILL");
-    } catch {
-      // exited
-    }
-    await dev.child.status;
-    await dev.done;
-    await dev.stderr;
+    await dev.kill();
   }
 });
 
@@ -161,14 +165,7 @@ Deno.test("sigil dev --misroute shows the router refusing and pruning a stale en
     );
     assert.equal(kept.instances.length, 4, "--dir keeps the state");
   } finally {
-    try {
-      dev.child.kill("SIGKILL");
-    } catch {
-      // exited
-    }
-    await dev.child.status;
-    await dev.done;
-    await dev.stderr;
+    await dev.kill();
     await Deno.remove(dir, { recursive: true });
   }
 });
@@ -281,14 +278,7 @@ Deno.test("sigil dev CredHub: hello's instances see their binding at /credential
     const stderr = await dev.stderr;
     assert.ok(!stderr.includes(value.password), "no password in the logs");
   } finally {
-    try {
-      dev.child.kill("SIGKILL");
-    } catch {
-      // exited
-    }
-    await dev.child.status;
-    await dev.done;
-    await dev.stderr;
+    await dev.kill();
     await Deno.remove(dir, { recursive: true });
   }
 });
