@@ -303,11 +303,12 @@ Deno.test("sigil config check refuses a group-readable uaa token key or clients 
       checked.stderr,
       /credhub\.uaa\.token_key_file: ".*token\.key" is readable by group or others \(mode 644\)/,
     );
+    // sigil credhub runs config check's file checks before it starts.
     const started = await sigil(["credhub", "--config", file]);
-    assert.equal(started.code, 1);
+    assert.equal(started.code, 2);
     assert.match(
       started.stderr,
-      /"start-failed".*ERR_CREDHUB_TOKEN_KEY.*mode 644/,
+      /"start-failed".*ERR_CONFIG_INVALID.*credhub\.uaa\.token_key_file: .*mode 644/,
     );
     await Deno.chmod(key, 0o600);
     await Deno.chmod(clients, 0o644);
