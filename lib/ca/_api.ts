@@ -12,6 +12,8 @@ import type { Logger } from "../observe/mod.ts";
 import { CaError } from "./errors.ts";
 import type { CertificateAuthority } from "./_authority.ts";
 import { jwks } from "../token/mod.ts";
+import { mountStatus } from "../status/mod.ts";
+import { caStatus } from "./_status.ts";
 
 const STATUS: Record<string, ContentfulStatusCode> = {
   ERR_CA_REQUEST_INVALID: 400,
@@ -29,7 +31,8 @@ function errorBody(code: string, message: string) {
 
 /**
  * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem`,
- * `GET /v1/jwks.json`, `GET /healthz`, `GET /metrics`.
+ * `GET /v1/jwks.json`, `GET /healthz`, `GET /metrics`, and the status page
+ * `GET /status` (with `/status.json`).
  *
  * @param ca The authority that decides.
  * @param options `maxBodyBytes` (default 65536).
@@ -102,6 +105,7 @@ export function createCaApp(
     c.header("content-type", METRICS_CONTENT_TYPE);
     return c.body(ca.metrics.render());
   });
+  mountStatus(app, () => caStatus(ca, ca.now()));
   app.notFound((c) =>
     c.json(
       errorBody("ERR_NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`),

@@ -341,6 +341,11 @@ export class CertificateAuthority {
     return ms;
   }
 
+  /** The authority's clock, in ms (status page). */
+  now(): number {
+    return this.#o.clock.now();
+  }
+
   #recordRefusal(
     claims: TokenClaims | undefined,
     identity: Identity | undefined,

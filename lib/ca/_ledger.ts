@@ -376,6 +376,26 @@ export class Ledger {
     }
   }
 
+  /**
+   * The newest rows of one result, newest first (for the status page).
+   *
+   * @throws {CaError} `ERR_CA_LEDGER` when the file cannot be read.
+   */
+  recent(result: LedgerEntry["result"], limit: number): LedgerEntry[] {
+    this.#flush();
+    try {
+      return this.#db.prepare(
+        "SELECT time, result, serial, instance_id, app, space, org, ips, not_after, caller, reason FROM issuances WHERE result = ? ORDER BY id DESC LIMIT ?",
+      ).all(result, limit) as unknown as LedgerEntry[];
+    } catch (err) {
+      throw new CaError(
+        "ERR_CA_LEDGER",
+        `Cannot read ledger "${this.path}": ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+
   /** Commits pending rows, then closes the file. */
   close(): void {
     this.#flush(true);

@@ -1,6 +1,29 @@
 /** The `credhub` section: `sigil credhub`. @module */
 import { z } from "zod";
-import { Address, FilePath, LogLevel } from "./_common.ts";
+import { Address, Duration, FilePath, LogLevel } from "./_common.ts";
+
+/**
+ * The UAA-compatible token endpoint `sigil credhub` serves for the `credhub`
+ * CLI (`POST /oauth/token`, client_credentials).
+ */
+export const CredhubUaaSection = z.strictObject({
+  /** Clients and their hashed secrets (mode 0600), written by `sigil credhub client add`. */
+  clients_file: FilePath,
+  /** ES256 key that signs the tokens: the CA's `token.key` (`sigil ca init` writes it, mode 0600). */
+  token_key_file: FilePath,
+  /** Lifetime of an issued token. */
+  token_ttl: Duration.refine((ms) => ms >= 10_000 && ms <= 86_400_000, {
+    message: 'must be between "10s" and "24h"',
+  }).prefault("5m"),
+  /** Failed logins allowed per client and caller address within `failure_window`. */
+  max_failures: z.number().int().positive().default(5),
+  /** Window of `max_failures`; further attempts answer 429 until it ends. */
+  failure_window: Duration.refine((ms) => ms >= 1_000, {
+    message: 'must be at least "1s"',
+  }).prefault("1m"),
+});
+/** Resolved `credhub.uaa` section. */
+export type CredhubUaaSection = z.output<typeof CredhubUaaSection>;
 
 /** Settings of the CredHub-compatible credential store. */
 export const CredhubSection = z.strictObject({
@@ -34,6 +57,8 @@ export const CredhubSection = z.strictObject({
   token_audience: z.string().min(1).default("sigil"),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(1_048_576),
+  /** Serve a UAA-compatible token endpoint for the `credhub` CLI (off when absent). */
+  uaa: CredhubUaaSection.optional(),
 });
 /** Resolved `credhub` section. */
 export type CredhubSection = z.output<typeof CredhubSection>;

@@ -19,7 +19,9 @@ type Kind =
   | "file" // a readable file
   | "parent" // a file that may be created: its directory must exist
   | "optional-certs" // parsed when present (credentials the rotator writes)
-  | "optional-key";
+  | "optional-key"
+  | "secret-key" // a PEM private key only its owner may read
+  | "secret-parent"; // "parent", and only its owner may read it when present
 
 interface Setting {
   path: string;
@@ -90,6 +92,8 @@ function* settings(cfg: Config): Generator<Setting> {
     yield* s("credhub.tls_key_file", c.tls_key_file, "key");
     yield* s("credhub.trusted_cas_file", c.trusted_cas_file, "certs");
     yield* s("credhub.public_key_file", c.public_key_file, "file");
+    yield* s("credhub.uaa.token_key_file", c.uaa?.token_key_file, "secret-key");
+    yield* s("credhub.uaa.clients_file", c.uaa?.clients_file, "secret-parent");
   }
 }
 
@@ -119,6 +123,11 @@ export async function checkConfigFiles(cfg: Config): Promise<ConfigIssue[]> {
 }
 
 async function check({ file, kind }: Setting): Promise<string | undefined> {
+  if (kind === "secret-parent" || kind === "secret-key") {
+    const why = await ownerOnly(file, kind === "secret-parent");
+    if (why) return why;
+    if (kind === "secret-parent") kind = "parent";
+  }
   const target = kind === "parent" ? dirname(file) : file;
   let info: Deno.FileInfo;
   try {
@@ -159,7 +168,29 @@ async function check({ file, kind }: Setting): Promise<string | undefined> {
   if (kind === "certs" || kind === "optional-certs") {
     return parseCerts(file, text);
   }
-  if (kind === "key" || kind === "optional-key") return parseKey(file, text);
+  if (kind === "key" || kind === "optional-key" || kind === "secret-key") {
+    return parseKey(file, text);
+  }
+  return undefined;
+}
+
+/** Start refuses secrets that group or others can read; so does the check. */
+async function ownerOnly(
+  file: string,
+  mayBeMissing: boolean,
+): Promise<string | undefined> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound && mayBeMissing) return undefined;
+    return `cannot use "${file}": ${reason(err)}`;
+  }
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    return `"${file}" is readable by group or others (mode ${
+      (info.mode & 0o777).toString(8)
+    }); run 'chmod 600 ${file}'`;
+  }
   return undefined;
 }
 

@@ -30,6 +30,6 @@ export { RotatorSection } from "./_rotator.ts";
 export { checkSanPattern, ProxySection } from "./_proxy.ts";
 export { readTokenRequired, RouterSection } from "./_router.ts";
 export { DevSection } from "./_dev.ts";
-export { CredhubSection } from "./_credhub.ts";
+export { CredhubSection, CredhubUaaSection } from "./_credhub.ts";
 export { LaunchPort, LaunchSection } from "./_launch.ts";
 export type { LaunchSectionInput } from "./_launch.ts";

@@ -1,32 +1,30 @@
 /**
- * `startProxy()`: every instance's listeners, credential reload, the admin
- * API and route registration, in one process.
+ * `startProxy()`: the wiring of the proxy. Each part lives in its own file:
+ * `_instance.ts` loads an instance's credentials and binds its listeners
+ * (`_listener.ts` is the data path), `_admin_server.ts` binds the admin API
+ * (`_admin.ts`), `_watch.ts` watches the credential files,
+ * `_registration.ts` starts the route heartbeats, and `_shutdown.ts` stops
+ * it all in order.
  * @module
  */
-import {
-  describeError,
-  describeListenError,
-  formatDuration,
-  systemClock,
-} from "../common/mod.ts";
+import { systemClock } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
-import { ConfigError, formatAddress } from "../config/mod.ts";
+import { formatAddress } from "../config/mod.ts";
 import type { ProxySection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import type { Logger } from "../observe/mod.ts";
-import { NatsRouteBus, redactUrl } from "../routes/mod.ts";
 import { createAdminApp } from "./_admin.ts";
-import { ListenError, RegistrationError } from "./errors.ts";
-import { HttpRouteSink } from "./_http_sink.ts";
+import { serveAdmin } from "./_admin_server.ts";
 import { InstanceRuntime } from "./_instance.ts";
 import type { ReloadOutcome } from "./_instance.ts";
 import type { ListenerStats } from "./_listener.ts";
 import { ProxyMetrics } from "./_metrics.ts";
-import { checkSanPattern } from "./_peer.ts";
-import { buildRegistryMessage, RouteRegistrar } from "./_register.ts";
-import type { NamedSink, RegisterConfig } from "./_register.ts";
+import type { NamedSink, RegisterConfig, RouteRegistrar } from "./_register.ts";
+import { startRegistration } from "./_registration.ts";
+import { drainAndRelease } from "./_shutdown.ts";
+import type { ProxyParts } from "./_shutdown.ts";
 import { CredentialWatcher } from "./_watch.ts";
-import { certInfo, configDump, readiness } from "./_views.ts";
+import { certInfo, configDump, metricCollectors, readiness } from "./_views.ts";
 import type { ServedCertInfo } from "./_views.ts";
 
 export type { ServedCertInfo };
@@ -111,7 +109,6 @@ export interface RunningProxy {
  * @param config The resolved `proxy` config section.
  * @param deps Clock, logger, registration targets (tests pass fakes).
  * @returns The running proxy.
- * @throws {ConfigError} When an `allowed_client_sans` pattern is unusable.
  * @throws {CredentialsError} When an instance's credentials cannot be loaded at start.
  * @throws {ListenError} When a listener or the admin API cannot bind.
  *
@@ -131,41 +128,20 @@ export async function startProxy(
 ): Promise<RunningProxy> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger("proxy");
-  const random = deps.random ?? Math.random;
   const metrics = new ProxyMetrics();
-  checkPatterns(config);
-
-  const instances: InstanceRuntime[] = [];
-  const registrars: RouteRegistrar[] = [];
-  let watcher: CredentialWatcher | undefined;
-  let admin: Deno.HttpServer | undefined;
-  let adminPort: number | undefined;
-  let closing: Promise<void> | undefined;
-
-  const releaseAll = async (drainTimeoutMs: number) => {
-    await Promise.allSettled(registrars.map((r) => r.stop()));
-    const listeners = instances.flatMap((i) => i.listeners);
-    const closed = listeners.map((l) => l.stopAccepting());
-    const active = listeners.reduce((n, l) => n + l.active, 0);
-    if (active > 0) {
-      logger.info("proxy-draining", {
-        connections: active,
-        drain_timeout: formatDuration(drainTimeoutMs),
-      });
-      const drained = await Promise.all(
-        listeners.map((l) => l.waitIdle(drainTimeoutMs)),
-      );
-      if (drained.some((ok) => !ok)) {
-        const left = listeners.reduce((n, l) => n + l.active, 0);
-        logger.warn("proxy-drain-timeout", { connections_cut: left });
-      }
-    }
-    for (const l of listeners) l.destroyAll();
-    await Promise.all(closed);
-    await watcher?.close();
-    await admin?.shutdown();
+  const parts: ProxyParts & {
+    instances: InstanceRuntime[];
+    registrars: RouteRegistrar[];
+  } = {
+    logger,
+    instances: [],
+    registrars: [],
+    watcher: undefined,
+    admin: undefined,
   };
 
+  // Every instance's credentials and listeners first: a proxy that cannot
+  // serve one of them does not start.
   try {
     for (const ic of config.instances) {
       const inst = new InstanceRuntime(ic, {
@@ -174,50 +150,22 @@ export async function startProxy(
         logger,
         metrics,
       });
-      instances.push(inst);
+      parts.instances.push(inst);
       await inst.start();
     }
   } catch (err) {
-    await releaseAll(0);
+    await drainAndRelease(parts, 0);
     throw err;
   }
-
-  metrics.setCollectors({
-    active: () =>
-      instances.flatMap((i) =>
-        i.listeners.map((l) =>
-          [
-            { instance: i.id, listener: l.options.name },
-            l.active,
-          ] as [Record<string, string>, number]
-        )
-      ),
-    liveBytes: () =>
-      instances.flatMap((i) =>
-        i.listeners.flatMap((l) => {
-          const b = l.liveBytes();
-          const base = { instance: i.id, listener: l.options.name };
-          return [
-            [{ ...base, direction: "client_to_app" }, b.in],
-            [{ ...base, direction: "app_to_client" }, b.out],
-          ] as Array<[Record<string, string>, number]>;
-        })
-      ),
-    certs: () =>
-      instances.map((i) => ({
-        instance: i.id,
-        serial: i.credentials.serial,
-        notAfter: i.credentials.notAfter,
-        notBefore: i.credentials.notBefore,
-      })),
-  });
+  const { instances } = parts;
+  metrics.setCollectors(metricCollectors(instances));
 
   const reloadAll = (force: boolean) =>
     Promise.all(instances.map((i) => i.reload(force)));
-
+  let closing: Promise<void> | undefined;
   const proxy: RunningProxy = {
     get adminPort() {
-      return adminPort;
+      return parts.admin?.addr.port;
     },
     get instances() {
       return instances.map((i) => ({
@@ -256,27 +204,33 @@ export async function startProxy(
     close(options = {}) {
       closing ??= (async () => {
         logger.info("proxy-stopping", {});
-        await releaseAll(options.drainTimeoutMs ?? config.drain_timeout);
+        await drainAndRelease(
+          parts,
+          options.drainTimeoutMs ?? config.drain_timeout,
+        );
         logger.info("proxy-stopped", {});
       })();
       return closing;
     },
   };
 
+  // Then what runs around them: the admin API, the credential watcher and
+  // route registration.
   try {
     if (deps.admin !== false) {
-      const app = createAdminApp({
-        stats: () => proxy.stats(),
-        certs: () => proxy.certs(),
-        configDump: () => configDump(config, instances),
-        ready: () => readiness(instances, config),
-        metrics: () => metrics.render(),
-      });
-      admin = serveAdmin(config, app.fetch);
-      adminPort = (admin.addr as Deno.NetAddr).port;
+      parts.admin = serveAdmin(
+        config,
+        createAdminApp({
+          stats: () => proxy.stats(),
+          certs: () => proxy.certs(),
+          configDump: () => configDump(config, instances),
+          ready: () => readiness(instances, config),
+          metrics: () => metrics.render(),
+        }).fetch,
+      );
     }
     if (deps.watch !== false) {
-      watcher = new CredentialWatcher({
+      parts.watcher = new CredentialWatcher({
         files: instances.flatMap((i) => i.watchedFiles),
         onCheck: () => void reloadAll(false),
         pollIntervalMs: config.reload_poll_interval,
@@ -284,139 +238,25 @@ export async function startProxy(
         clock,
         logger,
       });
-      watcher.start();
+      parts.watcher.start();
     }
-    for (const inst of instances) {
-      const reg = inst.config.register;
-      if (!reg) continue;
-      const sinks = deps.sinks
-        ? await deps.sinks(inst.id, reg)
-        : await defaultSinks(reg, clock, logger);
-      const listenerIdx = typeof reg.tls_listener === "number"
-        ? reg.tls_listener
-        : inst.listeners.findIndex((l) => l.options.name === reg.tls_listener);
-      const listener = inst.listeners[listenerIdx]!;
-      const registrar = new RouteRegistrar({
-        instance: inst.id,
-        message: () =>
-          buildRegistryMessage({
-            instanceId: inst.id,
-            app: inst.credentials.identity?.app,
-            tlsPort: reg.advertised_tls_port ?? listener.port,
-            register: reg,
-          }),
-        sinks,
-        intervalMs: reg.interval,
-        jitter: reg.jitter,
-        clock,
-        random,
-        logger,
-        metrics,
-      });
-      registrars.push(registrar);
-      registrar.start();
-      // A router that (re)starts announces itself on NATS; answer at once
-      // (with route-emitter's jitter) instead of waiting for the heartbeat.
-      for (const s of sinks) {
-        if (s.sink instanceof NatsRouteBus) {
-          s.sink.onRouterStart(() => registrar.registerNow());
-        }
-      }
-    }
+    await startRegistration(instances, {
+      clock,
+      logger,
+      random: deps.random ?? Math.random,
+      metrics,
+      sinks: deps.sinks,
+    }, parts.registrars);
   } catch (err) {
     await proxy.close({ drainTimeoutMs: 0 });
     throw err;
   }
   logger.info("proxy-started", {
-    admin: adminPort === undefined
+    admin: parts.admin === undefined
       ? undefined
-      : `${config.admin_listen.hostname}:${adminPort}`,
+      : `${config.admin_listen.hostname}:${parts.admin.addr.port}`,
     instances: instances.length,
     listeners: instances.reduce((n, i) => n + i.listeners.length, 0),
   });
   return proxy;
-}
-
-function checkPatterns(config: ProxySection): void {
-  const issues = [];
-  for (const [i, inst] of config.instances.entries()) {
-    for (const [j, p] of inst.allowed_client_sans.entries()) {
-      const why = checkSanPattern(p);
-      if (why) {
-        issues.push({
-          path: `proxy.instances.${i}.allowed_client_sans.${j}`,
-          message: why,
-        });
-      }
-    }
-  }
-  if (issues.length > 0) {
-    throw new ConfigError(
-      `Invalid config:\n${
-        issues.map((x) => `  ${x.path}: ${x.message}`).join("\n")
-      }`,
-      issues,
-    );
-  }
-}
-
-async function defaultSinks(
-  reg: RegisterConfig,
-  clock: Clock,
-  logger: Logger,
-): Promise<NamedSink[]> {
-  const sinks: NamedSink[] = reg.routers.map((r) => ({
-    name: redactUrl(r.url),
-    sink: new HttpRouteSink({
-      url: r.url,
-      tokenFile: r.token_file,
-      caBundle: r.ca_bundle,
-    }),
-  }));
-  if (reg.nats) {
-    let ca: string | undefined;
-    if (reg.nats.tls_ca !== undefined) {
-      try {
-        ca = await Deno.readTextFile(reg.nats.tls_ca);
-      } catch (err) {
-        throw new RegistrationError(
-          `Cannot register routes over NATS: cannot read tls_ca "${reg.nats.tls_ca}": ${
-            describeError(err)
-          }`,
-          { cause: err },
-        );
-      }
-    }
-    const bus = await NatsRouteBus.connect({
-      servers: reg.nats.servers,
-      name: "sigil-proxy",
-      ...(ca !== undefined ? { tls: { ca } } : {}),
-      clock,
-      logger: logger.child("routes"),
-    });
-    sinks.push({ name: "nats", sink: bus });
-  }
-  return sinks;
-}
-
-function serveAdmin(
-  config: ProxySection,
-  handler: (req: Request) => Response | Promise<Response>,
-): Deno.HttpServer {
-  const { hostname, port } = config.admin_listen;
-  try {
-    return Deno.serve({
-      hostname,
-      port,
-      onListen: () => {},
-      onError: () => new Response("internal error", { status: 500 }),
-    }, handler);
-  } catch (err) {
-    throw new ListenError(
-      `Cannot listen on "${
-        formatAddress(config.admin_listen)
-      }" for the admin API (proxy.admin_listen): ${describeListenError(err)}`,
-      { cause: err },
-    );
-  }
 }

@@ -8,6 +8,7 @@ import { formatDuration } from "../common/mod.ts";
 import { formatAddress } from "../config/mod.ts";
 import type { ProxySection } from "../config/mod.ts";
 import type { InstanceRuntime } from "./_instance.ts";
+import type { MetricsCollectors } from "./_metrics.ts";
 import { redactUrl } from "../routes/mod.ts";
 
 /** `/certs` entry. */
@@ -153,5 +154,36 @@ export function configDump(config: ProxySection, instances: InstanceRuntime[]) {
         },
       },
     })),
+  };
+}
+
+/** The scrape-time metric providers, read from the live instances. */
+export function metricCollectors(
+  instances: readonly InstanceRuntime[],
+): MetricsCollectors {
+  const perListener = <T>(
+    fn: (inst: InstanceRuntime, l: InstanceRuntime["listeners"][number]) => T[],
+  ) => instances.flatMap((i) => i.listeners.flatMap((l) => fn(i, l)));
+  return {
+    active: () =>
+      perListener((i, l) => [
+        [{ instance: i.id, listener: l.options.name }, l.active],
+      ]),
+    liveBytes: () =>
+      perListener((i, l) => {
+        const b = l.liveBytes();
+        const base = { instance: i.id, listener: l.options.name };
+        return [
+          [{ ...base, direction: "client_to_app" }, b.in],
+          [{ ...base, direction: "app_to_client" }, b.out],
+        ];
+      }),
+    certs: () =>
+      instances.map((i) => ({
+        instance: i.id,
+        serial: i.credentials.serial,
+        notAfter: i.credentials.notAfter,
+        notBefore: i.credentials.notBefore,
+      })),
   };
 }

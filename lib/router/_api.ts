@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseRegistryMessage, RegistryMessageError } from "../routes/mod.ts";
+import type { IgnoredField } from "../routes/mod.ts";
 import type { RegistryMessage } from "../routes/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
@@ -91,7 +92,7 @@ export function createApiApp(ctx: ApiContext): Hono {
   app.get(
     "/routes",
     readGuard,
-    (c) => c.json(ctx.registry.toJson(ctx.clock.now())),
+    (c) => c.json(ctx.registry.toJson()),
   );
   const status = ctx.status;
   if (status) {
@@ -118,8 +119,9 @@ export function createApiApp(ctx: ApiContext): Hono {
       if (length > ctx.maxBodyBytes) tooLarge(ctx.maxBodyBytes);
       const bytes = await readLimited(c.req.raw, ctx.maxBodyBytes);
       let msg: RegistryMessage;
+      const ignored: IgnoredField[] = [];
       try {
-        msg = parseRegistryMessage(bytes);
+        msg = parseRegistryMessage(bytes, (i) => ignored.push(i));
       } catch (err) {
         if (!(err instanceof RegistryMessageError)) throw err;
         ctx.stats.registryMessages.inc({
@@ -137,8 +139,17 @@ export function createApiApp(ctx: ApiContext): Hono {
         });
         return c.json({ error: err.reason, message: err.message }, 400);
       }
+      for (const i of ignored) {
+        ctx.logger.warn("registry-message-field-ignored", {
+          source: "http",
+          action,
+          subject,
+          field: i.field,
+          detail: i.detail,
+        });
+      }
       ctx.apply(action, msg, "http");
-      return c.json({ ok: true });
+      return c.json(ignored.length > 0 ? { ok: true, ignored } : { ok: true });
     });
   }
 

@@ -154,6 +154,8 @@ export class Pool {
   endpoints: Endpoint[] = NO_ENDPOINTS;
   /** Per-route override from `options.loadbalancing`. */
   balancing: Balancing | undefined;
+  /** `route_service_url` of the latest registration (https). */
+  routeServiceUrl: string | undefined;
   /** Key → index, built only for big pools (small ones scan: less memory). */
   #byKey: Map<string, number> | undefined;
   #next = 0;

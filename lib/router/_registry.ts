@@ -4,6 +4,7 @@
  * plus, only for hosts that have path routes, a longest-prefix scan.
  * @module
  */
+import { routeKey } from "../routes/mod.ts";
 import type { RegistryMessage } from "../routes/mod.ts";
 import { Endpoint, internMeta, Pool } from "./_pool.ts";
 import type { Balancing } from "./_pool.ts";
@@ -43,20 +44,23 @@ export interface ApplyResult {
   removed: number;
 }
 
-/** One entry of `GET /routes` (gorouter's shape). */
+/**
+ * One entry of `GET /routes`, in gorouter's shape and field order
+ * (`route/pool.go` `Endpoint.MarshalJSON`): `ttl` is the stale threshold in
+ * seconds; the optional fields are left out when empty.
+ */
 export interface RouteJson {
   address: string;
+  availability_zone: string;
+  protocol: string;
   tls: boolean;
   ttl: number;
+  route_service_url?: string;
   tags: Record<string, string> | null;
-  private_instance_id: string;
-  private_instance_index: string;
-  server_cert_domain_san: string;
-  app: string;
-  availability_zone: string | null;
-  protocol: string;
-  isolation_segment: string | null;
-  load_balancing_algorithm: string | null;
+  isolation_segment?: string;
+  private_instance_id?: string;
+  server_cert_domain_san?: string;
+  load_balancing_algorithm?: string;
 }
 
 /**
@@ -76,6 +80,8 @@ export class Registry {
   #onRemove: ((ep: Endpoint) => void) | undefined;
   #pools = 0;
   #endpoints = 0;
+  /** Hosts registered as `*.domain`: lookups try wildcards only when > 0. */
+  #wildcards = 0;
 
   constructor(options: RegistryOptions = {}) {
     this.#staleMs = options.staleThresholdMs ?? 120_000;
@@ -99,6 +105,18 @@ export class Registry {
    * @param path Request path (starting with `/`).
    */
   lookup(host: string, path: string): Pool | undefined {
+    const pool = this.#lookupHost(host, path);
+    if (pool !== undefined || this.#wildcards === 0) return pool;
+    // The most specific wildcard first, as gorouter's `Uri.NextWildcard`:
+    // a.b.example.com tries *.b.example.com, *.example.com, then *.com.
+    for (let i = host.indexOf("."); i !== -1; i = host.indexOf(".", i + 1)) {
+      const w = this.#lookupHost("*" + host.slice(i), path);
+      if (w !== undefined) return w;
+    }
+    return undefined;
+  }
+
+  #lookupHost(host: string, path: string): Pool | undefined {
     const h = this.#hosts.get(host);
     if (h === undefined || h instanceof Pool) return h;
     const paths = h.paths;
@@ -137,6 +155,7 @@ export class Registry {
         pool = new Pool(path === "" ? host : `${host}${path}`, path);
         if (entry === undefined) {
           this.#hosts.set(host, path === "" ? pool : new HostRoutes(undefined));
+          if (host.startsWith("*.")) this.#wildcards++;
         }
         if (path !== "") {
           let h = this.#hosts.get(host)!;
@@ -154,6 +173,8 @@ export class Registry {
       }
       const lb = msg.options?.loadbalancing;
       if (lb !== undefined) pool.balancing = lb as Balancing;
+      // As gorouter's pool: the last registration names the route service.
+      pool.routeServiceUrl = msg.route_service_url;
       let ep = pool.get(key);
       if (ep === undefined) {
         ep = new Endpoint(key, msg.host, port, tls);
@@ -162,7 +183,7 @@ export class Registry {
         res.added++;
       } else {
         res.updated++;
-        if (ep.tls !== tls || ep.san !== (msg.server_cert_domain_san ?? "")) {
+        if (ep.tls !== tls || ep.san !== identityOf(msg)) {
           // A new identity needs a new transport (servername, identity check).
           this.#onRemove?.(ep);
           ep.transport = undefined;
@@ -220,22 +241,28 @@ export class Registry {
   }
 
   /** The table as gorouter's `/routes` JSON: uri → endpoints. */
-  toJson(now: number): Record<string, RouteJson[]> {
+  toJson(): Record<string, RouteJson[]> {
     const out: Record<string, RouteJson[]> = {};
     for (const pool of this.pools()) {
+      const rs = pool.routeServiceUrl;
+      const lb = pool.balancing;
       out[pool.uri] = pool.endpoints.map((ep) => ({
         address: ep.key,
-        tls: ep.tls,
-        ttl: Math.max(0, Math.round((ep.updatedAt + ep.staleMs - now) / 1000)),
-        tags: ep.tags ?? null,
-        private_instance_id: ep.instanceId,
-        private_instance_index: ep.index,
-        server_cert_domain_san: ep.san,
-        app: ep.app,
-        availability_zone: ep.availabilityZone ?? null,
+        availability_zone: ep.availabilityZone ?? "",
         protocol: ep.protocol ?? "http1",
-        isolation_segment: ep.isolationSegment ?? null,
-        load_balancing_algorithm: pool.balancing ?? null,
+        tls: ep.tls,
+        ttl: Math.round(ep.staleMs / 1000),
+        ...(rs ? { route_service_url: rs } : {}),
+        tags: ep.tags ?? null,
+        ...(ep.isolationSegment
+          ? { isolation_segment: ep.isolationSegment }
+          : {}),
+        ...(ep.instanceId ? { private_instance_id: ep.instanceId } : {}),
+        // Without a SAN the host is the identity (identityOf): not shown.
+        ...(ep.tls && ep.san !== ep.host
+          ? { server_cert_domain_san: ep.san }
+          : {}),
+        ...(lb ? { load_balancing_algorithm: lb } : {}),
       }));
     }
     return out;
@@ -248,14 +275,16 @@ export class Registry {
     this.#onRemove?.(ep);
     if (pool.size === 0) {
       const h = this.#hosts.get(host);
-      if (h === pool) this.#hosts.delete(host);
+      let gone = false;
+      if (h === pool) gone = this.#hosts.delete(host);
       else if (h instanceof HostRoutes) {
         if (h.root === pool) h.root = undefined;
         else h.paths = h.paths.filter((p) => p !== pool);
         if (h.root === undefined && h.paths.length === 0) {
-          this.#hosts.delete(host);
+          gone = this.#hosts.delete(host);
         } else if (h.paths.length === 0) this.#hosts.set(host, h.root!);
       }
+      if (gone && host.startsWith("*.")) this.#wildcards--;
       this.#pools--;
     }
     return true;
@@ -280,7 +309,7 @@ function fill(
 ): void {
   // These go into request headers and cookies: keep them printable.
   ep.instanceId = headerSafe(msg.private_instance_id);
-  const san = msg.server_cert_domain_san ?? "";
+  const san = identityOf(msg);
   // Usually the same text: keep one copy.
   ep.san = san === ep.instanceId ? ep.instanceId : san;
   ep.app = headerSafe(msg.app);
@@ -295,6 +324,15 @@ function fill(
   ep.updatedAt = now;
 }
 
+/**
+ * The name a TLS backend's certificate must carry: `server_cert_domain_san`,
+ * or without one the registered host (gorouter dials with ServerName "", so
+ * Go checks the certificate against the dialed address).
+ */
+function identityOf(msg: RegistryMessage): string {
+  return msg.server_cert_domain_san || msg.host;
+}
+
 const UNSAFE = /[^\x20-\x7e]|[;,]/;
 const UNSAFE_ALL = /[^\x20-\x7e]|[;,]/g;
 
@@ -306,7 +344,7 @@ function headerSafe(value: string | undefined): string {
 
 /** Splits `Host.Example.com/API/` into `["host.example.com", "/api"]`. */
 export function splitUri(uri: string): [string, string] {
-  const lower = uri.toLowerCase();
+  const lower = routeKey(uri);
   const slash = lower.indexOf("/");
   if (slash === -1) return [lower, ""];
   let path = lower.slice(slash);

@@ -191,6 +191,17 @@ export class RequestHandler {
         `404 Not Found: Requested route ('${host}') does not exist.`,
       );
     }
+    if (pool.routeServiceUrl !== undefined) {
+      // Never route around the route service a route names (often an auth
+      // proxy or a WAF). gorouter answers the same with route services off
+      // (`handlers/routeservice.go`).
+      return recorder.errorResponse(
+        x,
+        502,
+        "route_service_unsupported",
+        "502 Bad Gateway: Support for route services is disabled.",
+      );
+    }
     const forwardedFor = xff === undefined ? remote : `${xff}, ${remote}`;
     x.forwardedFor = forwardedFor;
     headers.push("x-forwarded-for", forwardedFor);

@@ -91,6 +91,12 @@ export function codedError(code: string, message: string): Error {
 export function identityChecker(
   san: string,
 ): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+  // An endpoint registered without server_cert_domain_san is checked against
+  // the address it was dialed at, as Go does when ServerName is "": an IP
+  // must be an IP SAN (never the CN).
+  if (net.isIP(san) !== 0) {
+    return (_host, cert) => tls.checkServerIdentity(san, cert);
+  }
   return (_host, cert) => {
     const names = (cert.subjectaltname ?? "").split(", ");
     if (!names.some((n) => n.startsWith("DNS:"))) {
@@ -370,7 +376,8 @@ export class Transports {
   tlsOptions(san: string): tls.ConnectionOptions {
     const t = this.#tls;
     return {
-      servername: san,
+      // No SNI for an IP address (RFC 6066).
+      servername: net.isIP(san) === 0 ? san : "",
       checkServerIdentity: identityChecker(san),
       ca: t.ca,
       cert: t.cert,

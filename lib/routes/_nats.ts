@@ -135,8 +135,8 @@ export class NatsRouteBus implements RouteSink {
   #listeners = new Set<StartListener>();
   #jitterTimers = new Set<TimerId>();
   #waiters = new Set<() => void>();
-  #invalidLoggedAt = -Infinity;
-  #invalidSuppressed = 0;
+  /** Per log event: when it was last written, how many since were not. */
+  #limited = new Map<string, { at: number; suppressed: number }>();
   #received = 0;
   #rejected = 0;
 
@@ -555,7 +555,16 @@ export class NatsRouteBus implements RouteSink {
     }
     let message: RegistryMessage;
     try {
-      message = parseRegistryMessage(msg.data);
+      message = parseRegistryMessage(
+        msg.data,
+        (ignored) =>
+          this.#logLimited("registry-message-field-ignored", {
+            source: "nats",
+            subject,
+            field: ignored.field,
+            detail: ignored.detail,
+          }),
+      );
     } catch (e) {
       this.#rejected++;
       const error = e instanceof Error ? e : new Error(String(e));
@@ -586,20 +595,28 @@ export class NatsRouteBus implements RouteSink {
   }
 
   #logInvalid(subject: string, reason: string, err: Error): void {
-    const now = Date.now();
-    if (now - this.#invalidLoggedAt < INVALID_LOG_INTERVAL_MS) {
-      this.#invalidSuppressed++;
-      return;
-    }
-    this.#log.warn("registry-message-invalid", {
+    this.#logLimited("registry-message-invalid", {
       source: "nats",
       subject,
       reason,
       error: err.message,
-      suppressed: this.#invalidSuppressed,
     });
-    this.#invalidLoggedAt = now;
-    this.#invalidSuppressed = 0;
+  }
+
+  /**
+   * A warning at most once per `INVALID_LOG_INTERVAL_MS` per event: a
+   * misbehaving emitter on the bus must not flood the log. The next line
+   * says how many were left out.
+   */
+  #logLimited(event: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    const last = this.#limited.get(event);
+    if (last !== undefined && now - last.at < INVALID_LOG_INTERVAL_MS) {
+      last.suppressed++;
+      return;
+    }
+    this.#log.warn(event, { ...fields, suppressed: last?.suppressed ?? 0 });
+    this.#limited.set(event, { at: now, suppressed: 0 });
   }
 
   #setStatus(connected: boolean): void {

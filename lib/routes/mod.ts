@@ -17,10 +17,15 @@ export {
   parseRouterStartMessage,
   RegistryMessage,
   RegistryMessageError,
+  routeKey,
   RouteUri,
   SUBJECTS,
 } from "./_message.ts";
-export type { RouterStartMessage, RouteSink } from "./_message.ts";
+export type {
+  IgnoredField,
+  RouterStartMessage,
+  RouteSink,
+} from "./_message.ts";
 export { NatsRouteBus } from "./_nats.ts";
 export { redactUrl } from "../common/mod.ts";
 export type {

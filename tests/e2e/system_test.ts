@@ -224,6 +224,7 @@ Deno.test("e2e: CA + rotator + mTLS proxies + router route by Host, rotate under
           "proxy:",
           `  admin_listen: "127.0.0.1:0"`,
           `  drain_timeout: "3s"`,
+          `  connect_timeout: "10s"`, // not the 250 ms default on a loaded machine
           `  reload_poll_interval: "1s"`,
           "  instances:",
           `    - id: ${i.id}`,

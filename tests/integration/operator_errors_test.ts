@@ -23,49 +23,50 @@ async function withDir(fn: (dir: string) => Promise<void>) {
 
 const ISSUE = ["--app", "a", "--space", "s", "--org", "o"];
 
+/** `sigil ca issue` of `instance` from the CA in `ca` into `out`. */
+function issue(ca: string, instance: string, out: string, ...extra: string[]) {
+  return sigil([
+    "ca",
+    "issue",
+    "--dir",
+    ca,
+    "--instance",
+    instance,
+    ...ISSUE,
+    ...extra,
+    "--out",
+    out,
+  ]);
+}
+
 Deno.test("ca init on an existing CA and a bad --instance exit 2; ca issue into an unwritable --out exits 1 and is not ledgered", async () => {
   await withDir(async (dir) => {
     const ca = join(dir, "ca");
     assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
-    const again = await sigil(["ca", "init", "--dir", ca]);
-    assert.equal(again.code, 2, again.stderr);
-    assert.match(
-      again.stderr,
-      /^sigil: Cannot create CA in ".*ca": it already holds/,
-    );
-    const bad = await sigil([
-      "ca",
-      "issue",
-      "--dir",
-      ca,
-      "--instance",
-      "bad id",
-      ...ISSUE,
-      "--out",
-      join(dir, "x"),
-    ]);
-    assert.equal(bad.code, 2, bad.stderr);
-    assert.match(bad.stderr, /instance_id must be .*\(got "bad id"\)/);
     // A regular file where --out needs a directory: nothing is issued.
     await Deno.writeTextFile(join(dir, "file"), "");
-    const out = join(dir, "file", "i-1");
-    const unwritable = await sigil([
-      "ca",
-      "issue",
-      "--dir",
-      ca,
-      "--instance",
-      "i-1",
-      ...ISSUE,
-      "--out",
-      out,
-    ]);
-    assert.equal(unwritable.code, 1, unwritable.stderr);
-    assert.match(
-      unwritable.stderr,
-      /^sigil: Cannot issue certificate for "i-1": cannot write "--out" directory ".*file\/i-1": not a directory; nothing was issued/,
-    );
-    for (const r of [again, bad, unwritable]) {
+    const mistakes = [
+      {
+        run: () => sigil(["ca", "init", "--dir", ca]),
+        code: 2,
+        stderr: /^sigil: Cannot create CA in ".*ca": it already holds/,
+      },
+      {
+        run: () => issue(ca, "bad id", join(dir, "x")),
+        code: 2,
+        stderr: /instance_id must be .*\(got "bad id"\)/,
+      },
+      {
+        run: () => issue(ca, "i-1", join(dir, "file", "i-1")),
+        code: 1,
+        stderr:
+          /^sigil: Cannot issue certificate for "i-1": cannot write "--out" directory ".*file\/i-1": not a directory; nothing was issued/,
+      },
+    ];
+    for (const m of mistakes) {
+      const r = await m.run();
+      assert.equal(r.code, m.code, r.stderr);
+      assert.match(r.stderr, m.stderr);
       assert.doesNotMatch(r.stderr, STACK);
     }
     const ledger = await sigil(["ca", "ledger", "--dir", ca, "--json"]);
@@ -76,17 +77,7 @@ Deno.test("ca init on an existing CA and a bad --instance exit 2; ca issue into 
       "the failed issue is not ledgered",
     );
     // The same issue into a writable directory is ledgered once.
-    const ok = await sigil([
-      "ca",
-      "issue",
-      "--dir",
-      ca,
-      "--instance",
-      "i-1",
-      ...ISSUE,
-      "--out",
-      join(dir, "i-1"),
-    ]);
+    const ok = await issue(ca, "i-1", join(dir, "i-1"));
     assert.equal(ok.code, 0, ok.stderr);
     const after = await sigil([
       "ca",
@@ -137,19 +128,7 @@ Deno.test("sigil inspect reads PEM chains, DER and stdin; shows algorithms, usag
     assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
     const out = join(dir, "i-1");
     assert.equal(
-      (await sigil([
-        "ca",
-        "issue",
-        "--dir",
-        ca,
-        "--instance",
-        "i-1",
-        ...ISSUE,
-        "--ip",
-        "10.0.0.5",
-        "--out",
-        out,
-      ])).code,
+      (await issue(ca, "i-1", out, "--ip", "10.0.0.5")).code,
       0,
     );
     const crt = join(out, "instance.crt");

@@ -29,9 +29,13 @@ export function memoryLogger(): {
   return { logger, lines };
 }
 
-/** Resolves a proxy section from test input (zod defaults applied). */
+/**
+ * Resolves a proxy section from test input (zod defaults applied). The app
+ * connect timeout is 10 s unless the input sets one: a loaded test machine
+ * can miss the 250 ms default, and the client would see a closed connection.
+ */
 export function proxySection(input: ProxySectionInput): ProxySection {
-  return ProxySection.parse(input);
+  return ProxySection.parse({ connect_timeout: "10s", ...input });
 }
 
 /** A plain HTTP app on 127.0.0.1:0 that answers `hello <path>`. */

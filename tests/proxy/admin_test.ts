@@ -25,6 +25,7 @@ Deno.test("admin API serves /stats, /certs, /config_dump, /ready and /metrics on
   const proxy = await startProxy(
     proxySection({
       admin_listen: "127.0.0.1:0",
+      connect_timeout: "250ms", // the default, shown in the dump
       instances: [{
         credentials_dir: dir,
         mode: "tls",

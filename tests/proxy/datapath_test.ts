@@ -101,6 +101,9 @@ Deno.test("startProxy() moves bulk data both ways with backpressure intact", asy
         await writeAll(conn, chunk);
       }
     })();
+    // A failing read must fail this test, not leave the writer's rejection
+    // dangling (it is awaited below).
+    writer.catch(() => {});
     let got = 0;
     let ok = true;
     const buf = new Uint8Array(65536);
@@ -171,6 +174,9 @@ Deno.test("sigil proxy leaks no file descriptors over 2,000 app-closed connectio
     [
       "proxy:",
       "  admin_listen: 127.0.0.1:0",
+      // A loaded machine may take longer than the 250 ms default to connect
+      // to the app; a timeout here would close the client without an answer.
+      "  connect_timeout: 10s",
       "  instances:",
       `    - credentials_dir: ${dir}/creds`,
       "      mode: tls",

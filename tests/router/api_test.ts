@@ -124,14 +124,17 @@ Deno.test("registration API rejects malformed messages with a counted reason", a
         { host: "h", port: 8080, uris: ["http://a.example.com"] },
         "invalid-message",
       ],
+      // gorouter refuses only this one (mbus/subscriber.go ValidateMessage).
       [
-        { host: "h", port: 8080, uris: ["a.example.com"], protocol: "gopher" },
+        {
+          host: "h",
+          port: 8080,
+          uris: ["a.example.com"],
+          route_service_url: "http://rs.example.com",
+        },
         "invalid-message",
       ],
-      [
-        { host: "h", tls_port: 61001, uris: ["a.example.com"] },
-        "invalid-message",
-      ],
+      [{ host: "h", port: 8080, uris: ["bad host"] }, "invalid-message"],
     ];
     for (const [body, reason] of cases) {
       const res = await post(t.apiUrl, "/v1/register", body, token);
@@ -323,5 +326,87 @@ Deno.test("router /healthz is 503 naming the JWKS URL and the error while the ke
   } finally {
     await router.close();
     await jwks.shutdown();
+  }
+});
+
+// gorouter's /routes body: route/pool.go Endpoint.MarshalJSON (field order,
+// omitempty fields) and registry/registry_test.go "MarshalJSON".
+Deno.test("GET /routes answers in gorouter's shape: field order, ttl = stale threshold, empty optional fields left out", async () => {
+  const t = await startTestRouter();
+  try {
+    t.router.apply("register", {
+      host: "10.0.0.5",
+      tls_port: 61001,
+      uris: ["hello.example.com"],
+      private_instance_id: "inst-1",
+      server_cert_domain_san: "inst-1",
+      stale_threshold_in_seconds: 30,
+      tags: { component: "route-emitter" },
+      availability_zone: "z1",
+      isolation_segment: "seg-a",
+      options: { loadbalancing: "least-connection" },
+    });
+    t.router.apply("register", {
+      host: "10.0.0.6",
+      port: 8080,
+      uris: ["plain.example.com"],
+    });
+    const routes = await (await fetch(`${t.apiUrl}/routes`)).json();
+    assert.deepEqual(Object.keys(routes["hello.example.com"][0]), [
+      "address",
+      "availability_zone",
+      "protocol",
+      "tls",
+      "ttl",
+      "tags",
+      "isolation_segment",
+      "private_instance_id",
+      "server_cert_domain_san",
+      "load_balancing_algorithm",
+    ]);
+    assert.deepEqual(routes["hello.example.com"][0], {
+      address: "10.0.0.5:61001",
+      availability_zone: "z1",
+      protocol: "http1",
+      tls: true,
+      ttl: 30,
+      tags: { component: "route-emitter" },
+      isolation_segment: "seg-a",
+      private_instance_id: "inst-1",
+      server_cert_domain_san: "inst-1",
+      load_balancing_algorithm: "least-connection",
+    });
+    assert.deepEqual(routes["plain.example.com"], [{
+      address: "10.0.0.6:8080",
+      availability_zone: "",
+      protocol: "http1",
+      tls: false,
+      ttl: 120,
+      tags: null,
+    }]);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("registration API accepts a message with an ignorable field and says what it ignored", async () => {
+  const t = await startTestRouter();
+  try {
+    const res = await post(t.apiUrl, "/v1/register", {
+      host: "10.0.0.7",
+      port: 8080,
+      uris: ["a.example.com?x=1", "bad host"],
+      protocol: "gopher",
+    }, await t.token());
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.deepEqual(body.ignored.map((i: { field: string }) => i.field), [
+      "uris.0",
+      "uris.1",
+      "protocol",
+    ]);
+    assert.equal(t.router.registry.lookup("a.example.com", "/")?.size, 1);
+  } finally {
+    await t.close();
   }
 });

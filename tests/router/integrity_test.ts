@@ -233,3 +233,42 @@ Deno.test("router reload() picks up a rotated client certificate for new connect
     await t.close();
   }
 });
+
+// gorouter dials a TLS endpoint registered without server_cert_domain_san
+// with ServerName "" (proxy/utils/tls_config.go), so Go's crypto/tls checks
+// the certificate against the dialed IP: an IP SAN, never the CN.
+Deno.test("a TLS endpoint registered without server_cert_domain_san must prove its address (IP SAN)", async () => {
+  const t = await startTestRouter();
+  const byIp = await startBackend({
+    name: "by-ip",
+    cred: await t.pki.issueClient({ commonName: "x", ips: ["127.0.0.1"] }),
+  });
+  // Diego's instance certificates carry the container IP; this one does not.
+  const byName = await startBackend({
+    name: "by-name",
+    cred: await t.pki.issueInstance({ instanceId: "inst-n", ips: [] }),
+  });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: byIp.port,
+      uris: ["ip.example.com"],
+    });
+    const ok = await request(t.url, "ip.example.com");
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(JSON.parse(ok.text).backend, "by-ip");
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: byName.port,
+      uris: ["name.example.com"],
+    });
+    const refused = await request(t.url, "name.example.com");
+    assert.equal(refused.status, 503);
+    assert.equal(byName.seen.length, 0, "no request without a proven identity");
+    assert.equal(t.router.registry.lookup("name.example.com", "/"), undefined);
+  } finally {
+    await byIp.close();
+    await byName.close();
+    await t.close();
+  }
+});

@@ -27,7 +27,7 @@ Deno.test("Registry shares identical tags and metadata between endpoints and sti
   const plain = r.lookup("plain.example.com", "/")!.endpoints[0]!;
   assert.equal(plain.tags, undefined);
   assert.equal(plain.protocol, undefined);
-  const json = r.toJson(0);
+  const json = r.toJson();
   assert.deepEqual(json["a1.example.com"]![0]!.tags, {
     component: "route-emitter",
   });

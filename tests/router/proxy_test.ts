@@ -436,3 +436,26 @@ Deno.test("router serves an HTTPS front listener and forwards X-Forwarded-Proto 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// handlers/routeservice.go: with route services off, a route that names one
+// gets 502 route_service_unsupported; the app is never reached around it.
+Deno.test("a route with a route service is never routed around it (502 route_service_unsupported)", async () => {
+  const t = await startTestRouter();
+  const be = await startBackend({ name: "A" });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+      route_service_url: "https://auth.example.com/check",
+    });
+    const res = await request(t.url, ROUTE);
+    assert.equal(res.status, 502);
+    assert.equal(header(res, "x-cf-routererror"), "route_service_unsupported");
+    assert.match(res.text, /Support for route services is disabled/);
+    assert.equal(be.seen.length, 0);
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});

@@ -235,3 +235,37 @@ Deno.test("Registry.register(): a heartbeat keeps a failed endpoint's cooldown; 
   r.register({ ...msg, server_cert_domain_san: "inst-2" }, 25_000);
   assert.equal(ep.failedUntil, 0);
 });
+
+// registry/registry_test.go "Lookup" › "wildcard routes" and route/uris.go
+// NextWildcard: the most specific wildcard wins; exact names beat wildcards.
+Deno.test("Registry.lookup() finds wildcard routes, most specific first, as gorouter", () => {
+  const r = new Registry();
+  const reg = (uri: string, port: number) =>
+    r.register({ host: "10.0.0.1", port, uris: [uri] }, 0);
+  reg("*.example.com", 1);
+  reg("*.apps.example.com", 2);
+  reg("exact.apps.example.com", 3);
+  reg("*.apps.example.com/api", 4);
+  const port = (host: string, path = "/") =>
+    r.lookup(host, path)?.endpoints[0]?.port;
+  const table: Array<[string, string, number | undefined]> = [
+    ["exact.apps.example.com", "/", 3],
+    ["foo.apps.example.com", "/", 2],
+    ["foo.apps.example.com", "/api/v1", 4],
+    ["foo.bar.apps.example.com", "/", 2],
+    ["other.example.com", "/", 1],
+    ["apps.example.com", "/", 1],
+    ["example.com", "/", undefined],
+    ["foo.example.org", "/", undefined],
+  ];
+  for (const [host, path, want] of table) {
+    assert.equal(port(host, path), want, `${host}${path}`);
+  }
+  // When the last wildcard goes, plain lookups stop trying wildcards.
+  r.unregister({ host: "10.0.0.1", port: 1, uris: ["*.example.com"] });
+  assert.equal(port("other.example.com"), undefined);
+  r.unregister({ host: "10.0.0.1", port: 2, uris: ["*.apps.example.com"] });
+  r.unregister({ host: "10.0.0.1", port: 4, uris: ["*.apps.example.com/api"] });
+  assert.equal(port("foo.apps.example.com"), undefined);
+  assert.equal(port("exact.apps.example.com"), 3);
+});

@@ -95,15 +95,6 @@ Deno.test("parseRegistryMessage() rejects uris that are not a list of hostnames"
   rejects({ ...VALID, uris: [42] }, "invalid-message", "uris");
 });
 
-Deno.test("parseRegistryMessage() rejects an unknown protocol", () => {
-  rejects({ ...VALID, protocol: "gopher" }, "invalid-message", "protocol");
-});
-
-Deno.test("parseRegistryMessage() requires server_cert_domain_san with tls_port", () => {
-  const { server_cert_domain_san: _san, ...rest } = VALID;
-  rejects(rest, "invalid-message", "server_cert_domain_san");
-});
-
 Deno.test("parseRouterStartMessage() applies Cloud Foundry defaults and rejects a missing id", () => {
   const m = parseRouterStartMessage('{"id":"0-abc","hosts":["10.0.0.1",3]}');
   assert.deepEqual(m, {
@@ -119,10 +110,134 @@ Deno.test("parseRouterStartMessage() applies Cloud Foundry defaults and rejects 
   assert.throws(() => parseRouterStartMessage("nope"), RegistryMessageError);
 });
 
-Deno.test("parseRegistryMessage() rejects a route service it would route around", () => {
+// gorouter's subscriber refuses a message only when JSON decoding into its
+// RegistryMessage fails or route_service_url is not https
+// (mbus/subscriber.go createRegistryMessage, ValidateMessage); everything
+// else registers with its defaults (route/pool.go NewEndpoint,
+// registry/registry.go register, route/uris.go RouteKey). Cases follow
+// mbus/subscriber_test.go and registry/registry_test.go.
+Deno.test("parseRegistryMessage() accepts what gorouter's subscriber accepts, with its defaults", () => {
+  type Case = {
+    name: string;
+    change: Record<string, unknown>;
+    expect: Record<string, unknown>;
+    ignored: string[];
+  };
+  const cases: Case[] = [
+    {
+      name: "tls_port without server_cert_domain_san",
+      change: { server_cert_domain_san: undefined },
+      expect: { tls_port: 61001, server_cert_domain_san: undefined },
+      ignored: [],
+    },
+    {
+      name: "port 0 beside a tls_port",
+      change: { port: 0 },
+      expect: { port: 0, tls_port: 61001 },
+      ignored: [],
+    },
+    {
+      name: "stale threshold 0 (unset)",
+      change: { stale_threshold_in_seconds: 0 },
+      expect: { stale_threshold_in_seconds: undefined },
+      ignored: [],
+    },
+    {
+      name: "negative stale threshold (gorouter would prune at once)",
+      change: { stale_threshold_in_seconds: -5 },
+      expect: { stale_threshold_in_seconds: undefined },
+      ignored: ["stale_threshold_in_seconds"],
+    },
+    {
+      name: "unknown protocol",
+      change: { protocol: "gopher" },
+      expect: { protocol: "http1" },
+      ignored: ["protocol"],
+    },
+    {
+      name: "http2 protocol",
+      change: { protocol: "http2" },
+      expect: { protocol: "http2" },
+      ignored: [],
+    },
+    {
+      name: "unknown load-balancing algorithm",
+      change: { options: { loadbalancing: "random-ish" } },
+      expect: { options: {} },
+      ignored: ["options.loadbalancing"],
+    },
+    {
+      name: "known load-balancing algorithm",
+      change: { options: { loadbalancing: "least-connection" } },
+      expect: { options: { loadbalancing: "least-connection" } },
+      ignored: [],
+    },
+    {
+      name: "uri with a query (RouteKey cuts it)",
+      change: { uris: ["hello.example.com/api?x=1"] },
+      expect: { uris: ["hello.example.com/api"] },
+      ignored: ["uris.0"],
+    },
+    {
+      name: "one unroutable uri among good ones",
+      change: { uris: ["hello.example.com", "bad host", "*.apps.example.com"] },
+      expect: { uris: ["hello.example.com", "*.apps.example.com"] },
+      ignored: ["uris.1"],
+    },
+    {
+      name: "JSON null reads as absent (Go)",
+      change: { app: null, tags: null, stale_threshold_in_seconds: null },
+      expect: { app: undefined, tags: undefined },
+      ignored: [],
+    },
+    {
+      name: "https route service",
+      change: { route_service_url: "https://auth.example.com/check" },
+      expect: { route_service_url: "https://auth.example.com/check" },
+      ignored: [],
+    },
+  ];
+  for (const c of cases) {
+    const ignored: string[] = [];
+    const m = parseRegistryMessage(
+      JSON.stringify({ ...VALID, ...c.change }),
+      (i) => ignored.push(i.field),
+    );
+    for (const [k, v] of Object.entries(c.expect)) {
+      assert.deepEqual((m as Record<string, unknown>)[k], v, `${c.name}: ${k}`);
+    }
+    assert.deepEqual(ignored, c.ignored, c.name);
+  }
+});
+
+Deno.test("parseRegistryMessage() refuses what gorouter refuses, naming the field", () => {
+  // Not https (gorouter checks only the prefix; a URL is required here).
   rejects(
-    { ...VALID, route_service_url: "https://auth.example.com" },
+    { ...VALID, route_service_url: "http://auth.example.com" },
     "invalid-message",
     "route_service_url",
+  );
+  rejects(
+    { ...VALID, route_service_url: "https-but-not-a-url" },
+    "invalid-message",
+    "route_service_url",
+  );
+  // Wrong JSON types fail json.Unmarshal in gorouter.
+  rejects(
+    { ...VALID, private_instance_index: 0 },
+    "invalid-message",
+    "private_instance_index",
+  );
+  rejects({ ...VALID, tags: { a: 1 } }, "invalid-message", "tags");
+  rejects(
+    { ...VALID, stale_threshold_in_seconds: "30" },
+    "invalid-message",
+    "stale_threshold_in_seconds",
+  );
+  // Nothing routable left (gorouter would register names no request can match).
+  rejects(
+    { ...VALID, uris: ["bad host", "a.example.com:8080"] },
+    "invalid-message",
+    "uris",
   );
 });

@@ -241,7 +241,7 @@ Deno.test("NatsRouteBus sends malformed messages to onInvalid and keeps deliveri
         host: "10.0.0.1",
         port: 8080,
         uris: ["a.example.com"],
-        protocol: "spdy",
+        route_service_url: "http://not-https.example.com",
       }),
     ];
     for (const b of bad) raw.publish("router.register", b);
@@ -264,7 +264,7 @@ Deno.test("NatsRouteBus sends malformed messages to onInvalid and keeps deliveri
     assert.match(r.invalid[1]!.message, /host/);
     assert.match(r.invalid[2]!.message, /port/);
     assert.match(r.invalid[3]!.message, /uris/);
-    assert.match(r.invalid[4]!.message, /protocol/);
+    assert.match(r.invalid[4]!.message, /route_service_url/);
     assert.deepEqual(r.registered, [msg(7)]);
     assert.deepEqual(router.stats, { received: 1, rejected: 6 });
     // Rejections are logged, rate-limited: the first one right away.
