@@ -1,6 +1,6 @@
 /** `sigil credhub` and `sigil launch` subcommands. @module */
 import type { Command } from "../common/mod.ts";
-import { requireFlag, watchSignals } from "../common/mod.ts";
+import { requireFlag, systemdNotifier, watchSignals } from "../common/mod.ts";
 import { loadConfig, requireSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import { startCredhub } from "./_server.ts";
@@ -29,13 +29,17 @@ export const CREDHUB_COMMANDS: Command[] = [{
     const signals = watchSignals();
     try {
       const ch = await startCredhub(config, { logger });
+      const notify = systemdNotifier({ logger });
+      await notify.ready();
       signals.onReload(() => {
         ch.store.keys.reload();
         logger.info("keys-reloaded", { keys: ch.store.keys.ids().length });
       });
       const signal = await signals.stopped;
       logger.info("signal-received", { signal });
+      await notify.stopping();
       await ch.close();
+      await notify.close();
       return 0;
     } finally {
       signals.release();

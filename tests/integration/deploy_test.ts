@@ -74,6 +74,8 @@ Deno.test("deploy/systemd units pass systemd-analyze verify and carry the harden
           "RestrictRealtime=yes",
           "ProtectProc=invisible",
           "RemoveIPC=yes",
+          // READY=1 / STOPPING=1 (tests/integration/sd_notify_test.ts)
+          "Type=notify",
         ]
       ) {
         assert.ok(text.includes(line), `${u} has ${line}`);
