@@ -10,6 +10,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import { sigil, SigilProcess } from "../_helpers/proc.ts";
 import { freePort } from "../_helpers/ports.ts";
 import { NotifySocket } from "../_helpers/notify.ts";
+import { createTestPki } from "../_helpers/pki.ts";
 
 /** Connects to 127.0.0.1:port once; true when something accepted. */
 async function accepts(port: number): Promise<boolean> {
@@ -129,6 +130,53 @@ Deno.test("without NOTIFY_SOCKET nothing is sent and the role runs as before", a
     assert.equal(code, 0);
     assert.ok(!proc.lines.some((l) => l.includes("sd-notify-failed")));
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("proxy started before the first issuance waits (no READY=1, port closed), then serves and sends READY=1 once the credentials arrive; STOPPING=1 on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  const notify = await NotifySocket.open();
+  let proc: SigilProcess | undefined;
+  try {
+    const creds = join(dir, "creds");
+    await Deno.mkdir(creds);
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "sigil.yaml"),
+      [
+        "proxy:",
+        "  admin_listen: 127.0.0.1:0",
+        "  instances:",
+        "    - id: i-notify",
+        "      mode: tls",
+        `      credentials_dir: ${creds}`,
+        "      listeners:",
+        `        - listen: 127.0.0.1:${port}`,
+        `          app: 127.0.0.1:${freePort()}`,
+        "",
+      ].join("\n"),
+    );
+    proc = new SigilProcess(["proxy", "--config", join(dir, "sigil.yaml")], {
+      env: { NOTIFY_SOCKET: notify.path },
+    });
+    const awaited = await proc.waitForEvent("credentials-awaited");
+    assert.match(String(awaited.error), /instance\.crt|certificate/);
+    assert.equal(notify.received.length, 0, "no READY=1 without credentials");
+    assert.equal(await accepts(port), false);
+    assert.equal(proc.lines.some((l) => l.includes("start-failed")), false);
+
+    const pki = await createTestPki();
+    await pki.writeInstance(creds, { instanceId: "i-notify" });
+    await notify.waitFor("READY=1");
+    assert.ok(await accepts(port), "the TLS port accepts at READY=1");
+    await proc.waitForEvent("credentials-arrived");
+    proc.child.kill("SIGTERM");
+    await notify.waitFor("STOPPING=1");
+    assert.equal((await proc.stop()).code, 0);
+  } finally {
+    await proc?.stop();
+    await notify.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
