@@ -91,6 +91,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     http,
     websocket,
     shuttingDown: () => transports.closed,
+    explainUntrusted: (ep, err) => transports.explainUntrusted(ep, err),
   });
   const requests = new RequestHandler({
     registry,
