@@ -1,6 +1,12 @@
 /** The `credhub` section: `sigil credhub`. @module */
 import { z } from "zod";
-import { Address, Duration, FilePath, LogLevel } from "./_common.ts";
+import {
+  Address,
+  Duration,
+  FilePath,
+  LogLevel,
+  safeJwksUrl,
+} from "./_common.ts";
 
 /**
  * The UAA-compatible token endpoint `sigil credhub` serves for the `credhub`
@@ -59,6 +65,17 @@ export const CredhubSection = z.strictObject({
   max_body_bytes: z.number().int().positive().default(1_048_576),
   /** Serve a UAA-compatible token endpoint for the `credhub` CLI (off when absent). */
   uaa: CredhubUaaSection.optional(),
+}).refine((c) => !(c.jwks_url && c.public_key_file), {
+  message:
+    "set at most one of jwks_url or public_key_file (where bearer-token keys come from)",
+  path: ["public_key_file"],
+}).refine((c) => !c.jwks_ca_file || c.jwks_url, {
+  message: "jwks_ca_file is only used to fetch jwks_url: set jwks_url too",
+  path: ["jwks_ca_file"],
+}).refine((c) => c.jwks_url === undefined || safeJwksUrl(c.jwks_url), {
+  message:
+    "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
+  path: ["jwks_url"],
 });
 /** Resolved `credhub` section. */
 export type CredhubSection = z.output<typeof CredhubSection>;

@@ -7,6 +7,7 @@ import {
   FilePath,
   isLoopback,
   LogLevel,
+  safeJwksUrl,
 } from "./_common.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
@@ -44,6 +45,27 @@ const RouterBackends = z.strictObject({
   path: ["cert"],
 }).refine((b) => !!b.cert === !!b.key, {
   message: "backends.cert and backends.key go together",
+  path: ["key"],
+});
+
+/**
+ * How the router reaches route services (gorouter's `route_services`
+ * block, plus its top-level `skip_ssl_validation`, which only concerns
+ * route services here; `ca` plays `ca_certs`).
+ */
+const RouterRouteServices = z.strictObject({
+  /** PEM bundle trusted for route-service certificates, besides the system store. */
+  ca: FilePath.optional(),
+  /** Accept any route-service certificate (development only). */
+  skip_ssl_validation: z.boolean().default(false),
+  /** Attempts per request when the route service cannot be reached. */
+  max_attempts: z.number().int().min(1).default(3),
+  /** Client certificate chain (PEM) presented to route services that ask. */
+  cert: FilePath.optional(),
+  /** Private key (PEM) for `cert`. */
+  key: FilePath.optional(),
+}).refine((r) => !!r.cert === !!r.key, {
+  message: "route_services.cert and route_services.key go together",
   path: ["key"],
 });
 
@@ -123,16 +145,6 @@ export function readTokenRequired(
   return api.read_token_required ?? !isLoopback(api.listen.hostname);
 }
 
-function safeJwksUrl(url: string): boolean {
-  try {
-    const u = new URL(url);
-    return u.protocol === "https:" ||
-      (u.protocol === "http:" && isLoopback(u.hostname));
-  } catch {
-    return false; // z.url() reports the syntax
-  }
-}
-
 /** NATS route bus (for fleets with several routers). */
 const RouterNats = z.strictObject({
   /**
@@ -199,6 +211,21 @@ export const RouterSection = z.strictObject({
   probe_stale_tls: z.boolean().default(true),
   /** Interval advertised to emitters in `router.start`. */
   register_interval: Duration.prefault("20s"),
+  /**
+   * Enables route services: the secret the `X-CF-Proxy-Signature` is
+   * encrypted with (as gorouter's; routers of one fleet share it). Routes
+   * with a `route_service_url` answer 502 `route_service_unsupported`
+   * without it.
+   */
+  route_services_secret: z.string().min(1).optional(),
+  /** The previous secret during a rotation: accepted, never used to sign. */
+  route_services_secret_decrypt_only: z.string().min(1).optional(),
+  /** How long a route-service signature stays valid (gorouter: 60s). */
+  route_services_timeout: Duration.prefault("60s"),
+  /** `X-CF-Forwarded-Url` scheme: https (true) or http. */
+  route_services_recommend_https: z.boolean().default(true),
+  /** Connections to route services. */
+  route_services: RouterRouteServices.prefault({}),
   /** Time limit for a whole backend request (not applied to WebSockets). */
   request_timeout: Duration.prefault("900s"),
   /** Largest accepted request header block in KiB (431 beyond). */
@@ -211,7 +238,16 @@ export const RouterSection = z.strictObject({
   access_log: RouterAccessLog.prefault({}),
   /** Log level of the router's own events. */
   log_level: LogLevel,
-});
+}).refine(
+  (r) =>
+    r.route_services_secret_decrypt_only === undefined ||
+    r.route_services_secret !== undefined,
+  {
+    message:
+      "route_services_secret_decrypt_only needs route_services_secret (the new secret signs, the old one only validates)",
+    path: ["route_services_secret_decrypt_only"],
+  },
+);
 /** Resolved `router` section. */
 export type RouterSection = z.output<typeof RouterSection>;
 /** The `router` section as written. */

@@ -15,6 +15,7 @@ export { Config } from "./schema.ts";
 export type { ConfigInput } from "./schema.ts";
 export { loadConfig, parseConfig, requireSection } from "./load.ts";
 export { ConfigError } from "./errors.ts";
+export { assertConfigFiles, checkConfigFiles } from "./_files.ts";
 export type { ConfigIssue } from "./errors.ts";
 export {
   Address,

@@ -383,7 +383,7 @@ function concatBytes(chunks: Uint8Array[], n: number): Uint8Array {
 }
 
 /** Writes the client's request body to the backend, with backpressure. */
-async function pumpBody(
+export async function pumpBody(
   body: ReadableStream<Uint8Array>,
   creq: http.ClientRequest,
   x: Exchange,

@@ -27,6 +27,8 @@ export interface RouterFiles {
   natsCa: string | undefined;
   httpsCert: string | undefined;
   httpsKey: string | undefined;
+  /** Route-service CA and client key pair. */
+  routeServiceTls: BackendTls;
 }
 
 /** Reads `path` (when set), naming `what` in the error. */
@@ -48,20 +50,22 @@ async function readFile(
 }
 
 /**
- * Reads and checks the backend CA and client key pair.
+ * Reads and checks the backend CA and client key pair (or, with `role`
+ * "route service", the route services' ones).
  *
  * @throws {RouterError} `ERR_ROUTER_FILE` when a file cannot be read,
  *   `ERR_ROUTER_BACKEND_TLS` when it holds no usable certificate or the key
  *   does not match.
  */
 export async function loadBackendTls(
-  b: RouterSection["backends"],
+  b: { ca?: string; cert?: string; key?: string },
   read: ReadTextFile,
+  role = "backend",
 ): Promise<BackendTls> {
   const material: BackendTls = {
-    ca: await readFile(read, b.ca, "backend CA"),
-    cert: await readFile(read, b.cert, "backend client certificate"),
-    key: await readFile(read, b.key, "backend client key"),
+    ca: await readFile(read, b.ca, `${role} CA`),
+    cert: await readFile(read, b.cert, `${role} client certificate`),
+    key: await readFile(read, b.key, `${role} client key`),
   };
   // node:tls in Deno 2.9 accepts garbage here and fails only per
   // connection, which would prune every TLS endpoint: check up front, so
@@ -81,19 +85,19 @@ export async function loadBackendTls(
   if (material.ca !== undefined) {
     const cas = splitCertificates(material.ca);
     if (cas.length === 0) {
-      throw unusable("backend CA", b.ca, "it holds no PEM certificate");
+      throw unusable(`${role} CA`, b.ca, "it holds no PEM certificate");
     }
-    for (const c of cas) parses(c, "backend CA", b.ca);
+    for (const c of cas) parses(c, `${role} CA`, b.ca);
   }
   if (material.cert !== undefined && material.key !== undefined) {
-    parses(material.cert, "backend client certificate", b.cert);
+    parses(material.cert, `${role} client certificate`, b.cert);
     const matches = await certificateMatchesKey(material.cert, material.key)
       .catch((err) => {
-        throw unusable("backend client key", b.key, describeError(err));
+        throw unusable(`${role} client key`, b.key, describeError(err));
       });
     if (!matches) {
       throw unusable(
-        "backend client key",
+        `${role} client key`,
         b.key,
         `it does not match the certificate "${b.cert}"`,
       );
@@ -123,5 +127,10 @@ export async function loadRouterFiles(
     natsCa: await readFile(read, config.nats?.tls_ca, "NATS CA bundle"),
     httpsCert: await readFile(read, config.https?.cert, "HTTPS certificate"),
     httpsKey: await readFile(read, config.https?.key, "HTTPS key"),
+    routeServiceTls: await loadBackendTls(
+      config.route_services,
+      read,
+      "route service",
+    ),
   };
 }

@@ -20,6 +20,8 @@ import { HttpAttempts } from "./_attempt.ts";
 import { WebSocketAttempts } from "./_websocket.ts";
 import { Exchanges } from "./_exchange.ts";
 import { RequestHandler } from "./_request.ts";
+import { RouteServices } from "./_route_service_proxy.ts";
+import type { RouteServiceSettings } from "./_route_service_proxy.ts";
 
 /** Settings the data path needs, resolved to numbers. */
 export interface ProxySettings {
@@ -43,6 +45,8 @@ export interface ProxyContext {
   settings: ProxySettings;
   /** Recent prunes and last errors, for the status page. */
   events?: RouteEvents;
+  /** Route services (signer, TLS); disabled when absent. */
+  routeServices?: Omit<RouteServiceSettings, "requestTimeoutMs">;
 }
 
 /** The request handler plus the in-flight bookkeeping used by timeouts and drain. */
@@ -93,10 +97,27 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     shuttingDown: () => transports.closed,
     explainUntrusted: (ep, err) => transports.explainUntrusted(ep, err),
   });
+  const routeServices = new RouteServices({
+    registry,
+    recorder,
+    transports,
+    stats,
+    logger,
+    clock,
+    settings: {
+      signer: undefined,
+      recommendHttps: true,
+      maxAttempts: 3,
+      skipSslValidation: false,
+      ...ctx.routeServices,
+      requestTimeoutMs: settings.requestTimeoutMs,
+    },
+  });
   const requests = new RequestHandler({
     registry,
     recorder,
     exchanges,
+    routeServices,
     stats,
     clock,
     maxHeaderBytes: settings.maxHeaderBytes,

@@ -13,6 +13,7 @@ import type { Registry } from "./_registry.ts";
 import type { RouterStats } from "./_stats.ts";
 import type { Exchange, Recorder } from "./_record.ts";
 import type { Exchanges } from "./_exchange.ts";
+import type { RouteServices } from "./_route_service_proxy.ts";
 import {
   dropConnectionTokens,
   hostname,
@@ -38,6 +39,8 @@ export interface RequestHandlerOptions {
   registry: Registry;
   recorder: Recorder;
   exchanges: Exchanges;
+  /** Routes bound to a route service go through it. */
+  routeServices: RouteServices;
   stats: RouterStats;
   clock: Clock;
   /** Larger request heads get a 431. */
@@ -191,17 +194,6 @@ export class RequestHandler {
         `404 Not Found: Requested route ('${host}') does not exist.`,
       );
     }
-    if (pool.routeServiceUrl !== undefined) {
-      // Never route around the route service a route names (often an auth
-      // proxy or a WAF). gorouter answers the same with route services off
-      // (`handlers/routeservice.go`).
-      return recorder.errorResponse(
-        x,
-        502,
-        "route_service_unsupported",
-        "502 Bad Gateway: Support for route services is disabled.",
-      );
-    }
     const forwardedFor = xff === undefined ? remote : `${xff}, ${remote}`;
     x.forwardedFor = forwardedFor;
     headers.push("x-forwarded-for", forwardedFor);
@@ -222,6 +214,17 @@ export class RequestHandler {
       x.sticky = stickyTarget(cookie, this.#o.stickyCookieNames);
     }
     x.pool = pool;
+    if (pool.routeServiceUrl !== undefined) {
+      // Through the route service (or back from it, signature checked);
+      // never around it (`_route_service_proxy.ts`).
+      const r = this.#o.routeServices.intercept(
+        x,
+        req,
+        hostHeader,
+        pool.routeServiceUrl,
+      );
+      if (r !== undefined) return r;
+    }
     if (upgrade !== undefined && upgrade.toLowerCase() === "websocket") {
       x.upgrade = req;
       return this.#o.exchanges.run(x);

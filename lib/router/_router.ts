@@ -31,6 +31,7 @@ import type { RouteBusLike, RouteSource } from "./_nats.ts";
 import { startLoops } from "./_loops.ts";
 import type { Loops } from "./_loops.ts";
 import { shutdown } from "./_shutdown.ts";
+import { RouteServiceSigner } from "./_route_service.ts";
 
 export type { RouteBusLike };
 
@@ -143,8 +144,21 @@ export async function startRouter(
     })
     : undefined;
   const events = new RouteEvents();
+  const rs = config.route_services;
   const handler = createProxyHandler({
     events,
+    routeServices: {
+      signer: config.route_services_secret === undefined
+        ? undefined
+        : new RouteServiceSigner(config.route_services_secret, {
+          previousSecret: config.route_services_secret_decrypt_only,
+          timeoutMs: config.route_services_timeout,
+        }),
+      recommendHttps: config.route_services_recommend_https,
+      maxAttempts: rs.max_attempts,
+      skipSslValidation: rs.skip_ssl_validation,
+      ...files.routeServiceTls,
+    },
     registry,
     transports,
     stats,
@@ -312,6 +326,7 @@ export async function startRouter(
       nats: config.nats !== undefined,
       nats_tls: config.nats?.tls_ca !== undefined,
       backends_mode: b.mode,
+      route_services: config.route_services_secret !== undefined,
     });
 
     return {
