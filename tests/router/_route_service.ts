@@ -22,11 +22,12 @@ export interface RouteService {
  * An HTTPS route service: records the request, sends it on to
  * X-CF-Forwarded-Url through the router (on `routerPort`) with the
  * signature headers, and answers with the app's response plus a header.
- * `hang` makes it never answer.
+ * `hang` makes it never answer; `clientCa` makes it require a client
+ * certificate from that CA.
  */
 export async function startRouteService(
   routerPort: () => number,
-  options: { hang?: boolean } = {},
+  options: { hang?: boolean; clientCa?: string } = {},
 ): Promise<RouteService> {
   const pki = await testPki();
   const cred = await pki.issueClient({
@@ -35,7 +36,13 @@ export async function startRouteService(
   });
   const seen: RouteService["seen"] = [];
   const server = https.createServer(
-    { cert: cred.certPem, key: cred.keyPem },
+    {
+      cert: cred.certPem,
+      key: cred.keyPem,
+      ...(options.clientCa
+        ? { requestCert: true, rejectUnauthorized: true, ca: options.clientCa }
+        : {}),
+    },
     (req, res) => {
       let body = "";
       req.setEncoding("utf8");

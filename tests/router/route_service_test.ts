@@ -129,6 +129,12 @@ Deno.test("a route bound to a route service goes through it and back to the app 
     assert.equal(c.forwardedUrl, forwarded);
     // Two requests logged: client → router → service, service → router → app.
     assert.equal(t.access.length, 2);
+    // The inner one (to the app) ends first; the route-service leg has no
+    // backend endpoint.
+    assert.deepEqual(t.access.map((a) => a.backend), [
+      `127.0.0.1:${app.port}`,
+      "",
+    ]);
 
     // Back from the service, signed with the previous (decrypt-only) secret.
     const prev = await signedBack(
@@ -138,6 +144,20 @@ Deno.test("a route bound to a route service goes through it and back to the app 
     );
     assert.equal(prev.status, 200, prev.text);
     assert.equal(JSON.parse(prev.text).backend, "app");
+    // As gorouter: the signature names the route, not the exact URL, so it
+    // is accepted for another path of the same route while it is fresh.
+    const h = new RouteServiceSigner(SECRET).sign(
+      `http://${HOST}/p`,
+      Date.now(),
+    );
+    const replay = await request(t.url, HOST, {
+      path: "/elsewhere",
+      headers: {
+        [HEADER_SIGNATURE]: h.signature,
+        [HEADER_METADATA]: h.metadata,
+      },
+    });
+    assert.equal(JSON.parse(replay.text).url, "/elsewhere");
 
     const cases: {
       name: string;
@@ -338,5 +358,48 @@ Deno.test("an unreachable, untrusted or silent route service gets gorouter's err
     await app.close();
     await untrusting.close();
     await t.close();
+  }
+});
+
+Deno.test("route_services.cert and key are presented to a route service that requires a client certificate", async () => {
+  const pki = await testPki();
+  const client = await pki.issueClient({ commonName: "router-to-rs" });
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/ca.pem`, pki.rootPem);
+  await Deno.writeTextFile(`${dir}/c.crt`, client.certPem);
+  await Deno.writeTextFile(`${dir}/c.key`, client.keyPem);
+  const withCert = await startTestRouter({
+    route_services_secret: SECRET,
+    route_services: {
+      ca: `${dir}/ca.pem`,
+      cert: `${dir}/c.crt`,
+      key: `${dir}/c.key`,
+    },
+  });
+  const without = await startTestRouter({
+    route_services_secret: SECRET,
+    route_services: { ca: `${dir}/ca.pem` },
+  });
+  const rs = await startRouteService(() => withCert.router.port, {
+    clientCa: pki.rootPem,
+  });
+  const app = await instanceBackend(withCert, "app", "rs-app-4");
+  try {
+    for (const t of [withCert, without]) {
+      register(t, app.port, "rs-app-4", HOST, rs.url);
+    }
+    const ok = await request(withCert.url, HOST);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(JSON.parse(ok.text).backend, "app");
+    const refused = await request(without.url, HOST);
+    assert.ok(refused.status >= 500, refused.text);
+    assert.match(header(refused, "x-cf-routererror"), /^endpoint_failure \(/);
+    assert.equal(rs.seen.length, 1);
+  } finally {
+    await rs.close();
+    await app.close();
+    await withCert.close();
+    await without.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
