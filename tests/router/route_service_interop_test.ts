@@ -22,6 +22,7 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { stringify } from "yaml";
 import {
   HEADER_FORWARDED_URL,
@@ -32,6 +33,7 @@ import {
 import { startNatsServer } from "../_helpers/nats.ts";
 import { freePort } from "../_helpers/ports.ts";
 import { hostRequest } from "../_helpers/http.ts";
+import type { SimpleResponse } from "../_helpers/http.ts";
 import { startBackend, startTestRouter, testPki } from "./_helpers.ts";
 import { startRouteService } from "./_route_service.ts";
 
@@ -63,6 +65,36 @@ function listen(
       () => resolve((server.address() as AddressInfo).port),
     )
   );
+}
+
+/**
+ * Publishes a route-emitter-shaped registration of the app at `appPort`
+ * behind `routeServiceUrl`, then sends `path` to the router on `port` until
+ * it knows the route (gorouter subscribes a moment after it starts serving).
+ */
+async function registerAndProbe(
+  nc: NatsConnection,
+  appPort: number,
+  routeServiceUrl: string,
+  port: number,
+  path: string,
+): Promise<SimpleResponse> {
+  nc.publish(
+    "router.register",
+    JSON.stringify({
+      host: "127.0.0.1",
+      port: appPort,
+      uris: [HOST],
+      route_service_url: routeServiceUrl,
+      private_instance_id: `app-on-${appPort}`,
+    }),
+  );
+  await nc.flush();
+  for (let i = 0;; i++) {
+    const res = await hostRequest(port, HOST, path);
+    if (res.status !== 404 || i >= 200) return res;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** gorouter's config for a test: NATS, the secrets, trusting `caPem`. */
@@ -156,27 +188,16 @@ Deno.test("route services interoperate with the real gorouter: each validates th
       dir,
       gorouterConfig(port, nats.port, pki.rootPem),
     );
-    nc.publish(
-      "router.register",
-      JSON.stringify({
-        host: "127.0.0.1",
-        port: appPort,
-        uris: [HOST],
-        route_service_url: `https://127.0.0.1:${rsPort}/filter?x=1`,
-        private_instance_id: "app-instance-1",
-      }),
-    );
-    await nc.flush();
-
     // gorouter → route service: wait for the route, then check its headers.
-    let first;
-    for (let i = 0; i < 100; i++) {
-      first = await hostRequest(port, HOST, "/orders?id=7&b=%2F");
-      if (first.status !== 404) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(first?.status, 200, gorouter.output().slice(-3000));
-    assert.equal(first?.body, "route-service");
+    const first = await registerAndProbe(
+      nc,
+      appPort,
+      `https://127.0.0.1:${rsPort}/filter?x=1`,
+      port,
+      "/orders?id=7&b=%2F",
+    );
+    assert.equal(first.status, 200, gorouter.output().slice(-3000));
+    assert.equal(first.body, "route-service");
     const sent = rsSeen.at(-1)!;
     assert.equal(sent.url, "/filter?x=1");
     assert.equal(
@@ -271,37 +292,21 @@ Deno.test("a mixed fleet: gorouter and sigil router on one NATS and one secret p
       gorouterConfig(goPort, nats.port, pki.rootPem),
     );
     // One registration, as route-emitter sends it, reaches both routers.
-    nc.publish(
-      "router.register",
-      JSON.stringify({
-        host: "127.0.0.1",
-        port: app.port,
-        uris: [HOST],
-        route_service_url: rs.url,
-        private_instance_id: "app-instance-2",
-      }),
-    );
-    await nc.flush();
-    const deadline = Date.now() + 20_000;
-    while (sigil.router.registry.lookup(HOST, "/") === undefined) {
-      assert.ok(Date.now() < deadline, "sigil router got no registration");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-
     // Client → gorouter (signs) → route service → sigil (validates) → app.
-    let res;
-    for (let i = 0; i < 100; i++) {
-      res = await hostRequest(goPort, HOST, "/in-go?n=1");
-      if (res.status !== 404) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(
-      res?.status,
-      200,
-      `${res?.body}\n${gorouter.output().slice(-2000)}`,
+    let res = await registerAndProbe(
+      nc,
+      app.port,
+      rs.url,
+      goPort,
+      "/in-go?n=1",
     );
-    assert.equal(res?.headers["x-route-service"], "filtered");
-    let echoed = JSON.parse(res!.body);
+    assert.equal(
+      res.status,
+      200,
+      `${res.body}\n${gorouter.output().slice(-2000)}`,
+    );
+    assert.equal(res.headers["x-route-service"], "filtered");
+    let echoed = JSON.parse(res.body);
     assert.equal(echoed.backend, "app");
     assert.equal(echoed.url, "/in-go?n=1");
     assert.equal(echoed.headers["x-cf-proxy-signature"], undefined);
@@ -319,7 +324,10 @@ Deno.test("a mixed fleet: gorouter and sigil router on one NATS and one secret p
     assert.equal(echoed.backend, "app");
     assert.equal(echoed.url, "/in-sigil?n=2");
     assert.equal(echoed.headers["x-cf-proxy-signature"], undefined);
-    assert.equal(rs.seen.length, 2);
+    assert.equal(
+      rs.seen.at(-1)!.headers["x-cf-forwarded-url"],
+      `http://${HOST}/in-sigil?n=2`,
+    );
     assert.equal(app.seen.length, 2);
   } finally {
     await nc.close();
