@@ -12,6 +12,7 @@ import { DEV_COMMANDS } from "./dev/cli.ts";
 import { CREDHUB_COMMANDS } from "./credhub/cli.ts";
 import { CREDHUB_CLIENT_COMMANDS } from "./credhub/_clients_cli.ts";
 import { LAUNCH_COMMANDS } from "./launch/mod.ts";
+import { STATUS_COMMANDS } from "./status/cli.ts";
 
 export { VERSION } from "./common/mod.ts";
 
@@ -25,5 +26,6 @@ export const COMMANDS: Command[] = [
   ...CREDHUB_COMMANDS,
   ...CREDHUB_CLIENT_COMMANDS,
   ...LAUNCH_COMMANDS,
+  ...STATUS_COMMANDS,
   ...CONFIG_COMMANDS,
 ];

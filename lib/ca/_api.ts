@@ -7,10 +7,13 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
 import { describeError } from "../common/errors.ts";
+import { clientAddress } from "../common/listen.ts";
 import type { Logger } from "../observe/mod.ts";
 import { CaError } from "./errors.ts";
 import type { CertificateAuthority } from "./_authority.ts";
 import { jwks } from "../token/mod.ts";
+import { mountStatus } from "../status/mod.ts";
+import { caStatus } from "./_status.ts";
 
 const STATUS: Record<string, ContentfulStatusCode> = {
   ERR_CA_REQUEST_INVALID: 400,
@@ -28,7 +31,8 @@ function errorBody(code: string, message: string) {
 
 /**
  * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem`,
- * `GET /v1/jwks.json`, `GET /healthz`, `GET /metrics`.
+ * `GET /v1/jwks.json`, `GET /healthz`, `GET /metrics`, and the status page
+ * `GET /status` (with `/status.json`).
  *
  * @param ca The authority that decides.
  * @param options `maxBodyBytes` (default 65536).
@@ -67,7 +71,7 @@ export function createCaApp(
       // An unparsable body becomes `undefined`; the authority authenticates
       // first, so an anonymous caller learns nothing about the body rules.
       const body: unknown = await c.req.json().catch(() => undefined);
-      const res = await ca.sign(body, token);
+      const res = await ca.sign(body, token, { client: clientAddress(c.env) });
       return c.json(res, 201);
     },
   );
@@ -77,11 +81,31 @@ export function createCaApp(
     return c.body(ca.store.bundlePem);
   });
   app.get("/v1/jwks.json", async (c) => c.json(await keys));
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  // Healthy means a sign could be answered now: the ledger takes a real
+  // write (a CA whose every sign fails with ERR_CA_LEDGER is not healthy).
+  let failing: string | undefined;
+  app.get("/healthz", (c) => {
+    try {
+      ca.ledger.probe();
+    } catch (err) {
+      const reason = (err as Error).message;
+      if (failing !== reason) {
+        options.logger?.error("ca-unhealthy", { check: "ledger", reason });
+      }
+      failing = reason;
+      return c.json({ status: "failing", check: "ledger", reason }, 503);
+    }
+    if (failing !== undefined) {
+      options.logger?.info("ca-healthy", { check: "ledger" });
+    }
+    failing = undefined;
+    return c.json({ status: "ok" });
+  });
   app.get("/metrics", (c) => {
     c.header("content-type", METRICS_CONTENT_TYPE);
     return c.body(ca.metrics.render());
   });
+  mountStatus(app, () => caStatus(ca, ca.now()));
   app.notFound((c) =>
     c.json(
       errorBody("ERR_NOT_FOUND", `No route for ${c.req.method} ${c.req.path}`),
@@ -98,6 +122,7 @@ export function createCaApp(
     const code = err instanceof CaError ? err.code : "ERR_CA_INTERNAL";
     options.logger?.error("ca-request-failed", {
       code,
+      client: clientAddress(c.env),
       path: c.req.path,
       reason: describeError(err),
     });

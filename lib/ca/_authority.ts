@@ -141,10 +141,15 @@ export class CertificateAuthority {
    *
    * @param body The parsed JSON body (unvalidated).
    * @param token The bearer token (without "Bearer ").
+   * @param request `client`: the caller's address, named in refusal logs.
    * @returns The certificate and its chain.
    * @throws {CaError} With a code the HTTP edge maps to 400/401/403/429/500.
    */
-  async sign(body: unknown, token: string | undefined): Promise<SignResponse> {
+  async sign(
+    body: unknown,
+    token: string | undefined,
+    request: { client?: string } = {},
+  ): Promise<SignResponse> {
     const started = performance.now();
     let claims: TokenClaims | undefined;
     let identity: Identity | undefined;
@@ -244,6 +249,7 @@ export class CertificateAuthority {
       }
       this.#o.logger.warn("cert-refused", {
         code,
+        client: request.client,
         reason: (e as Error).message,
         caller: claims?.subject,
         instance: identity?.instanceId,
@@ -333,6 +339,11 @@ export class CertificateAuthority {
       );
     }
     return ms;
+  }
+
+  /** The authority's clock, in ms (status page). */
+  now(): number {
+    return this.#o.clock.now();
   }
 
   #recordRefusal(

@@ -81,6 +81,47 @@ export function issuedEntry(
   };
 }
 
+const INSERT =
+  `INSERT INTO issuances (time, result, serial, instance_id, app, space, org, ips, not_after, caller, reason)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** Opens the SQLite file, in WAL mode when writable, creating the table. */
+function connect(
+  path: string,
+  readOnly: boolean,
+): { db: DatabaseSync; walMode: boolean } {
+  const db = new DatabaseSync(path, { readOnly, timeout: 2000 });
+  try {
+    let walMode = false;
+    if (!readOnly) {
+      const mode = db.prepare("PRAGMA journal_mode = WAL").get() as
+        | { journal_mode?: string }
+        | undefined;
+      walMode = mode?.journal_mode === "wal";
+      if (walMode) {
+        // SQLite does not sync the WAL at commit; Ledger does, with an
+        // fdatasync of the WAL file after every commit and before a row is
+        // reported written -- the same guarantee as synchronous=FULL, but
+        // the sync of a group commit runs off the JS thread.
+        db.exec("PRAGMA synchronous = NORMAL");
+      }
+      db.exec(`CREATE TABLE IF NOT EXISTS issuances (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL, result TEXT NOT NULL, serial TEXT, instance_id TEXT,
+        app TEXT, space TEXT, org TEXT, ips TEXT NOT NULL DEFAULT '[]',
+        not_after TEXT, caller TEXT, reason TEXT)`);
+      db.exec(
+        "CREATE INDEX IF NOT EXISTS issuances_instance ON issuances(instance_id)",
+      );
+    }
+    db.prepare("SELECT count(*) AS n FROM issuances").get();
+    return { db, walMode };
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
 /**
  * An open ledger. A row is committed to disk before the certificate leaves
  * the CA: {@linkcode Ledger.record} writes synchronously, and
@@ -105,15 +146,14 @@ export class Ledger {
   /** In WAL mode: the WAL file, which this class syncs itself (see open()). */
   #wal: Deno.FsFile | undefined;
   #walMode: boolean;
+  /** A write failed with "readonly": SQLite opened the file read-only. */
+  #readOnly = false;
 
   private constructor(path: string, db: DatabaseSync, walMode: boolean) {
     this.path = path;
     this.#db = db;
     this.#walMode = walMode;
-    this.#insert = db.prepare(
-      `INSERT INTO issuances (time, result, serial, instance_id, app, space, org, ips, not_after, caller, reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+    this.#insert = db.prepare(INSERT);
   }
 
   /**
@@ -123,33 +163,7 @@ export class Ledger {
    */
   static open(path: string, options: { readOnly?: boolean } = {}): Ledger {
     try {
-      const db = new DatabaseSync(path, {
-        readOnly: options.readOnly ?? false,
-        timeout: 2000,
-      });
-      let walMode = false;
-      if (!options.readOnly) {
-        const mode = db.prepare("PRAGMA journal_mode = WAL").get() as
-          | { journal_mode?: string }
-          | undefined;
-        walMode = mode?.journal_mode === "wal";
-        if (walMode) {
-          // SQLite does not sync the WAL at commit; this class does, with an
-          // fdatasync of the WAL file after every commit and before a row is
-          // reported written -- the same guarantee as synchronous=FULL, but
-          // the sync of a group commit runs off the JS thread.
-          db.exec("PRAGMA synchronous = NORMAL");
-        }
-        db.exec(`CREATE TABLE IF NOT EXISTS issuances (
-          id INTEGER PRIMARY KEY AUTOINCREMENT,
-          time TEXT NOT NULL, result TEXT NOT NULL, serial TEXT, instance_id TEXT,
-          app TEXT, space TEXT, org TEXT, ips TEXT NOT NULL DEFAULT '[]',
-          not_after TEXT, caller TEXT, reason TEXT)`);
-        db.exec(
-          "CREATE INDEX IF NOT EXISTS issuances_instance ON issuances(instance_id)",
-        );
-      }
-      db.prepare("SELECT count(*) AS n FROM issuances").get();
+      const { db, walMode } = connect(path, options.readOnly ?? false);
       return new Ledger(path, db, walMode);
     } catch (err) {
       throw new CaError(
@@ -163,12 +177,60 @@ export class Ledger {
   }
 
   /**
+   * Proves the ledger can be written now: writes and syncs one probe row
+   * (a real write, as a sign would do; `BEGIN IMMEDIATE` alone succeeds on a
+   * read-only file). A connection SQLite opened read-only (the file was not
+   * writable at open) is reopened first, so the CA recovers once the file is
+   * writable again, without a restart.
+   *
+   * @throws {CaError} `ERR_CA_LEDGER` naming the file and SQLite's reason.
+   */
+  probe(): void {
+    this.#flush(true);
+    try {
+      this.#reopenIfReadOnly();
+      this.#db.exec(`CREATE TABLE IF NOT EXISTS probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1), time TEXT NOT NULL)`);
+      this.#db.prepare("INSERT OR REPLACE INTO probe (id, time) VALUES (1, ?)")
+        .run(new Date().toISOString());
+      this.#walFile()?.syncDataSync();
+    } catch (err) {
+      throw this.#writeError(err);
+    }
+  }
+
+  /** Replaces a connection a write found read-only (see {@linkcode probe}). */
+  #reopenIfReadOnly(): void {
+    if (!this.#readOnly) return;
+    // Close first: connections of one process share SQLite's per-file state
+    // (the read-only WAL index), so a second connection would stay read-only.
+    // Until a reopen succeeds, #readOnly stays set and the next write retries.
+    try {
+      this.#wal?.close();
+    } catch {
+      // already closed
+    }
+    this.#wal = undefined;
+    try {
+      this.#db.close();
+    } catch {
+      // already closed
+    }
+    const { db, walMode } = connect(this.path, false);
+    this.#db = db;
+    this.#walMode = walMode;
+    this.#insert = db.prepare(INSERT);
+    this.#readOnly = false;
+  }
+
+  /**
    * Appends one row in its own transaction.
    *
    * @throws {CaError} `ERR_CA_LEDGER` when the write fails.
    */
   record(entry: Omit<LedgerEntry, "time"> & { time?: string }): void {
     try {
+      this.#reopenIfReadOnly();
       this.#insert.run(...rowOf(entry));
       this.#walFile()?.syncDataSync();
     } catch (err) {
@@ -203,6 +265,12 @@ export class Ledger {
     const batch = this.#pending;
     this.#pending = [];
     if (batch.length === 0) return;
+    try {
+      this.#reopenIfReadOnly();
+    } catch (err) {
+      for (const p of batch) p.reject(this.#writeError(err));
+      return;
+    }
     const written: typeof batch = [];
     if (batch.length > 1) {
       try {
@@ -269,9 +337,17 @@ export class Ledger {
   }
 
   #writeError(err: unknown): CaError {
+    const message = (err as Error).message;
+    // SQLite opens a file it cannot write read-only, and creates the -wal
+    // and -shm files with the database file's mode.
+    const readOnly = /readonly/i.test(message);
+    if (readOnly) this.#readOnly = true;
+    const hint = readOnly
+      ? `; make it and its -wal and -shm files writable by the CA's user`
+      : "";
     return new CaError(
       "ERR_CA_LEDGER",
-      `Cannot write ledger "${this.path}": ${(err as Error).message}`,
+      `Cannot write ledger "${this.path}": ${message}${hint}`,
       { cause: err },
     );
   }
@@ -296,6 +372,26 @@ export class Ledger {
         {
           cause: err,
         },
+      );
+    }
+  }
+
+  /**
+   * The newest rows of one result, newest first (for the status page).
+   *
+   * @throws {CaError} `ERR_CA_LEDGER` when the file cannot be read.
+   */
+  recent(result: LedgerEntry["result"], limit: number): LedgerEntry[] {
+    this.#flush();
+    try {
+      return this.#db.prepare(
+        "SELECT time, result, serial, instance_id, app, space, org, ips, not_after, caller, reason FROM issuances WHERE result = ? ORDER BY id DESC LIMIT ?",
+      ).all(result, limit) as unknown as LedgerEntry[];
+    } catch (err) {
+      throw new CaError(
+        "ERR_CA_LEDGER",
+        `Cannot read ledger "${this.path}": ${(err as Error).message}`,
+        { cause: err },
       );
     }
   }

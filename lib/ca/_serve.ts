@@ -56,7 +56,8 @@ export async function startCa(
   config: CaSection,
   deps: CaDeps = {},
 ): Promise<RunningCa> {
-  const logger = deps.logger ?? createLogger("ca");
+  const logger = deps.logger ??
+    createLogger("ca", { level: config.log_level });
   const clock = deps.clock ?? systemClock;
   const store = await loadCa(config.dir);
   const ledger = Ledger.open(join(config.dir, CA_FILES.ledger));

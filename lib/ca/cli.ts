@@ -304,7 +304,7 @@ const token: Command = {
       multiple: true,
       arg: "SCOPE",
       description:
-        `cert.issue (default), routes.write, credhub.read or credhub.write`,
+        `cert.issue (default), routes.write, routes.read, credhub.read or credhub.write`,
     },
     ttl: {
       type: "string",
@@ -371,7 +371,7 @@ const serve: Command = {
     );
     const signals = watchSignals();
     try {
-      const logger = createLogger("ca");
+      const logger = createLogger("ca", { level: config.log_level });
       const ca = await startCa(config, { logger });
       // `systemctl reload` sends SIGHUP; without a listener it would end the
       // process. The CA reads its keys and config once, at start.

@@ -25,3 +25,21 @@ export function describeListenError(err: unknown): string {
   }
   return describeError(err);
 }
+
+/**
+ * The client's IP address from what `Deno.serve` hands a handler (hono's
+ * `c.env` when served with `app.fetch(req, info)`), for refusal logs;
+ * `undefined` in-process (`app.request()`) or on a unix socket.
+ *
+ * @example
+ * ```ts
+ * import { clientAddress } from "./listen.ts";
+ * const info = { remoteAddr: { transport: "tcp", hostname: "10.0.0.7", port: 5 } };
+ * console.assert(clientAddress(info) === "10.0.0.7");
+ * ```
+ */
+export function clientAddress(info: unknown): string | undefined {
+  const addr = (info as { remoteAddr?: { hostname?: unknown } } | undefined)
+    ?.remoteAddr;
+  return typeof addr?.hostname === "string" ? addr.hostname : undefined;
+}

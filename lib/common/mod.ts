@@ -22,7 +22,7 @@ export { systemClock } from "./clock.ts";
 export type { Clock, TimerId } from "./clock.ts";
 export { listFlag, requireFlag, stringFlag } from "./command.ts";
 export { oneSegment } from "./tls_response.ts";
-export { describeListenError } from "./listen.ts";
+export { clientAddress, describeListenError } from "./listen.ts";
 export { watchSignals } from "./signals.ts";
 export { redactUrl } from "./url.ts";
 export { readTokenFile, TokenFileError } from "./token_file.ts";

@@ -1,7 +1,7 @@
 /** The `ca` section: `sigil ca serve`. @module */
 import { z } from "zod";
 import { KEY_TYPES } from "../pki/mod.ts";
-import { Address, Duration, FilePath, KeyType } from "./_common.ts";
+import { Address, Duration, FilePath, KeyType, LogLevel } from "./_common.ts";
 
 /** Settings of the certificate authority server. */
 export const CaSection = z.strictObject({
@@ -34,6 +34,8 @@ export const CaSection = z.strictObject({
   }).prefault({}),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(65536),
+  /** Lowest level of log lines written (debug, info, warn, error). */
+  log_level: LogLevel,
 }).refine((s) => s.default_validity <= s.max_validity, {
   message: "must not be longer than max_validity",
   path: ["default_validity"],

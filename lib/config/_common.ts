@@ -50,7 +50,6 @@ export const Address = z.string().transform((text, ctx): Address => {
   return { hostname: m[1] ?? m[2]!, port };
 });
 
-/** Formats an {@linkcode Address} back to `host:port`. */
 /**
  * Whether a host name (URL hostname or address, brackets allowed) is
  * loopback: `localhost`, `::1` or `127.x.y.z`.
@@ -60,6 +59,21 @@ export function isLoopback(host: string): boolean {
   return h === "localhost" || h === "::1" || /^127\./.test(h);
 }
 
+/**
+ * Whether a JWKS URL is safe to fetch keys from: `https://`, or `http://`
+ * on loopback only (keys fetched over plain http can be swapped in transit).
+ */
+export function safeJwksUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.protocol === "https:" ||
+      (u.protocol === "http:" && isLoopback(u.hostname));
+  } catch {
+    return false; // z.url() reports the syntax
+  }
+}
+
+/** Formats an {@linkcode Address} back to `host:port`. */
 export function formatAddress(a: Address): string {
   return a.hostname.includes(":")
     ? `[${a.hostname}]:${a.port}`
@@ -70,6 +84,11 @@ export function formatAddress(a: Address): string {
 export const KeyType = z.enum(KEY_TYPES);
 /** A key algorithm name. */
 export type KeyType = z.output<typeof KeyType>;
+
+/** Lowest level of a role's log lines that is written (`log_level`). */
+export const LogLevel = z.enum(["debug", "info", "warn", "error"]).default(
+  "info",
+);
 
 /** A non-empty filesystem path. */
 export const FilePath = z.string().min(1, "must be a non-empty path");

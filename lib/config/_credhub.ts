@@ -1,11 +1,42 @@
 /** The `credhub` section: `sigil credhub`. @module */
 import { z } from "zod";
-import { Address, FilePath } from "./_common.ts";
+import {
+  Address,
+  Duration,
+  FilePath,
+  LogLevel,
+  safeJwksUrl,
+} from "./_common.ts";
+
+/**
+ * The UAA-compatible token endpoint `sigil credhub` serves for the `credhub`
+ * CLI (`POST /oauth/token`, client_credentials).
+ */
+export const CredhubUaaSection = z.strictObject({
+  /** Clients and their hashed secrets (mode 0600), written by `sigil credhub client add`. */
+  clients_file: FilePath,
+  /** ES256 key that signs the tokens: the CA's `token.key` (`sigil ca init` writes it, mode 0600). */
+  token_key_file: FilePath,
+  /** Lifetime of an issued token. */
+  token_ttl: Duration.refine((ms) => ms >= 10_000 && ms <= 86_400_000, {
+    message: 'must be between "10s" and "24h"',
+  }).prefault("5m"),
+  /** Failed logins allowed per client and caller address within `failure_window`. */
+  max_failures: z.number().int().positive().default(5),
+  /** Window of `max_failures`; further attempts answer 429 until it ends. */
+  failure_window: Duration.refine((ms) => ms >= 1_000, {
+    message: 'must be at least "1s"',
+  }).prefault("1m"),
+});
+/** Resolved `credhub.uaa` section. */
+export type CredhubUaaSection = z.output<typeof CredhubUaaSection>;
 
 /** Settings of the CredHub-compatible credential store. */
 export const CredhubSection = z.strictObject({
   /** HTTPS listen address (CredHub's port is 8844). */
   listen: Address.prefault("127.0.0.1:8844"),
+  /** Lowest level of log lines written (debug, info, warn, error). */
+  log_level: LogLevel,
   /** SQLite database file (created when missing). */
   database: FilePath,
   /** Directory of AES-256-GCM key files (`<id>.key`, mode 0600); one is made when empty. */
@@ -32,6 +63,19 @@ export const CredhubSection = z.strictObject({
   token_audience: z.string().min(1).default("sigil"),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(1_048_576),
+  /** Serve a UAA-compatible token endpoint for the `credhub` CLI (off when absent). */
+  uaa: CredhubUaaSection.optional(),
+}).refine((c) => !(c.jwks_url && c.public_key_file), {
+  message:
+    "set at most one of jwks_url or public_key_file (where bearer-token keys come from)",
+  path: ["public_key_file"],
+}).refine((c) => !c.jwks_ca_file || c.jwks_url, {
+  message: "jwks_ca_file is only used to fetch jwks_url: set jwks_url too",
+  path: ["jwks_ca_file"],
+}).refine((c) => c.jwks_url === undefined || safeJwksUrl(c.jwks_url), {
+  message:
+    "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
+  path: ["jwks_url"],
 });
 /** Resolved `credhub` section. */
 export type CredhubSection = z.output<typeof CredhubSection>;

@@ -6,6 +6,7 @@ import {
   FilePath,
   formatAddress,
   isLoopback,
+  LogLevel,
 } from "./_common.ts";
 
 /** One TLS port in front of one app port. */
@@ -193,6 +194,8 @@ export type ProxyInstance = z.output<typeof ProxyInstance>;
 export const ProxySection = z.strictObject({
   /** Admin API (stats, certs, config_dump, ready, metrics); loopback only. */
   admin_listen: Address.prefault("127.0.0.1:61003"),
+  /** Lowest level of log lines written (debug, info, warn, error). */
+  log_level: LogLevel,
   /** Lowest TLS version accepted (1.3 is always preferred). */
   min_tls_version: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2"),
   /** Time allowed to connect to the app before the client is dropped. */

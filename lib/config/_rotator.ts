@@ -6,6 +6,7 @@ import {
   FilePath,
   IdentityValue,
   KeyType,
+  LogLevel,
 } from "./_common.ts";
 import { parseDuration } from "../common/duration.ts";
 
@@ -94,6 +95,8 @@ export type RotatorInstance = z.output<typeof RotatorInstance>;
 export const RotatorSection = z.strictObject({
   /** Base URL of the CA, e.g. `https://ca.internal:8443`. */
   ca_url: z.url({ protocol: /^https$/ }),
+  /** Lowest level of log lines written (debug, info, warn, error). */
+  log_level: LogLevel,
   /** PEM bundle the CA's TLS certificate and the issued chains must lead to. */
   ca_bundle: FilePath,
   /** File holding this cell's bearer token (`sigil ca token`); read on every request. */

@@ -1,7 +1,14 @@
 /** The `router` section: `sigil router`. @module */
 import { z } from "zod";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../token/mod.ts";
-import { Address, Duration, FilePath, isLoopback } from "./_common.ts";
+import {
+  Address,
+  Duration,
+  FilePath,
+  isLoopback,
+  LogLevel,
+  safeJwksUrl,
+} from "./_common.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -91,6 +98,12 @@ const RouterApi = z.strictObject({
   audience: z.string().min(1).default(TOKEN_AUDIENCE),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(65536),
+  /**
+   * Whether `/routes`, `/metrics` and `/status` need a bearer token with
+   * scope `routes.read`. Default: yes unless `listen` is loopback; it cannot
+   * be turned off on a listener that is not loopback.
+   */
+  read_token_required: z.boolean().optional(),
 }).refine(
   (a) => !a.enabled || !!a.jwks_url !== !!a.public_key_file,
   {
@@ -105,16 +118,31 @@ const RouterApi = z.strictObject({
   message:
     "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
   path: ["jwks_url"],
-});
+}).refine(
+  (a) => a.read_token_required !== false || isLoopback(a.listen.hostname),
+  {
+    message:
+      "cannot be false on a listener that is not loopback: the route table names every backend; send a routes.read token ('sigil ca token --scope routes.read')",
+    path: ["read_token_required"],
+  },
+);
 
-function safeJwksUrl(url: string): boolean {
-  try {
-    const u = new URL(url);
-    return u.protocol === "https:" ||
-      (u.protocol === "http:" && isLoopback(u.hostname));
-  } catch {
-    return false; // z.url() reports the syntax
-  }
+/**
+ * Whether the router API's `/routes`, `/metrics` and `/status` need a
+ * `routes.read` token: `api.read_token_required`, else whether the listener
+ * is not loopback.
+ *
+ * @example
+ * ```ts
+ * import { readTokenRequired, RouterSection } from "./_router.ts";
+ * const r = RouterSection.parse({ api: { listen: "0.0.0.0:8082", public_key_file: "/k" } });
+ * console.assert(readTokenRequired(r.api));
+ * ```
+ */
+export function readTokenRequired(
+  api: { listen: Address; read_token_required?: boolean | undefined },
+): boolean {
+  return api.read_token_required ?? !isLoopback(api.listen.hostname);
 }
 
 /** NATS route bus (for fleets with several routers). */
@@ -209,7 +237,7 @@ export const RouterSection = z.strictObject({
   /** Access log. */
   access_log: RouterAccessLog.prefault({}),
   /** Log level of the router's own events. */
-  log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  log_level: LogLevel,
 }).refine(
   (r) =>
     r.route_services_secret_decrypt_only === undefined ||

@@ -2,7 +2,7 @@
 import type { Command } from "../common/mod.ts";
 import { UsageError } from "../common/mod.ts";
 import { loadConfig } from "./load.ts";
-import { checkConfigFiles } from "./_files.ts";
+import { assertConfigFiles } from "./_files.ts";
 import { ConfigError } from "./errors.ts";
 
 /** Commands of the config concern. */
@@ -33,17 +33,7 @@ export const CONFIG_COMMANDS: Command[] = [{
         [{ path: "(root)", message: "no section" }],
       );
     }
-    if (!flags["schema-only"]) {
-      const issues = await checkConfigFiles(cfg);
-      if (issues.length > 0) {
-        throw new ConfigError(
-          `Invalid config "${file}":\n${
-            issues.map((i) => `  ${i.path}: ${i.message}`).join("\n")
-          }`,
-          issues,
-        );
-      }
-    }
+    if (!flags["schema-only"]) await assertConfigFiles(file, cfg);
     console.log(`${file}: ok (sections: ${sections.join(", ")})`);
     return 0;
   },

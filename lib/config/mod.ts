@@ -15,6 +15,7 @@ export { Config } from "./schema.ts";
 export type { ConfigInput } from "./schema.ts";
 export { loadConfig, parseConfig, requireSection } from "./load.ts";
 export { ConfigError } from "./errors.ts";
+export { assertConfigFiles, checkConfigFiles } from "./_files.ts";
 export type { ConfigIssue } from "./errors.ts";
 export {
   Address,
@@ -28,8 +29,8 @@ export {
 export { CaSection } from "./_ca.ts";
 export { RotatorSection } from "./_rotator.ts";
 export { checkSanPattern, ProxySection } from "./_proxy.ts";
-export { RouterSection } from "./_router.ts";
+export { readTokenRequired, RouterSection } from "./_router.ts";
 export { DevSection } from "./_dev.ts";
-export { CredhubSection } from "./_credhub.ts";
+export { CredhubSection, CredhubUaaSection } from "./_credhub.ts";
 export { LaunchPort, LaunchSection } from "./_launch.ts";
 export type { LaunchSectionInput } from "./_launch.ts";

@@ -14,6 +14,9 @@ import type { CredentialStore } from "./_store.ts";
 import { registerData } from "./_data.ts";
 import { registerPermissions } from "./_perm_api.ts";
 
+/** The CredHub release whose API this server answers (`GET /version`). */
+export const CREDHUB_API_VERSION = "2.12.0";
+
 /** Who is calling: an mTLS app or a bearer client (with its scopes). */
 export interface Principal {
   actor: string;
@@ -86,7 +89,6 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
     return c.json({ error: MSG.INTERNAL }, 500);
   });
   app.notFound((c) => c.json({ error: MSG.BAD_REQUEST }, 404));
-  if (options.uaa) app.route("/", options.uaa);
   app.get(
     "/info",
     (c) =>
@@ -101,9 +103,18 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
     (c) =>
       c.body(metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
+  // After CredHub's /info, so the CLI reads auth-server there (the token
+  // endpoint's own /info only answers when it is served alone).
+  if (options.uaa) app.route("/", options.uaa);
   app.use("/api/*", async (c, next) => {
     c.set("principal", await options.authenticate(c));
     await next();
+  });
+  // VersionController.kt: authenticated; the CLI reads it at login and picks
+  // the v2 permissions API for versions >= 2.
+  app.get("/version", async (c) => {
+    await options.authenticate(c);
+    return c.json({ version: CREDHUB_API_VERSION });
   });
   registerData(app, options.store, audit);
   registerPermissions(app, options.store, audit);

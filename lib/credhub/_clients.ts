@@ -31,6 +31,24 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const SCOPE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const KEY_LEN = 32;
 
+const ALPHANUMERIC =
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/**
+ * 32 letters and digits (190 bits). No "-" or "_": a secret starting with
+ * "-" is taken for a flag by `credhub login --client-secret`.
+ */
+function newSecret(): string {
+  let out = "";
+  while (out.length < 32) {
+    for (const b of randomBytes(48)) {
+      // 248 = 4 * 62: rejecting larger bytes keeps every character equally likely.
+      if (b < 248 && out.length < 32) out += ALPHANUMERIC[b % 62];
+    }
+  }
+  return out;
+}
+
 function hashSecret(secret: string, salt: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     scrypt(
@@ -157,7 +175,7 @@ export async function addClient(
       `Cannot add client "${name}": it exists; remove it first with 'sigil credhub client remove ${name}'`,
     );
   }
-  const secret = randomBytes(24).toString("base64url");
+  const secret = newSecret();
   const salt = randomBytes(16);
   clients[name] = {
     scopes: [...new Set(scopes)],

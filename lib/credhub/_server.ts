@@ -16,6 +16,8 @@ import { CredentialStore } from "./_store.ts";
 import { createAuthenticator } from "./_auth.ts";
 import { createCredhubApp } from "./_api.ts";
 import { MSG } from "./_messages.ts";
+import { loadUaa } from "./_uaa.ts";
+import { CredhubClientsError } from "./_clients.ts";
 
 /** A running server. */
 export interface RunningCredhub {
@@ -27,9 +29,12 @@ export interface RunningCredhub {
 /** Dependencies of {@linkcode startCredhub}. */
 export interface CredhubDeps {
   logger?: Logger;
-  /** A UAA-compatible sub-app, mounted at the root. */
+  /** A UAA-compatible sub-app, mounted at the root (default: from the `uaa` section). */
   uaa?: Hono;
 }
+
+/** The socket address each request came from (the token endpoint's rate limit key). */
+const remoteAddresses = new WeakMap<Request, string>();
 
 /**
  * Starts the server of the `credhub` section.
@@ -43,9 +48,17 @@ export async function startCredhub(
   config: CredhubSection,
   deps: CredhubDeps = {},
 ): Promise<RunningCredhub> {
-  const logger = deps.logger ?? createLogger("credhub");
+  const logger = deps.logger ??
+    createLogger("credhub", { level: config.log_level });
   const store = new CredentialStore(config.database, config.keys_dir);
   const trusted = await Deno.readTextFile(config.trusted_cas_file);
+  const uaa = !deps.uaa && config.uaa
+    ? await loadUaa(config.uaa, {
+      issuer: config.token_issuer,
+      audience: config.token_audience,
+      remoteAddress: (req) => remoteAddresses.get(req) ?? "",
+    })
+    : undefined;
   const auth = await createAuthenticator({
     trustedCasPem: trusted,
     revokedSerialsFile: config.revoked_serials_file,
@@ -53,9 +66,12 @@ export async function startCredhub(
     jwksCaPem: config.jwks_ca_file
       ? await Deno.readTextFile(config.jwks_ca_file)
       : undefined,
+    // Tokens of the own endpoint verify with its key unless another is named.
     publicKeyText: config.public_key_file
       ? await Deno.readTextFile(config.public_key_file)
-      : undefined,
+      : config.jwks_url
+      ? undefined
+      : uaa?.publicKeyPem,
     issuer: config.token_issuer,
     audience: config.token_audience,
   });
@@ -64,7 +80,7 @@ export async function startCredhub(
     store,
     logger,
     metrics: new MetricsRegistry("sigil_credhub"),
-    uaa: deps.uaa,
+    uaa: deps.uaa ?? uaa?.app,
     get authServerUrl() {
       return config.auth_server_url ?? url;
     },
@@ -73,6 +89,20 @@ export async function startCredhub(
       return auth.authenticate(chain, c.req.header("authorization"));
     },
   });
+  if (uaa && config.public_key_file) {
+    // Tokens it issues but cannot verify would log every client in to 401s.
+    try {
+      await auth.authenticate([], `bearer ${await uaa.probeToken()}`);
+    } catch (err) {
+      throw new CredhubClientsError(
+        "ERR_CREDHUB_TOKEN_KEY",
+        `Cannot serve the token endpoint: public_key_file "${config.public_key_file}" does not verify tokens signed with uaa.token_key_file "${
+          config.uaa!.token_key_file
+        }"; remove public_key_file or point it at that key's public half`,
+        { cause: err },
+      );
+    }
+  }
   const server = createServer({
     cert: await Deno.readTextFile(config.tls_cert_file),
     key: await Deno.readTextFile(config.tls_key_file),
@@ -154,6 +184,7 @@ async function handle(
         : Buffer.concat(parts),
     },
   );
+  remoteAddresses.set(request, socket.remoteAddress ?? "");
   const response = await app.fetch(request, { chain });
   const out: Record<string, string> = {};
   response.headers.forEach((v, k) => (out[k] = v));

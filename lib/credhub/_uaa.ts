@@ -12,7 +12,10 @@ import { Hono } from "hono";
 import { SignJWT } from "jose";
 import type { Clock } from "../common/mod.ts";
 import { systemClock } from "../common/mod.ts";
-import { readClients, verifyClient } from "./_clients.ts";
+import type { CredhubUaaSection } from "../config/mod.ts";
+import { exportPublicKeyPem, importPrivateKeyPem } from "../pki/mod.ts";
+import { tokenKeyId } from "../token/mod.ts";
+import { CredhubClientsError, readClients, verifyClient } from "./_clients.ts";
 
 /** Options for {@linkcode uaaApp}. */
 export interface UaaOptions {
@@ -43,6 +46,36 @@ const BAD_CREDENTIALS = {
   error_description: "Bad credentials",
 };
 
+/** Signs the tokens the endpoint issues: `sub`/`client_id`/`cid` = the client. */
+function tokenSigner(options: UaaOptions) {
+  const clock = options.clock ?? systemClock;
+  const ttl = options.ttlSeconds ?? 300;
+  return async (clientId: string, scopes: string[]) => {
+    const iat = Math.floor(clock.now() / 1000);
+    const jti = crypto.randomUUID().replaceAll("-", "");
+    const header: { alg: string; typ: string; kid?: string } = {
+      alg: "ES256",
+      typ: "JWT",
+    };
+    if (options.keyId) header.kid = options.keyId;
+    const token = await new SignJWT({
+      client_id: clientId,
+      cid: clientId,
+      scope: scopes.join(" "),
+      grant_type: "client_credentials",
+    })
+      .setProtectedHeader(header)
+      .setIssuer(options.issuer ?? "sigil-ca")
+      .setAudience(options.audience ?? "sigil")
+      .setSubject(clientId)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ttl)
+      .setJti(jti)
+      .sign(options.signingKey);
+    return { token, jti };
+  };
+}
+
 /**
  * Builds the token endpoint as a hono sub-app, to mount at the root of the
  * CredHub server (or serve alone as its `auth-server.url`).
@@ -62,6 +95,7 @@ export function uaaApp(options: UaaOptions): Hono {
   const maxFailures = options.maxFailures ?? 5;
   const windowMs = options.windowMs ?? 60_000;
   const failures = new Map<string, { count: number; since: number }>();
+  const sign = tokenSigner(options);
   const app = new Hono();
 
   app.get("/info", (c) =>
@@ -142,27 +176,7 @@ export function uaaApp(options: UaaOptions): Hono {
       return c.json(BAD_CREDENTIALS, 401);
     }
     failures.delete(key);
-    const iat = Math.floor(now / 1000);
-    const jti = crypto.randomUUID().replaceAll("-", "");
-    const header: { alg: string; typ: string; kid?: string } = {
-      alg: "ES256",
-      typ: "JWT",
-    };
-    if (options.keyId) header.kid = options.keyId;
-    const token = await new SignJWT({
-      client_id: clientId,
-      cid: clientId,
-      scope: scopes.join(" "),
-      grant_type: "client_credentials",
-    })
-      .setProtectedHeader(header)
-      .setIssuer(options.issuer ?? "sigil-ca")
-      .setAudience(options.audience ?? "sigil")
-      .setSubject(clientId)
-      .setIssuedAt(iat)
-      .setExpirationTime(iat + ttl)
-      .setJti(jti)
-      .sign(options.signingKey);
+    const { token, jti } = await sign(clientId, scopes);
     c.header("Cache-Control", "no-store");
     c.header("Pragma", "no-cache");
     return c.json({
@@ -174,4 +188,78 @@ export function uaaApp(options: UaaOptions): Hono {
     });
   });
   return app;
+}
+
+/** The token endpoint of a `credhub.uaa` section, and the key that verifies its tokens. */
+export interface LoadedUaa {
+  app: Hono;
+  /** The signing key's public half (PEM SPKI). */
+  publicKeyPem: string;
+  /** A token with no scopes, for checking that the server accepts its own tokens. */
+  probeToken(): Promise<string>;
+}
+
+/**
+ * Builds the token endpoint from the `credhub.uaa` section: loads the CA's
+ * token key (refused when group or others can read it, or when it is not
+ * an EC P-256 key) and takes its `kid` from the key, as the CA's JWKS does.
+ *
+ * @param section The `credhub.uaa` section.
+ * @param options Issuer, audience and the caller's address.
+ * @returns The app and the public key.
+ * @throws {CredhubClientsError} `ERR_CREDHUB_TOKEN_KEY` for an unusable key.
+ *
+ * @example
+ * ```ts ignore
+ * const { app } = await loadUaa(config.uaa!, { issuer: "sigil-ca", audience: "sigil" });
+ * ```
+ */
+export async function loadUaa(
+  section: CredhubUaaSection,
+  options: Pick<
+    UaaOptions,
+    "issuer" | "audience" | "remoteAddress" | "clock"
+  >,
+): Promise<LoadedUaa> {
+  const path = section.token_key_file;
+  const refuse = (why: string, cause?: unknown) =>
+    new CredhubClientsError(
+      "ERR_CREDHUB_TOKEN_KEY",
+      `Cannot serve the token endpoint: token key "${path}" ${why}`,
+      { cause },
+    );
+  const info = await Deno.stat(path);
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    throw refuse(
+      `is readable by group or others (mode ${
+        (info.mode & 0o777).toString(8)
+      }); run 'chmod 600 ${path}'`,
+    );
+  }
+  let keys;
+  try {
+    keys = await importPrivateKeyPem(await Deno.readTextFile(path));
+  } catch (err) {
+    throw refuse("is not a PEM private key (use the CA's token.key)", err);
+  }
+  if (keys.type !== "ec-p256") {
+    throw refuse(
+      `is a ${keys.type} key; tokens are ES256: use the CA's token.key`,
+    );
+  }
+  const uaaOptions: UaaOptions = {
+    ...options,
+    clientsFile: section.clients_file,
+    signingKey: keys.privateKey,
+    keyId: await tokenKeyId({ tokenKeys: keys }),
+    ttlSeconds: Math.floor(section.token_ttl / 1000),
+    maxFailures: section.max_failures,
+    windowMs: section.failure_window,
+  };
+  const sign = tokenSigner(uaaOptions);
+  return {
+    app: uaaApp(uaaOptions),
+    publicKeyPem: await exportPublicKeyPem(keys.publicKey),
+    probeToken: async () => (await sign("sigil-self-check", [])).token,
+  };
 }

@@ -1,7 +1,11 @@
 /** `sigil credhub` and `sigil launch` subcommands. @module */
 import type { Command } from "../common/mod.ts";
 import { requireFlag, watchSignals } from "../common/mod.ts";
-import { loadConfig, requireSection } from "../config/mod.ts";
+import {
+  assertConfigFiles,
+  loadConfig,
+  requireSection,
+} from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import { startCredhub } from "./_server.ts";
 import { CredentialStore } from "./_store.ts";
@@ -20,12 +24,15 @@ export const CREDHUB_COMMANDS: Command[] = [{
     "Serve a CredHub-compatible credential store (mTLS instance identities, bearer tokens)",
   flags: { config: CONFIG },
   async run(flags) {
+    const file = requireFlag(flags, "config");
     const config = requireSection(
-      await loadConfig(requireFlag(flags, "config")),
+      await loadConfig(file),
       "credhub",
       "sigil credhub",
     );
-    const logger = createLogger("credhub");
+    // The checks 'sigil config check' runs, so both refuse the same files.
+    await assertConfigFiles(file, { credhub: config });
+    const logger = createLogger("credhub", { level: config.log_level });
     const signals = watchSignals();
     try {
       const ch = await startCredhub(config, { logger });

@@ -24,7 +24,14 @@ function summary(info: DevJson, validity: string, temp: boolean): string {
     `  Try:      curl -H 'Host: hello.localhost' http://${info.router.http}/`,
     `            curl -H 'Host: other.localhost' http://${info.router.http}/json`,
     `  Routes:   curl ${info.router.routes_url}`,
-    `  Status:   http://${info.router.api}/status   (router page: routes, prunes, certificates)`,
+    `            deno task sigil routes --router http://${info.router.api}`,
+    `  Status pages (open in a browser; they refresh themselves):`,
+    `            http://${info.router.api}/status   (router: routes, endpoint states, prunes, certificates)`,
+    ...info.instances.map((i) =>
+      `            http://${i.admin}/status   (proxy of ${i.app}/${i.index})`
+    ),
+    `            ${info.ca.url}/status   (CA: issuers, issuances, refusals; dev CA certificate, not trusted by browsers)`,
+    `            deno task sigil status --url http://${first.admin}   (the same as tables)`,
     `  Proxies:  curl http://${first.admin}/stats   (also /certs /ready /metrics /config_dump)`,
     ...info.instances.map((i) =>
       `            ${i.instance_id} (${i.app}/${i.index}): admin http://${i.admin}`

@@ -52,29 +52,34 @@ class AttemptError extends Error {
 }
 
 /**
- * Serializes JSON as Go's `json.Marshal` of a `map[string]interface{}`
- * orders it: object keys sorted by code point at every level. CF's client
- * re-encodes `VCAP_SERVICES` this way before posting it, and CredHub keeps the
- * order it receives, so sending the same order gives the app the same bytes.
+ * Serializes JSON as Go's `json.Unmarshal` + `json.Marshal` of a
+ * `map[string]interface{}` leaves it: object keys sorted by code point at
+ * every level, and a lone UTF-16 surrogate (`"\ud800"` in the input) turned
+ * into U+FFFD, as Go decodes it. CF's client re-encodes `VCAP_SERVICES` this
+ * way before posting it, and CredHub keeps what it receives, so sending the
+ * same gives the app the same bytes. (Go's `<`, `>`, `&` escapes change the
+ * bytes sent but not the value, so they are not needed.)
  *
  * @example
  * ```ts
  * import { goOrderedJson } from "./_interpolate.ts";
  * console.assert(goOrderedJson({ b: 1, a: [{ d: 2, c: 3 }] }) === '{"a":[{"c":3,"d":2}],"b":1}');
+ * console.assert(goOrderedJson(["\ud800"]) === '["\ufffd"]');
  * ```
  */
 export function goOrderedJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(goOrderedJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).sort(byCodePoint);
+    // Go's map: the decoded (well-formed) key; the last duplicate wins.
+    const map = new Map<string, unknown>();
+    for (const [k, v] of Object.entries(value)) map.set(k.toWellFormed(), v);
+    const keys = [...map.keys()].sort(byCodePoint);
     return `{${
-      keys.map((k) =>
-        `${JSON.stringify(k)}:${
-          goOrderedJson((value as Record<string, unknown>)[k])
-        }`
-      ).join(",")
+      keys.map((k) => `${JSON.stringify(k)}:${goOrderedJson(map.get(k))}`)
+        .join(",")
     }}`;
   }
+  if (typeof value === "string") return JSON.stringify(value.toWellFormed());
   return JSON.stringify(value);
 }
 
@@ -108,16 +113,7 @@ export async function interpolateServices(
   o: InterpolateOptions,
 ): Promise<string> {
   if (!vcapServices.includes(`"credhub-ref"`)) return vcapServices;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(vcapServices);
-  } catch (err) {
-    throw fail(`VCAP_SERVICES is not valid JSON: ${describeError(err)}`, err);
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw fail("VCAP_SERVICES is not a JSON object");
-  }
-  const body = goOrderedJson(parsed);
+  const body = goOrderedJson(parseVcapServices(vcapServices));
   const attempts = o.attempts ?? 3;
   const sleep = o.sleep ??
     ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -149,6 +145,36 @@ export async function interpolateServices(
       await sleep(delay);
     }
   }
+}
+
+/**
+ * `JSON.parse` with the refusals of Go's decoder into a map (a number beyond
+ * float64, a non-object), and errors that never quote the text: it holds
+ * credentials, and V8's "Unexpected token" message quotes it.
+ */
+function parseVcapServices(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text, function (key, value) {
+      if (typeof value === "number" && !Number.isFinite(value)) {
+        throw new RangeError(
+          `the number at key "${key}" is outside the range of a 64-bit float (CF's client refuses it too)`,
+        );
+      }
+      return value;
+    });
+  } catch (err) {
+    const m = err instanceof RangeError
+      ? err.message
+      : /is not valid JSON$/.test((err as Error).message ?? "")
+      ? "an unexpected character"
+      : describeError(err);
+    throw fail(`VCAP_SERVICES is not valid JSON: ${m}`, err);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw fail("VCAP_SERVICES is not a JSON object");
+  }
+  return parsed as Record<string, unknown>;
 }
 
 function fail(reason: string, cause?: unknown): LaunchError {

@@ -1,16 +1,20 @@
 /**
  * The admin API (loopback only): `/stats`, `/certs`, `/config_dump`, `/ready`,
- * `/metrics`. Built on hono; tested in-process with `app.request()`.
+ * `/metrics`, and the status page `/status` (with `/status.json`). Built on
+ * hono; tested in-process with `app.request()`.
  * @module
  */
 import { Hono } from "hono";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
+import { mountStatus } from "../status/mod.ts";
+import { proxyStatus } from "./_status.ts";
+import type { ProxyStatusSource } from "./_status.ts";
 
 /** What the admin API reads from the running proxy. */
 export interface AdminView {
-  stats(): unknown;
-  certs(): unknown;
-  configDump(): unknown;
+  stats(): ProxyStatusSource["stats"];
+  certs(): ProxyStatusSource["certs"];
+  configDump(): ProxyStatusSource["config"];
   /** `ok` is true when every listener is bound and every app port accepts TCP. */
   ready(): Promise<{ ok: boolean; checks: unknown }>;
   metrics(): string;
@@ -23,7 +27,8 @@ export interface AdminView {
  * ```ts
  * import { createAdminApp } from "./_admin.ts";
  * const app = createAdminApp({
- *   stats: () => ({}), certs: () => [], configDump: () => ({}), metrics: () => "",
+ *   stats: () => ({ instances: [] }), certs: () => [],
+ *   configDump: () => ({ instances: [] }), metrics: () => "",
  *   ready: () => Promise.resolve({ ok: true, checks: [] }),
  * });
  * const res = await app.request("/ready");
@@ -44,10 +49,25 @@ export function createAdminApp(view: AdminView): Hono {
     (c) =>
       c.body(view.metrics(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
+  mountStatus(app, () =>
+    proxyStatus({
+      stats: view.stats(),
+      certs: view.certs(),
+      config: view.configDump(),
+      metrics: view.metrics(),
+    }, Date.now()));
   app.notFound((c) =>
     c.json({
       error: "not found",
-      endpoints: ["/stats", "/certs", "/config_dump", "/ready", "/metrics"],
+      endpoints: [
+        "/stats",
+        "/certs",
+        "/config_dump",
+        "/ready",
+        "/metrics",
+        "/status",
+        "/status.json",
+      ],
     }, 404)
   );
   return app;

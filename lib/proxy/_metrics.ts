@@ -23,6 +23,8 @@ export class ProxyMetrics {
   readonly idleTimeouts: Counter;
   readonly reloads: Counter;
   readonly registrations: Counter;
+  /** When a target last accepted / refused a registration (status page). */
+  readonly registrationTimes: Gauge;
   readonly active: Gauge;
   #collectors: MetricsCollectors = {
     active: () => [],
@@ -76,6 +78,10 @@ export class ProxyMetrics {
       "registrations_total",
       "Route registration messages, by target, action and result",
       [],
+    );
+    this.registrationTimes = r.gauge(
+      "registration_last_result_timestamp_seconds",
+      "When a registration target last accepted (result ok) or refused (result error) a router.register, as a Unix timestamp",
     );
     r.gauge(
       "cert_not_after_timestamp_seconds",

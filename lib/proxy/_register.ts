@@ -170,6 +170,7 @@ export class RouteRegistrar {
         await p;
       }
       o.metrics.registrations.inc({ ...labels, result: "ok" });
+      if (action === "register") this.#stamp(s, "ok");
       const wasFailing = this.#failed.get(s.name);
       this.#failed.set(s.name, false);
       const fields = {
@@ -183,6 +184,7 @@ export class RouteRegistrar {
       else o.logger.debug("routes-registered", fields);
     } catch (err) {
       o.metrics.registrations.inc({ ...labels, result: "error" });
+      if (action === "register") this.#stamp(s, "error");
       this.#failed.set(s.name, true);
       o.logger.warn(
         action === "register"
@@ -191,5 +193,12 @@ export class RouteRegistrar {
         { instance: o.instance, target: s.name, error: describeError(err) },
       );
     }
+  }
+
+  #stamp(s: NamedSink, result: "ok" | "error"): void {
+    this.#o.metrics.registrationTimes.set(
+      { instance: this.#o.instance, target: s.name, result },
+      this.#o.clock.now() / 1000,
+    );
   }
 }

@@ -26,7 +26,7 @@ export const PROXY_COMMANDS: Command[] = [{
       "proxy",
       "sigil proxy",
     );
-    const logger = createLogger("proxy");
+    const logger = createLogger("proxy", { level: section.log_level });
     const signals = watchSignals();
     try {
       const proxy = await startProxy(section, { logger });

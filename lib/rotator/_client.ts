@@ -29,6 +29,39 @@ export interface SignResult {
   notAfter: Date;
 }
 
+/** The JSON body of `POST /v1/sign` (snake_case, as the CA reads it). */
+export interface SignRequestBody {
+  csr: string;
+  instance_id: string;
+  app: string;
+  space: string;
+  org: string;
+  ips: string[];
+  validity?: string;
+}
+
+/**
+ * The `POST /v1/sign` body for a {@linkcode SignRequest}.
+ *
+ * @example
+ * ```ts
+ * import { signRequestBody } from "./_client.ts";
+ * const body = signRequestBody({ csr: "-----BEGIN CERTIFICATE REQUEST-----", instanceId: "i-1", app: "a", space: "s", org: "o", ips: [] });
+ * console.assert(body.instance_id === "i-1" && !("validity" in body));
+ * ```
+ */
+export function signRequestBody(req: SignRequest): SignRequestBody {
+  return {
+    csr: req.csr,
+    instance_id: req.instanceId,
+    app: req.app,
+    space: req.space,
+    org: req.org,
+    ips: req.ips,
+    ...(req.validity ? { validity: req.validity } : {}),
+  };
+}
+
 /**
  * Signs a CSR. The default talks HTTPS to the CA; tests pass an in-process one.
  * Must reject with a {@linkcode RotatorError} (or any error) on failure.
@@ -76,15 +109,7 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const sign: Signer = async (req, signal) => {
     const token = await readToken(options.tokenFile);
-    const body = JSON.stringify({
-      csr: req.csr,
-      instance_id: req.instanceId,
-      app: req.app,
-      space: req.space,
-      org: req.org,
-      ips: req.ips,
-      ...(req.validity ? { validity: req.validity } : {}),
-    });
+    const body = JSON.stringify(signRequestBody(req));
     const timeout = AbortSignal.timeout(timeoutMs);
     const signals = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let res: Response;

@@ -61,7 +61,10 @@ function context(
   let section = initial;
   const clock = deps.clock ?? systemClock;
   const log = deps.logger ??
-    createLogger("rotator", { now: () => clock.now() });
+    createLogger("rotator", {
+      level: initial.log_level,
+      now: () => clock.now(),
+    });
   const loadBundle = deps.loadBundle ?? (async () => {
     const path = section.ca_bundle;
     try {

@@ -34,7 +34,7 @@ export const ROTATOR_COMMANDS: Command[] = [{
     const section = await loadSection(path);
     // Loaded here so other subcommands do not pay for the rotator's modules.
     const { runOnce, startRotator } = await import("./_rotator.ts");
-    const log = createLogger("rotator");
+    const log = createLogger("rotator", { level: section.log_level });
     if (flags.once) {
       const result = await runOnce(section, { logger: log });
       return result.failed.length > 0 ? 1 : 0;

@@ -22,12 +22,13 @@ export type {
   RenewReason,
   RotatorInstance,
 } from "./_worker.ts";
-export { createCaSigner } from "./_client.ts";
+export { createCaSigner, signRequestBody } from "./_client.ts";
 export type {
   CaSigner,
   CaSignerOptions,
   Signer,
   SignRequest,
+  SignRequestBody,
   SignResult,
 } from "./_client.ts";
 export {

@@ -6,14 +6,20 @@
  * @module
  */
 import { Hono } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { parseRegistryMessage, RegistryMessageError } from "../routes/mod.ts";
 import type { IgnoredField } from "../routes/mod.ts";
 import type { RegistryMessage } from "../routes/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { METRICS_CONTENT_TYPE } from "../observe/mod.ts";
+import { clientAddress } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
-import { ROUTES_WRITE_SCOPE, TokenError } from "../token/mod.ts";
+import {
+  ROUTES_READ_SCOPE,
+  ROUTES_WRITE_SCOPE,
+  TokenError,
+} from "../token/mod.ts";
 import type { TokenVerifier } from "../token/mod.ts";
 import { RouterAuthError } from "./errors.ts";
 import type { Registry } from "./_registry.ts";
@@ -37,6 +43,13 @@ export interface ApiContext {
   ): void;
   /** Whether the router is up (false while draining). */
   healthy(): boolean;
+  /** The CA key set's URL (`api.jwks_url`), named in health logs. */
+  jwksUrl?: string;
+  /**
+   * Whether `/routes`, `/metrics` and `/status` need a `routes.read` token
+   * (the API listener is not loopback). @default {false}
+   */
+  readNeedsToken?: boolean;
   /** The status page's snapshot, routes filtered by `host`. */
   status?(host: string): RouterStatus;
 }
@@ -52,18 +65,45 @@ export interface ApiContext {
  */
 export function createApiApp(ctx: ApiContext): Hono {
   const app = new Hono();
+  const keysProblem = keySetCheck(ctx);
 
+  // Healthy means registrations can be accepted: not draining, and the key
+  // set that verifies their tokens can be fetched.
+  app.get("/healthz", async (c) => {
+    if (!ctx.healthy()) return c.text("draining\n", 503);
+    const problem = await keysProblem();
+    if (problem !== undefined) return c.text(`unhealthy: ${problem}\n`, 503);
+    return c.text("ok\n");
+  });
+
+  // The route table, metrics and status page name every app's backends.
+  // gorouter serves /routes only on a loopback port (127.0.0.1:8082), and
+  // behind basic auth on its status port; here a loopback API listener is
+  // open like that port, and any other needs a routes.read bearer token (a
+  // token the CA mints and can expire, instead of a shared password).
+  const readGuard: MiddlewareHandler = async (c, next) => {
+    if (ctx.readNeedsToken) {
+      await verifiedSubject(ctx.verifier, c.req.header("authorization"), [
+        ROUTES_READ_SCOPE,
+      ]);
+    }
+    await next();
+  };
   app.get(
-    "/healthz",
-    (c) => ctx.healthy() ? c.text("ok\n") : c.text("draining\n", 503),
+    "/routes",
+    readGuard,
+    (c) => c.json(ctx.registry.toJson()),
   );
-
-  app.get("/routes", (c) => c.json(ctx.registry.toJson()));
   const status = ctx.status;
-  if (status) mountStatus(app, (c) => status(c.req.query("host") ?? ""));
+  if (status) {
+    mountStatus(app, (c) => status(c.req.query("host") ?? ""), {
+      guard: readGuard,
+    });
+  }
 
   app.get(
     "/metrics",
+    readGuard,
     (c) =>
       c.body(ctx.stats.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
   );
@@ -73,6 +113,7 @@ export function createApiApp(ctx: ApiContext): Hono {
       const subject = await verifiedSubject(
         ctx.verifier,
         c.req.header("authorization"),
+        [ROUTES_WRITE_SCOPE],
       );
       const length = Number(c.req.header("content-length") ?? "0");
       if (length > ctx.maxBodyBytes) tooLarge(ctx.maxBodyBytes);
@@ -92,6 +133,7 @@ export function createApiApp(ctx: ApiContext): Hono {
           source: "http",
           action,
           subject,
+          client: clientAddress(c.env),
           reason: err.reason,
           error: err.message,
         });
@@ -116,6 +158,7 @@ export function createApiApp(ctx: ApiContext): Hono {
   app.onError((err, c) => {
     if (err instanceof RouterAuthError) {
       ctx.logger.warn("api-auth-refused", {
+        client: clientAddress(c.env),
         path: c.req.path,
         status: err.status,
         error: err.message,
@@ -149,6 +192,42 @@ export function createApiApp(ctx: ApiContext): Hono {
   return app;
 }
 
+/** How long one key-set check answers health checks. */
+const KEYS_CHECK_INTERVAL_MS = 5_000;
+
+/**
+ * The key-set part of `/healthz`: fetches the JWKS at most every
+ * {@linkcode KEYS_CHECK_INTERVAL_MS} (concurrent checks share one fetch) and
+ * logs `jwks-unavailable` with the URL and the error when it starts failing,
+ * `jwks-available` when it works again.
+ */
+function keySetCheck(ctx: ApiContext): () => Promise<string | undefined> {
+  let last: { at: number; problem: string | undefined } | undefined;
+  let running: Promise<string | undefined> | undefined;
+  return () => {
+    const now = ctx.clock.now();
+    if (last && now - last.at < KEYS_CHECK_INTERVAL_MS) {
+      return Promise.resolve(last.problem);
+    }
+    return running ??= ctx.verifier.checkKeys().then(
+      () => undefined,
+      (err: Error) => err.message,
+    ).then((problem) => {
+      if (problem !== undefined && problem !== last?.problem) {
+        ctx.logger.error("jwks-unavailable", {
+          url: ctx.jwksUrl,
+          error: problem,
+        });
+      } else if (problem === undefined && last?.problem !== undefined) {
+        ctx.logger.info("jwks-available", { url: ctx.jwksUrl });
+      }
+      last = { at: ctx.clock.now(), problem };
+      running = undefined;
+      return problem;
+    });
+  };
+}
+
 function tooLarge(max: number): never {
   throw new HTTPException(413, {
     message: `Cannot accept request: body is larger than ${max} bytes`,
@@ -176,10 +255,11 @@ async function readLimited(req: Request, max: number): Promise<Uint8Array> {
 async function verifiedSubject(
   verifier: TokenVerifier,
   authorization: string | undefined,
+  scopes: readonly string[],
 ): Promise<string> {
   try {
     const claims = await verifier.verifyAuthorization(authorization, {
-      scopes: [ROUTES_WRITE_SCOPE],
+      scopes,
     });
     return claims.subject;
   } catch (err) {

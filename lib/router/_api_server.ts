@@ -7,7 +7,7 @@
  */
 import type { Clock } from "../common/mod.ts";
 import type { RouterSection } from "../config/mod.ts";
-import { isLoopback } from "../config/mod.ts";
+import { isLoopback, readTokenRequired } from "../config/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import type { RegistryMessage } from "../routes/mod.ts";
 import { createTokenVerifier } from "../token/mod.ts";
@@ -80,6 +80,8 @@ export async function startApi(o: ApiServerOptions): Promise<ApiServer> {
     maxBodyBytes: api.max_body_bytes,
     apply: o.apply,
     healthy: o.healthy,
+    jwksUrl: api.jwks_url,
+    readNeedsToken: readTokenRequired(api),
     status: o.status,
   });
   const tls = files.cert !== undefined && files.key !== undefined

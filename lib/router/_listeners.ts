@@ -3,7 +3,12 @@
  * failure into a `RouterError` that names the address and what to do.
  * @module
  */
-import { describeError, oneSegment } from "../common/mod.ts";
+import {
+  describeError,
+  describeListenError,
+  oneSegment,
+} from "../common/mod.ts";
+import { formatAddress } from "../config/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { RouterError } from "./errors.ts";
 
@@ -41,7 +46,9 @@ export function checkReusePort(reusePort: boolean, addr: ListenAddress): void {
   if (reusePort && !unstableNetEnabled()) {
     throw new RouterError(
       "ERR_ROUTER_LISTEN",
-      `Cannot listen on ${addr.hostname}:${addr.port}: ${REUSE_PORT_NEEDS_FLAG}`,
+      `Cannot listen on "${
+        formatAddress(addr)
+      }" (router.reuse_port): ${REUSE_PORT_NEEDS_FLAG}`,
     );
   }
 }
@@ -50,6 +57,8 @@ export function checkReusePort(reusePort: boolean, addr: ListenAddress): void {
 export interface ClientListenerOptions {
   /** `"http"` or `"https"`, passed to the handler (X-Forwarded-Proto). */
   proto: string;
+  /** The config key of the address, named in bind errors (`router.listen`). */
+  setting: string;
   tls?: ListenTls;
   reusePort: boolean;
   logger: Logger;
@@ -93,7 +102,7 @@ export function serveClients(
         : (req, info) => handle(req, info, proto),
     );
   } catch (err) {
-    throw listenError(addr, "", err);
+    throw listenError(addr, o.setting, err);
   }
 }
 
@@ -104,32 +113,34 @@ export function serveClients(
  */
 export function serveApi(
   addr: ListenAddress,
-  fetch: (req: Request) => Response | Promise<Response>,
+  fetch: (
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ) => Response | Promise<Response>,
   tls: ListenTls | undefined,
+  setting = "router.api.listen",
 ): Deno.HttpServer<Deno.NetAddr> {
   try {
     return Deno.serve(
       { hostname: addr.hostname, port: addr.port, onListen: () => {}, ...tls },
-      tls ? async (req) => oneSegment(await fetch(req)) : fetch,
+      tls ? async (req, info) => oneSegment(await fetch(req, info)) : fetch,
     );
   } catch (err) {
-    throw listenError(addr, " for the registration API", err);
+    throw listenError(addr, setting, err);
   }
 }
 
 function listenError(
   addr: ListenAddress,
-  purpose: string,
+  setting: string,
   err: unknown,
 ): RouterError {
-  const why = err instanceof Deno.errors.AddrInUse
-    ? "address already in use"
-    : /unstable-net/.test(String(err))
+  const why = /unstable-net/.test(String(err))
     ? REUSE_PORT_NEEDS_FLAG
-    : describeError(err);
+    : describeListenError(err);
   return new RouterError(
     "ERR_ROUTER_LISTEN",
-    `Cannot listen on ${addr.hostname}:${addr.port}${purpose}: ${why}`,
+    `Cannot listen on "${formatAddress(addr)}" (${setting}): ${why}`,
     { cause: err },
   );
 }

@@ -226,6 +226,7 @@ export async function startRouter(
       serveClients(config.listen, handler.handle, {
         ...listenOpts,
         proto: "http",
+        setting: "router.listen",
       }),
     );
     if (config.https) {
@@ -233,6 +234,7 @@ export async function startRouter(
         serveClients(config.https.listen, handler.handle, {
           ...listenOpts,
           proto: "https",
+          setting: "router.https.listen",
           tls: { cert: files.httpsCert!, key: files.httpsKey! },
         }),
       );

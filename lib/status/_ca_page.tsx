@@ -88,7 +88,7 @@ function Ledger(props: { rows: IssuanceStatus[]; now: string }) {
         </thead>
         <tbody>
           {props.rows.map((r) => (
-            <tr>
+            <tr data-serial={r.serial} data-instance={r.instance_id}>
               <Td label="When">
                 <Since since={r.time} now={props.now} />
               </Td>

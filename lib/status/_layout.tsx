@@ -124,7 +124,7 @@ export function CertTable(props: { certs: CertSummary[]; now: string }) {
         </thead>
         <tbody>
           {props.certs.map((c) => (
-            <tr>
+            <tr data-serial={c.serial}>
               <Td label="For">{c.role}</Td>
               <Td label="Identity">
                 <code>{c.identity || c.subject}</code>

@@ -49,7 +49,7 @@ function Instance(props: { i: InstanceStatus; now: string }) {
           </thead>
           <tbody>
             {i.listeners.map((l) => (
-              <tr>
+              <tr data-listener={l.name}>
                 <Td label="Name">{l.name}</Td>
                 <Td label="Listen">
                   <code>{l.listen}</code>
@@ -95,7 +95,7 @@ function Instance(props: { i: InstanceStatus; now: string }) {
               </thead>
               <tbody>
                 {i.registrations.map((r) => (
-                  <tr>
+                  <tr data-target={r.target} data-state={r.state}>
                     <Td label="Router">
                       <code>{r.target}</code>
                     </Td>

@@ -14,6 +14,7 @@ export const TOKEN_AUDIENCE = "sigil";
 export const SCOPES = [
   "cert.issue",
   "routes.write",
+  "routes.read",
   "credhub.read",
   "credhub.write",
 ] as const;
@@ -23,6 +24,11 @@ export type Scope = typeof SCOPES[number];
 export const CERT_ISSUE_SCOPE: Scope = "cert.issue";
 /** The scope the router's registration API requires. */
 export const ROUTES_WRITE_SCOPE: Scope = "routes.write";
+/**
+ * The scope the router's `/routes`, `/metrics` and `/status` require on an
+ * API listener that is not loopback.
+ */
+export const ROUTES_READ_SCOPE: Scope = "routes.read";
 
 /** What a token allows. Globs use `*` for any run of characters. */
 export interface TokenGrant {

@@ -23,11 +23,14 @@ export interface RemoteKeysOptions {
   fetch?: typeof fetch;
 }
 
-/** A key set fetched from a URL, and how to release its HTTP client. */
+/**
+ * A key set fetched from a URL, how to fetch it again now (`reload`, which
+ * rejects with the fetch's own error), and how to release its HTTP client.
+ */
 export function remoteKeys(
   url: string,
   options: RemoteKeysOptions,
-): { key: VerifyKey; close(): void } {
+): { key: VerifyKey; reload(): Promise<void>; close(): void } {
   let client: Deno.HttpClient | undefined;
   let doFetch = options.fetch;
   if (!doFetch && options.caBundle) {
@@ -40,7 +43,7 @@ export function remoteKeys(
     cacheMaxAge: 600_000,
     [customFetch]: f ? (u: string, init: RequestInit) => f(u, init) : undefined,
   });
-  return { key, close: () => client?.close() };
+  return { key, reload: () => key.reload(), close: () => client?.close() };
 }
 
 /**

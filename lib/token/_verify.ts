@@ -5,7 +5,7 @@
  */
 import { errors as joseErrors, jwtVerify } from "jose";
 import type { JWTPayload, JWTVerifyGetKey } from "jose";
-import { systemClock } from "../common/mod.ts";
+import { describeFetchError, systemClock } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
 import { claimsOf, TOKEN_AUDIENCE, TOKEN_ISSUER } from "./_claims.ts";
 import type { TokenClaims } from "./_claims.ts";
@@ -59,6 +59,12 @@ export interface TokenVerifier {
     header: string | undefined | null,
     options?: VerifyOptions,
   ): Promise<TokenClaims>;
+  /**
+   * Fetches the key set now (a verifier with a local key resolves at once):
+   * what a health check asks.
+   * @throws {TokenError} `unavailable`, naming the URL and why the fetch failed.
+   */
+  checkKeys(): Promise<void>;
   /** Releases the JWKS HTTP client. */
   close(): void;
 }
@@ -95,9 +101,15 @@ export async function createTokenVerifier(
   const max = options.cacheSize ?? 4096;
   let key: VerifyKey;
   let close = () => {};
-  const remote = options.jwksUrl !== undefined;
-  if (options.jwksUrl !== undefined) {
-    ({ key, close } = remoteKeys(options.jwksUrl, options));
+  let checkKeys = () => Promise.resolve();
+  const url = options.jwksUrl;
+  if (url !== undefined) {
+    let reload: () => Promise<void>;
+    ({ key, close, reload } = remoteKeys(url, options));
+    checkKeys = () =>
+      reload().catch((err) => {
+        throw unavailable(url, err);
+      });
   } else if (options.publicKey !== undefined) {
     key = await localKey(options.publicKey);
   } else {
@@ -127,7 +139,7 @@ export async function createTokenVerifier(
         currentDate: new Date(now),
       }));
     } catch (err) {
-      throw refusal(err, remote);
+      throw refusal(err, url);
     }
     const claims = claimsOf(payload);
     if (cache.size >= max) cache.clear();
@@ -150,22 +162,30 @@ export async function createTokenVerifier(
   return {
     verify,
     verifyAuthorization: (header, o) => verify(bearerToken(header), o),
+    checkKeys,
     close,
   };
 }
 
-function refusal(err: unknown, remote: boolean): TokenError {
+function unavailable(url: string, err: unknown): TokenError {
+  return new TokenError(
+    "unavailable",
+    `Cannot verify bearer token: the CA key set "${url}" is unavailable: ${
+      describeFetchError(err)
+    }`,
+    { cause: err },
+  );
+}
+
+function refusal(err: unknown, url: string | undefined): TokenError {
+  const remote = url !== undefined;
   if (
     err instanceof joseErrors.JWKSTimeout ||
     err instanceof joseErrors.JWKSInvalid ||
     (remote && !(err instanceof joseErrors.JOSEError)) ||
     (remote && (err as joseErrors.JOSEError).code === "ERR_JOSE_GENERIC")
   ) {
-    return new TokenError(
-      "unavailable",
-      "Cannot verify bearer token: the CA key set is unavailable",
-      { cause: err },
-    );
+    return unavailable(url ?? "", err);
   }
   if (err instanceof joseErrors.JWTExpired) {
     return new TokenError(

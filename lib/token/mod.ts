@@ -22,6 +22,7 @@ export type { TokenRefusal } from "./errors.ts";
 export {
   CERT_ISSUE_SCOPE,
   claimsOf,
+  ROUTES_READ_SCOPE,
   ROUTES_WRITE_SCOPE,
   SCOPES,
   TOKEN_AUDIENCE,

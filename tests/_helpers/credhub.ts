@@ -4,7 +4,8 @@
  * `CF_SYSTEM_CERT_PATH` layout), and bearer tokens from a local ES256 key.
  * @module
  */
-import { exportSPKI, generateKeyPair, SignJWT } from "jose";
+import { request } from "node:https";
+import { exportPKCS8, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { createTestPki } from "./pki.ts";
 import type { TestPki } from "./pki.ts";
 import { freePort } from "./ports.ts";
@@ -21,6 +22,9 @@ export interface TestCredhub {
   ch: RunningCredhub;
   /** A token for `sub: broker` with the given space-separated scopes. */
   token(scope: string): Promise<string>;
+  /** With `uaa`: the clients file and the token key file (the CA's token.key). */
+  clientsFile: string;
+  tokenKeyFile: string;
   close(): Promise<void>;
 }
 
@@ -35,7 +39,7 @@ export interface TestCredhub {
  * ```
  */
 export async function startTestCredhub(
-  options: { revokedSerials?: string[] } = {},
+  options: { revokedSerials?: string[]; uaa?: boolean } = {},
 ): Promise<TestCredhub> {
   const dir = await Deno.makeTempDir();
   const pki = await createTestPki();
@@ -47,8 +51,19 @@ export async function startTestCredhub(
   await Deno.writeTextFile(`${dir}/server.key`, server.keyPem, { mode: 0o600 });
   await Deno.mkdir(`${dir}/certs`);
   await Deno.writeTextFile(`${dir}/certs/ca.crt`, pki.rootPem);
-  const tk = await generateKeyPair("ES256");
+  const tk = await generateKeyPair("ES256", { extractable: true });
   await Deno.writeTextFile(`${dir}/token.pub`, await exportSPKI(tk.publicKey));
+  // The token endpoint signs with the same key, as with the CA's token.key.
+  await Deno.writeTextFile(
+    `${dir}/token.key`,
+    await exportPKCS8(tk.privateKey),
+    {
+      mode: 0o600,
+    },
+  );
+  const uaa = options.uaa
+    ? `  uaa:\n    clients_file: ${dir}/clients.json\n    token_key_file: ${dir}/token.key\n`
+    : "";
   const revoked = options.revokedSerials
     ? `  revoked_serials_file: ${dir}/revoked.txt\n`
     : "";
@@ -66,12 +81,14 @@ export async function startTestCredhub(
   tls_key_file: ${dir}/server.key
   trusted_cas_file: ${dir}/certs/ca.crt
   public_key_file: ${dir}/token.pub
-${revoked}`).credhub!;
+${revoked}${uaa}`).credhub!;
   const ch = await startCredhub(cfg, { logger: silentLogger });
   return {
     dir,
     pki,
     ch,
+    clientsFile: `${dir}/clients.json`,
+    tokenKeyFile: `${dir}/token.key`,
     token: (scope) =>
       new SignJWT({ scope, client_id: "broker" })
         .setProtectedHeader({ alg: "ES256" })
@@ -83,4 +100,166 @@ ${revoked}`).credhub!;
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** A CredHub answer read to the end (the body as sent, not re-encoded). */
+export interface CredhubAnswer {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
+/** Who calls and what is sent, for {@linkcode credhubRequest}. */
+export interface CredhubCall {
+  token?: string;
+  cert?: string;
+  key?: string;
+  /** Sent as given when a string, else as JSON. */
+  body?: unknown;
+}
+
+/**
+ * One HTTPS request to a test CredHub, as a broker (`token`) or as an app
+ * instance (`cert` + `key`).
+ *
+ * @example
+ * ```ts ignore
+ * const r = await credhubRequest(t, "POST", "/api/v1/interpolate", { cert, key, body: "{}" });
+ * ```
+ */
+export function credhubRequest(
+  t: TestCredhub,
+  method: string,
+  path: string,
+  o: CredhubCall = {},
+): Promise<CredhubAnswer> {
+  return httpsRequest(t.ch.url, t.pki.rootPem, method, path, o);
+}
+
+/**
+ * {@linkcode credhubRequest} by URL and CA bundle (SNI `localhost`).
+ *
+ * @example
+ * ```ts ignore
+ * const r = await httpsRequest(ch.url, pki.rootPem, "GET", "/info");
+ * ```
+ */
+export function httpsRequest(
+  url: string,
+  ca: string,
+  method: string,
+  path: string,
+  o: CredhubCall = {},
+): Promise<CredhubAnswer> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({
+      hostname: u.hostname,
+      port: u.port,
+      path,
+      method,
+      ca,
+      cert: o.cert,
+      key: o.key,
+      servername: "localhost",
+      agent: false,
+      headers: {
+        ...(o.token ? { authorization: `bearer ${o.token}` } : {}),
+        "content-type": "application/json",
+      },
+    }, (res) => {
+      const parts: Uint8Array[] = [];
+      res.on("data", (c: Uint8Array) => parts.push(c));
+      res.on("error", reject);
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          contentType: String(res.headers["content-type"] ?? ""),
+          text: new TextDecoder().decode(concat(parts)),
+        }));
+    });
+    req.on("error", reject);
+    req.end(
+      o.body === undefined
+        ? undefined
+        : typeof o.body === "string"
+        ? o.body
+        : JSON.stringify(o.body),
+    );
+  });
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Stores a credential as the broker and grants `read` to each app's
+ * `mtls-app:<guid>` actor (the broker flow of CredHub
+ * `docs/secure-service-credentials.md`).
+ *
+ * @example
+ * ```ts ignore
+ * await brokerStore(t, broker, "/c/b/s/1/creds", "json", { pw: "x" }, [appGuid]);
+ * ```
+ */
+export async function brokerStore(
+  t: TestCredhub,
+  token: string,
+  name: string,
+  type: string,
+  value: unknown,
+  readers: string[] = [],
+): Promise<void> {
+  const set = await credhubRequest(t, "PUT", "/api/v1/data", {
+    token,
+    body: { name, type, value },
+  });
+  if (set.status !== 200) {
+    throw new Error(`Cannot store "${name}": ${set.status} ${set.text}`);
+  }
+  for (const app of readers) {
+    const g = await credhubRequest(t, "POST", "/api/v2/permissions", {
+      token,
+      body: { actor: `mtls-app:${app}`, path: name, operations: ["read"] },
+    });
+    if (g.status !== 201) {
+      throw new Error(
+        `Cannot grant "${name}" to ${app}: ${g.status} ${g.text}`,
+      );
+    }
+  }
+}
+
+/** An instance's `CF_INSTANCE_CERT` / `CF_INSTANCE_KEY` files. */
+export interface InstanceFiles {
+  cert: string;
+  key: string;
+}
+
+/**
+ * Issues an instance certificate of `app` (from `pki`, the server's own by
+ * default) and writes it and its key (0600) into the CredHub's temp dir.
+ *
+ * @example
+ * ```ts ignore
+ * const a = await instanceFiles(t, appGuid);
+ * ```
+ */
+export async function instanceFiles(
+  t: TestCredhub,
+  app: string,
+  pki: Pick<TestPki, "issueInstance"> = t.pki,
+): Promise<InstanceFiles> {
+  const c = await pki.issueInstance({ instanceId: crypto.randomUUID(), app });
+  const base = `${t.dir}/${crypto.randomUUID()}`;
+  await Deno.writeTextFile(`${base}.crt`, c.certPem);
+  await Deno.writeTextFile(`${base}.key`, c.keyPem, { mode: 0o600 });
+  return { cert: `${base}.crt`, key: `${base}.key` };
 }

@@ -82,12 +82,19 @@ export class SigilProcess {
   readonly #done: Promise<void>;
   #stdout: Promise<string>;
 
+  /**
+   * `options.prefix` runs sigil through another program, e.g.
+   * `["setpriv", "--bounding-set=-dac_override", "--"]`.
+   */
   constructor(
     args: string[],
-    options: { cwd?: string; env?: Record<string, string> } = {},
+    options: { cwd?: string; env?: Record<string, string>; prefix?: string[] } =
+      {},
   ) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", MAIN, ...args],
+    const argv = ["run", "-A", "--quiet", MAIN, ...args];
+    const [cmd, ...pre] = [...(options.prefix ?? []), Deno.execPath()];
+    this.child = new Deno.Command(cmd!, {
+      args: [...pre, ...argv],
       cwd: options.cwd ?? ROOT,
       env: options.env,
       stdin: "null",

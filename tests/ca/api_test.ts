@@ -338,7 +338,7 @@ Deno.test("GET endpoints serve the bundle, the JWKS, health and metrics", async 
   }
 });
 
-Deno.test("POST /v1/sign returns no certificate when the ledger cannot record it", async () => {
+Deno.test("POST /v1/sign returns no certificate and /healthz is 503 while the ledger is locked by another writer", async () => {
   const f = await fixture();
   const other = new DatabaseSync(join(f.dir, "ca", CA_FILES.ledger));
   try {
@@ -349,7 +349,11 @@ Deno.test("POST /v1/sign returns no certificate when the ledger cannot record it
     assert.equal(json.error.code, "ERR_CA_LEDGER");
     assert.equal(json.certificate, undefined);
     assert.ok(!JSON.stringify(json).includes("BEGIN CERTIFICATE"));
+    const health = await f.app.request("/healthz");
+    assert.equal(health.status, 503);
+    assert.match((await health.json()).reason, /database is locked/);
     other.exec("ROLLBACK");
+    assert.equal((await f.app.request("/healthz")).status, 200);
     assert.equal((await post(f, await body(), await f.token())).status, 201);
     assert.equal(
       f.ledger.list().filter((r) => r.result === "issued").length,

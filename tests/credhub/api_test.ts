@@ -5,14 +5,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { request } from "node:https";
 import { createTestPki } from "../_helpers/pki.ts";
-import { startTestCredhub } from "../_helpers/credhub.ts";
+import { httpsRequest, startTestCredhub } from "../_helpers/credhub.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
-function call(
+async function call(
   url: string,
   method: string,
   path: string,
@@ -24,34 +23,8 @@ function call(
     body?: unknown;
   },
 ): Promise<{ status: number; body: Json }> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const req = request({
-      hostname: u.hostname,
-      port: u.port,
-      path,
-      method,
-      ca: o.ca,
-      cert: o.cert,
-      key: o.key,
-      servername: "localhost",
-      agent: false,
-      headers: {
-        ...(o.token ? { authorization: `bearer ${o.token}` } : {}),
-        "content-type": "application/json",
-      },
-    }, (res) => {
-      let t = "";
-      res.on("data", (c) => (t += c));
-      res.on(
-        "end",
-        () =>
-          resolve({ status: res.statusCode!, body: t ? JSON.parse(t) : null }),
-      );
-    });
-    req.on("error", reject);
-    req.end(o.body === undefined ? undefined : JSON.stringify(o.body));
-  });
+  const r = await httpsRequest(url, o.ca, method, path, o);
+  return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
 }
 
 Deno.test("credhub: broker sets and grants; app A reads (200), app B gets 404, unscoped token 403", async () => {

@@ -42,6 +42,20 @@ Deno.test("addClient() gives each client its own salt and secret", async () => {
   assert.equal(await verifyClient(clients, "a", b), undefined);
 });
 
+Deno.test("addClient() secrets are 32 letters and digits: never start with '-' (credhub login would read a flag)", async () => {
+  const file = await tempFile();
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) {
+    const secret = await addClient(file, `c${i}`, ["credhub.read"]);
+    assert.match(secret, /^[A-Za-z0-9]{32}$/);
+    for (const ch of secret) seen.add(ch);
+  }
+  // 1280 draws over 62 symbols: every class shows up.
+  assert.ok([...seen].some((c) => /[A-Z]/.test(c)));
+  assert.ok([...seen].some((c) => /[a-z]/.test(c)));
+  assert.ok([...seen].some((c) => /[0-9]/.test(c)));
+});
+
 Deno.test("addClient() refuses duplicates, bad names and missing scopes", async () => {
   const file = await tempFile();
   await addClient(file, "broker", ["credhub.write"]);

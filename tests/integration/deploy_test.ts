@@ -2,34 +2,59 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT, sigil } from "../_helpers/proc.ts";
 
-const UNITS = [
-  "sigil-ca.service",
-  "sigil-rotator.service",
-  "sigil-proxy.service",
-  "sigil-router.service",
+/** Hardening every service carries (oneshot ones skip the restart/reload lines). */
+const HARDENING = [
+  "NoNewPrivileges=yes",
+  "ProtectSystem=strict",
+  "PrivateTmp=yes",
+  "ProtectHome=yes",
+  "SystemCallArchitectures=native",
+  "SystemCallFilter=@system-service",
+  "ProtectClock=yes",
+  "ProtectKernelLogs=yes",
+  "ProtectHostname=yes",
+  "RestrictRealtime=yes",
+  "ProtectProc=invisible",
+  "RemoveIPC=yes",
+];
+const LONG_RUNNING = [
+  "Restart=on-failure",
+  "ExecReload=/bin/kill -HUP $MAINPID",
+  "ExecStartPre=/usr/local/bin/sigil config check /etc/sigil/sigil.yaml",
 ];
 
-Deno.test("deploy/systemd units pass systemd-analyze verify and carry the hardening", async () => {
+Deno.test("every unit in deploy/systemd passes systemd-analyze verify, scores <= 2.0 and carries the hardening", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.mkdir(join(dir, "bin"));
     const launcher = join(dir, "bin", "sigil");
     await Deno.copyFile(join(ROOT, "deploy", "sigil-launcher.sh"), launcher);
     await Deno.chmod(launcher, 0o755);
+    // Every file in the folder, so a unit added later cannot be left out.
     const files: string[] = [];
     for await (const e of Deno.readDir(join(ROOT, "deploy", "systemd"))) {
       files.push(e.name);
     }
+    files.sort();
     for (
       const u of [
-        ...UNITS,
+        "sigil-ca.service",
+        "sigil-credhub.service",
+        "sigil-proxy.service",
+        "sigil-rotator.service",
         "sigil-rotator-once.service",
         "sigil-rotator-once.timer",
+        "sigil-router.service",
       ]
     ) {
       assert.ok(files.includes(u), `deploy/systemd/${u} exists`);
     }
     for (const f of files) {
+      assert.match(
+        f,
+        /^sigil-[\w-]+\.(service|timer)$/,
+        `unexpected file ${f}`,
+      );
       const text = await Deno.readTextFile(join(ROOT, "deploy", "systemd", f));
       await Deno.writeTextFile(
         join(dir, f),
@@ -42,50 +67,48 @@ Deno.test("deploy/systemd units pass systemd-analyze verify and carry the harden
       stderr: "piped",
     }).output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    // Every service in the folder (including ones added later) scores at
-    // most 2.0 ("OK") in systemd-analyze's offline security audit.
-    for (const f of files.filter((f) => f.endsWith(".service"))) {
+    const guide = await Deno.readTextFile(join(ROOT, "deploy", "README.md"));
+    for (const f of files) {
+      const unit = f.replace(/\.(service|timer)$/, "");
+      assert.ok(guide.includes(unit), `deploy/README.md explains ${unit}`);
+      if (f.endsWith(".timer")) {
+        assert.ok(
+          files.includes(`${unit}.service`),
+          `${f} has a ${unit}.service to start`,
+        );
+        continue;
+      }
+      // systemd-analyze's offline security audit: at most 2.0 ("OK").
       const sec = await new Deno.Command("systemd-analyze", {
         args: ["security", "--offline=true", join(dir, f)],
         stdout: "piped",
         stderr: "piped",
       }).output();
-      const text = new TextDecoder().decode(sec.stdout);
+      const report = new TextDecoder().decode(sec.stdout);
       const score = Number(
-        /Overall exposure level for \S+: ([\d.]+)/.exec(text)?.[1],
+        /Overall exposure level for \S+: ([\d.]+)/.exec(report)?.[1],
       );
-      assert.ok(score <= 2.0, `${f}: exposure ${score} > 2.0\n${text}`);
-    }
-    for (const u of UNITS) {
-      const text = await Deno.readTextFile(join(ROOT, "deploy", "systemd", u));
-      for (
-        const line of [
-          "Restart=on-failure",
-          "NoNewPrivileges=yes",
-          "ProtectSystem=strict",
-          "PrivateTmp=yes",
-          "ProtectHome=yes",
-          "ExecReload=/bin/kill -HUP $MAINPID",
-          "SystemCallArchitectures=native",
-          "SystemCallFilter=@system-service",
-          "ProtectClock=yes",
-          "ProtectKernelLogs=yes",
-          "ProtectHostname=yes",
-          "RestrictRealtime=yes",
-          "ProtectProc=invisible",
-          "RemoveIPC=yes",
-        ]
-      ) {
-        assert.ok(text.includes(line), `${u} has ${line}`);
+      assert.ok(score <= 2.0, `${f}: exposure ${score} > 2.0\n${report}`);
+      const text = await Deno.readTextFile(join(ROOT, "deploy", "systemd", f));
+      const oneshot = /^Type=oneshot$/m.test(text);
+      for (const line of [...HARDENING, ...(oneshot ? [] : LONG_RUNNING)]) {
+        assert.ok(text.includes(line), `${f} has ${line}`);
       }
-      assert.match(text, /^User=sigil/m, `${u} runs as a dedicated user`);
+      assert.match(text, /^User=sigil/m, `${f} runs as a dedicated user`);
+      assert.match(text, /^ExecStart=\/usr\/local\/bin\/sigil \S+/m);
       assert.match(text, /--config \/etc\/sigil\/sigil\.yaml/);
       const caps = /^AmbientCapabilities=(.*)$/m.exec(text)?.[1] ?? "";
       assert.equal(
         caps,
-        u === "sigil-router.service" ? "CAP_NET_BIND_SERVICE" : "",
-        `${u} capabilities`,
+        f === "sigil-router.service" ? "CAP_NET_BIND_SERVICE" : "",
+        `${f} capabilities`,
       );
+      // What it may write is its own state directory.
+      const state = /^StateDirectory=(.*)$/m.exec(text)?.[1];
+      const writable = /^ReadWritePaths=(.*)$/m.exec(text)?.[1];
+      if (state) {
+        assert.equal(writable, `/var/lib/${state}`, `${f} ReadWritePaths`);
+      }
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { exportJWK, generateKeyPair } from "jose";
 import { sigil } from "../_helpers/proc.ts";
+import { testPki } from "../router/_helpers.ts";
 
 const STACK = /Uncaught|\n\s+at |error: /;
 
@@ -21,49 +23,50 @@ async function withDir(fn: (dir: string) => Promise<void>) {
 
 const ISSUE = ["--app", "a", "--space", "s", "--org", "o"];
 
+/** `sigil ca issue` of `instance` from the CA in `ca` into `out`. */
+function issue(ca: string, instance: string, out: string, ...extra: string[]) {
+  return sigil([
+    "ca",
+    "issue",
+    "--dir",
+    ca,
+    "--instance",
+    instance,
+    ...ISSUE,
+    ...extra,
+    "--out",
+    out,
+  ]);
+}
+
 Deno.test("ca init on an existing CA and a bad --instance exit 2; ca issue into an unwritable --out exits 1 and is not ledgered", async () => {
   await withDir(async (dir) => {
     const ca = join(dir, "ca");
     assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
-    const again = await sigil(["ca", "init", "--dir", ca]);
-    assert.equal(again.code, 2, again.stderr);
-    assert.match(
-      again.stderr,
-      /^sigil: Cannot create CA in ".*ca": it already holds/,
-    );
-    const bad = await sigil([
-      "ca",
-      "issue",
-      "--dir",
-      ca,
-      "--instance",
-      "bad id",
-      ...ISSUE,
-      "--out",
-      join(dir, "x"),
-    ]);
-    assert.equal(bad.code, 2, bad.stderr);
-    assert.match(bad.stderr, /instance_id must be .*\(got "bad id"\)/);
     // A regular file where --out needs a directory: nothing is issued.
     await Deno.writeTextFile(join(dir, "file"), "");
-    const out = join(dir, "file", "i-1");
-    const unwritable = await sigil([
-      "ca",
-      "issue",
-      "--dir",
-      ca,
-      "--instance",
-      "i-1",
-      ...ISSUE,
-      "--out",
-      out,
-    ]);
-    assert.equal(unwritable.code, 1, unwritable.stderr);
-    assert.match(
-      unwritable.stderr,
-      /^sigil: Cannot issue certificate for "i-1": cannot write "--out" directory ".*file\/i-1": not a directory; nothing was issued/,
-    );
-    for (const r of [again, bad, unwritable]) {
+    const mistakes = [
+      {
+        run: () => sigil(["ca", "init", "--dir", ca]),
+        code: 2,
+        stderr: /^sigil: Cannot create CA in ".*ca": it already holds/,
+      },
+      {
+        run: () => issue(ca, "bad id", join(dir, "x")),
+        code: 2,
+        stderr: /instance_id must be .*\(got "bad id"\)/,
+      },
+      {
+        run: () => issue(ca, "i-1", join(dir, "file", "i-1")),
+        code: 1,
+        stderr:
+          /^sigil: Cannot issue certificate for "i-1": cannot write "--out" directory ".*file\/i-1": not a directory; nothing was issued/,
+      },
+    ];
+    for (const m of mistakes) {
+      const r = await m.run();
+      assert.equal(r.code, m.code, r.stderr);
+      assert.match(r.stderr, m.stderr);
       assert.doesNotMatch(r.stderr, STACK);
     }
     const ledger = await sigil(["ca", "ledger", "--dir", ca, "--json"]);
@@ -74,17 +77,7 @@ Deno.test("ca init on an existing CA and a bad --instance exit 2; ca issue into 
       "the failed issue is not ledgered",
     );
     // The same issue into a writable directory is ledgered once.
-    const ok = await sigil([
-      "ca",
-      "issue",
-      "--dir",
-      ca,
-      "--instance",
-      "i-1",
-      ...ISSUE,
-      "--out",
-      join(dir, "i-1"),
-    ]);
+    const ok = await issue(ca, "i-1", join(dir, "i-1"));
     assert.equal(ok.code, 0, ok.stderr);
     const after = await sigil([
       "ca",
@@ -135,19 +128,7 @@ Deno.test("sigil inspect reads PEM chains, DER and stdin; shows algorithms, usag
     assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
     const out = join(dir, "i-1");
     assert.equal(
-      (await sigil([
-        "ca",
-        "issue",
-        "--dir",
-        ca,
-        "--instance",
-        "i-1",
-        ...ISSUE,
-        "--ip",
-        "10.0.0.5",
-        "--out",
-        out,
-      ])).code,
+      (await issue(ca, "i-1", out, "--ip", "10.0.0.5")).code,
       0,
     );
     const crt = join(out, "instance.crt");
@@ -197,6 +178,65 @@ Deno.test("sigil inspect reads PEM chains, DER and stdin; shows algorithms, usag
       assert.match(r.stderr, msg);
       assert.doesNotMatch(r.stderr, STACK);
       assert.doesNotMatch(r.stderr, /PRIVATE KEY|MI[GI]/, "no key material");
+    }
+  });
+});
+
+Deno.test("router on a busy port: one JSON start-failed line naming router.listen, router.https.listen or router.api.listen and the address, exit 1, no stack trace", async () => {
+  await withDir(async (dir) => {
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    await Deno.writeTextFile(
+      join(dir, "token.jwk"),
+      JSON.stringify(await exportJWK(publicKey)),
+    );
+    const pki = await testPki();
+    const front = await pki.issueClient({ ips: ["127.0.0.1"] });
+    await Deno.writeTextFile(join(dir, "front.crt"), front.certPem);
+    await Deno.writeTextFile(join(dir, "front.key"), front.keyPem);
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = (busy.address() as { port: number }).port;
+    try {
+      for (
+        const [setting, listen, https, api] of [
+          ["router.listen", port, 0, 0],
+          ["router.https.listen", 0, port, 0],
+          ["router.api.listen", 0, 0, port],
+        ] as const
+      ) {
+        const cfg = join(dir, "sigil.yaml");
+        await Deno.writeTextFile(
+          cfg,
+          [
+            "router:",
+            `  listen: 127.0.0.1:${listen}`,
+            "  https:",
+            `    listen: 127.0.0.1:${https}`,
+            `    cert: ${join(dir, "front.crt")}`,
+            `    key: ${join(dir, "front.key")}`,
+            "  api:",
+            `    listen: 127.0.0.1:${api}`,
+            `    public_key_file: ${join(dir, "token.jwk")}`,
+            "  access_log:",
+            "    enabled: false",
+            "",
+          ].join("\n"),
+        );
+        const r = await sigil(["router", "--config", cfg]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.doesNotMatch(r.stderr, STACK);
+        const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
+        const failed = lines.find((l) => l.event === "start-failed");
+        assert.ok(failed, r.stderr);
+        assert.equal(failed.component, "router");
+        assert.equal(failed.code, "ERR_ROUTER_LISTEN");
+        assert.equal(
+          failed.error,
+          `Cannot listen on "127.0.0.1:${port}" (${setting}): address already in use (stop the process holding it or choose another port)`,
+        );
+      }
+    } finally {
+      busy.close();
     }
   });
 });

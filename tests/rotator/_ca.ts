@@ -35,8 +35,13 @@ import {
   generateKeyPair,
   issueServiceCertificate,
 } from "../../lib/pki/mod.ts";
-import { CaRequestError } from "../../lib/rotator/mod.ts";
-import type { Signer, SignRequest, SignResult } from "../../lib/rotator/mod.ts";
+import { CaRequestError, signRequestBody } from "../../lib/rotator/mod.ts";
+import type {
+  Signer,
+  SignRequest,
+  SignRequestBody,
+  SignResult,
+} from "../../lib/rotator/mod.ts";
 
 /** How the test CA misbehaves, on every request until changed. */
 export type CaMode =
@@ -90,17 +95,7 @@ export interface TestCa {
 type Decision =
   | { answer: "error"; fault: CaFault }
   | { answer: "garbage" }
-  | { answer: "sign"; authority: CertificateAuthority; body: WireRequest };
-
-interface WireRequest {
-  csr: string;
-  instance_id: string;
-  app: string;
-  space: string;
-  org: string;
-  ips: string[];
-  validity?: string;
-}
+  | { answer: "sign"; authority: CertificateAuthority; body: SignRequestBody };
 
 const GARBAGE_PEM =
   "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
@@ -178,7 +173,7 @@ export async function createTestCa(
   const other = await newAuthority({ ...base, clock });
   const faults: CaFault[] = [];
 
-  const decide = async (wire: WireRequest): Promise<Decision> => {
+  const decide = async (wire: SignRequestBody): Promise<Decision> => {
     const fault = faults.shift();
     if (fault && fault.kind !== "delay") return { answer: "error", fault };
     if (fault) await new Promise((r) => setTimeout(r, fault.ms));
@@ -246,7 +241,7 @@ export async function createTestCa(
     },
     async sign(req) {
       ca.requests.push(req);
-      const d = await decide(toWire(req));
+      const d = await decide(signRequestBody(req));
       if (d.answer === "error") throw faultError(d.fault, req.instanceId);
       if (d.answer === "garbage") {
         return {
@@ -274,7 +269,7 @@ export async function createTestCa(
         return apps.get(main.authority)!.fetch(req);
       }
       const text = await req.text();
-      let wire: WireRequest | undefined;
+      let wire: SignRequestBody | undefined;
       try {
         wire = JSON.parse(text);
       } catch {
@@ -322,19 +317,7 @@ export async function createTestCa(
   return ca;
 }
 
-function toWire(req: SignRequest): WireRequest {
-  return {
-    csr: req.csr,
-    instance_id: req.instanceId,
-    app: req.app,
-    space: req.space,
-    org: req.org,
-    ips: req.ips,
-    ...(req.validity ? { validity: req.validity } : {}),
-  };
-}
-
-function fromWire(w: WireRequest): SignRequest {
+function fromWire(w: SignRequestBody): SignRequest {
   return {
     csr: w.csr,
     instanceId: w.instance_id,

@@ -1,11 +1,13 @@
 /**
  * Router test fixtures: echo backends (plain and TLS with instance
- * certificates), a router on ephemeral ports with a token key, and token
- * minting.
+ * certificates), raw TCP backends, a connection-counting TCP relay, a router
+ * on ephemeral ports with a token key, and token minting.
  * @module
  */
+import assert from "node:assert/strict";
 import http from "node:http";
 import https from "node:https";
+import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { RouterSection } from "../../lib/config/mod.ts";
@@ -281,4 +283,113 @@ export function request(
 export function header(res: TestResponse, name: string): string {
   const v = res.headers[name];
   return Array.isArray(v) ? v.join(", ") : v ?? "";
+}
+
+/** A raw TCP backend (see {@linkcode rawBackend}). */
+export interface RawBackend {
+  port: number;
+  /** Every request head received, in order. */
+  heads: string[];
+  /** Connections accepted so far. */
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * A raw TCP backend answering each request head with `reply(head, sock)`.
+ * Without `reply` it reads and never answers (a backend that hangs, or a TLS
+ * peer that never completes its handshake).
+ */
+export async function rawBackend(
+  reply?: (head: string, sock: net.Socket) => void,
+): Promise<RawBackend> {
+  const heads: string[] = [];
+  const socks = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((sock) => {
+    accepted++;
+    socks.add(sock);
+    sock.on("close", () => socks.delete(sock));
+    sock.on("error", () => {}); // the router may reset a connection it gave up on
+    let buf = "";
+    sock.on("data", (c) => {
+      buf += c.toString("latin1");
+      for (;;) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end === -1) return;
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        heads.push(head);
+        reply?.(head, sock);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    heads,
+    accepted: () => accepted,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of socks) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A TCP relay that counts the connections made through it. */
+export interface CountingRelay {
+  port: number;
+  /** `opened`: connections so far (tests may reset it); `open`: open now. */
+  counts: { opened: number; open: number };
+  close(): Promise<void>;
+}
+
+/**
+ * Relays every connection to `targetPort` on 127.0.0.1, counting them, so a
+ * test sees how many backend connections the router opens and keeps.
+ */
+export async function countingRelay(
+  targetPort: number,
+): Promise<CountingRelay> {
+  const counts = { opened: 0, open: 0 };
+  const server = net.createServer((client) => {
+    counts.opened++;
+    counts.open++;
+    const upstream = net.connect({ host: "127.0.0.1", port: targetPort });
+    client.pipe(upstream).pipe(client);
+    client.once("close", () => {
+      counts.open--;
+      upstream.destroy();
+    });
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    counts,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** Polls `fn` until true; fails after `ms` of real time. */
+export async function until(
+  fn: () => boolean,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Asserts the router's answer to a backend silent past `request_timeout`. */
+export function assertRequestTimedOut(res: TestResponse): void {
+  assert.equal(res.status, 504);
+  assert.equal(
+    header(res, "x-cf-routererror"),
+    "endpoint_failure (ERR_ROUTER_REQUEST_TIMEOUT)",
+  );
 }

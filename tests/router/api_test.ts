@@ -354,3 +354,59 @@ Deno.test("registration API accepts a message with an ignorable field and says w
     await t.close();
   }
 });
+
+Deno.test("router /healthz is 503 naming the JWKS URL and the error while the key set cannot be fetched, and ok again when it returns", async () => {
+  const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" };
+  const serveJwks = (port: number) =>
+    Deno.serve(
+      { hostname: "127.0.0.1", port, onListen: () => {} },
+      () => Response.json({ keys: [jwk] }),
+    );
+  let jwks = serveJwks(0);
+  const port = jwks.addr.port;
+  const url = `http://127.0.0.1:${port}/v1/jwks.json`;
+  const logs: Record<string, unknown>[] = [];
+  const router = await startRouter(
+    RouterSection.parse({
+      listen: "127.0.0.1:0",
+      api: { listen: "127.0.0.1:0", jwks_url: url },
+      access_log: { enabled: false },
+    }),
+    {
+      logger: createLogger("router", {
+        sink: (l) => logs.push(JSON.parse(l)),
+      }),
+    },
+  );
+  const health = async () => {
+    const res = await fetch(`http://127.0.0.1:${router.apiPort}/healthz`);
+    return { status: res.status, text: await res.text() };
+  };
+  // Answers are reused for 5 s, so wait for the change (bounded).
+  const waitFor = async (status: number) => {
+    for (let i = 0; i < 100; i++) {
+      const h = await health();
+      if (h.status === status) return h;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`/healthz never answered ${status}`);
+  };
+  try {
+    assert.deepEqual(await health(), { status: 200, text: "ok\n" });
+    await jwks.shutdown();
+    const bad = await waitFor(503);
+    assert.ok(bad.text.includes(url), bad.text);
+    assert.match(bad.text, /unavailable: .*(refused|connect)/i);
+    const logged = logs.find((l) => l.event === "jwks-unavailable");
+    assert.ok(logged, JSON.stringify(logs));
+    assert.equal(logged.url, url);
+    assert.match(String(logged.error), /refused|connect/i);
+    jwks = serveJwks(port);
+    assert.equal((await waitFor(200)).text, "ok\n");
+    assert.ok(logs.some((l) => l.event === "jwks-available" && l.url === url));
+  } finally {
+    await router.close();
+    await jwks.shutdown();
+  }
+});

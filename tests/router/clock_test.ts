@@ -3,53 +3,19 @@
 // with FakeClock.tick(), never with sleeps. Real sockets throughout; the
 // only real-time waits are for I/O conditions, with generous timeouts.
 import assert from "node:assert/strict";
-import net from "node:net";
-import type { AddressInfo } from "node:net";
 import { freePort } from "../_helpers/ports.ts";
 import { dialBackend } from "../../lib/router/_transport.ts";
 import type { BackendDialer } from "../../lib/router/_transport.ts";
 import {
-  header,
+  assertRequestTimedOut,
+  countingRelay,
   instanceBackend,
+  rawBackend,
   request,
   startBackend,
   startTestRouter,
+  until,
 } from "./_helpers.ts";
-
-/** Polls `fn` until true; fails after `ms` of real time. */
-async function until(fn: () => boolean, what: string, ms = 10_000) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** A TCP server that accepts and never says anything (nor reads requests). */
-async function silentServer(): Promise<{
-  port: number;
-  accepted(): number;
-  close(): Promise<void>;
-}> {
-  const socks = new Set<net.Socket>();
-  let accepted = 0;
-  const server = net.createServer((s) => {
-    accepted++;
-    socks.add(s);
-    s.on("error", () => {});
-    s.on("close", () => socks.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    accepted: () => accepted,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of socks) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 function failures(logs: Record<string, unknown>[]): number {
   return logs.filter((l) => l.event === "backend-failed").length;
@@ -94,7 +60,7 @@ Deno.test("router answers 504 once request_timeout passes on its clock", async (
     fakeClock: true,
   });
   const clock = t.clock!;
-  const be = await silentServer();
+  const be = await rawBackend();
   try {
     t.router.apply("register", {
       host: "127.0.0.1",
@@ -110,11 +76,7 @@ Deno.test("router answers 504 once request_timeout passes on its clock", async (
     assert.equal(done, false, "not timed out at 60 s");
     await clock.tick(61_000);
     const res = await pending;
-    assert.equal(res.status, 504);
-    assert.equal(
-      header(res, "x-cf-routererror"),
-      "endpoint_failure (ERR_ROUTER_REQUEST_TIMEOUT)",
-    );
+    assertRequestTimedOut(res);
   } finally {
     await be.close();
     await t.close();
@@ -126,7 +88,7 @@ Deno.test("router prunes a stale TLS endpoint whose probe never completes its ha
     backends: { tls_handshake_timeout: "60s" },
   }, { fakeClock: true });
   const clock = t.clock!;
-  const mute = await silentServer();
+  const mute = await rawBackend();
   const alive = await instanceBackend(t, "alive", "inst-alive");
   try {
     t.router.apply("register", {
@@ -167,23 +129,10 @@ Deno.test("router prunes a stale TLS endpoint whose probe never completes its ha
 });
 
 Deno.test("router closes idle keep-alive connections after idle_timeout on its clock", async () => {
-  let opened = 0;
-  let open = 0;
   const good = await startBackend({ name: "good" });
   // Counts the router's connections to the backend.
-  const watch = net.createServer((client) => {
-    opened++;
-    open++;
-    const upstream = net.connect({ host: "127.0.0.1", port: good.port });
-    client.pipe(upstream).pipe(client);
-    client.once("close", () => {
-      open--;
-      upstream.destroy();
-    });
-    upstream.once("close", () => client.destroy());
-  });
-  await new Promise<void>((r) => watch.listen(0, "127.0.0.1", r));
-  const port = (watch.address() as AddressInfo).port;
+  const watch = await countingRelay(good.port);
+  const { port, counts } = watch;
   const t = await startTestRouter({ backends: { idle_timeout: "90s" } }, {
     fakeClock: true,
   });
@@ -191,15 +140,15 @@ Deno.test("router closes idle keep-alive connections after idle_timeout on its c
     t.router.apply("register", { host: "127.0.0.1", port, uris: ["i.test"] });
     assert.equal((await request(t.url, "i.test")).status, 200);
     assert.equal((await request(t.url, "i.test")).status, 200);
-    assert.equal(opened, 1, "keep-alive reuses the connection");
+    assert.equal(counts.opened, 1, "keep-alive reuses the connection");
     await t.clock!.tick(60_000);
-    assert.equal(open, 1, "still open at 60 s");
+    assert.equal(counts.open, 1, "still open at 60 s");
     // Idle times are stamped by the sweeps: closed within two sweep intervals.
     await t.clock!.tick(90_000);
-    await until(() => open === 0, "the idle connection closed");
+    await until(() => counts.open === 0, "the idle connection closed");
   } finally {
     await t.close();
-    await new Promise((r) => watch.close(r));
+    await watch.close();
     await good.close();
   }
 });

@@ -53,7 +53,7 @@ Deno.test("a second router without reuse_port cannot take a used port", async ()
         }),
         { logger: silentLogger },
       ),
-      /Cannot listen on 127\.0\.0\.1:\d+: address already in use/,
+      /Cannot listen on "127\.0\.0\.1:\d+" \(router\.listen\): address already in use/,
     );
   } finally {
     await first.close();

@@ -4,63 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import puppeteer from "puppeteer-core";
-import { MAIN, ROOT } from "../_helpers/proc.ts";
-
-const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
-
-async function waitForFile(path: string, ms: number): Promise<string> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      return await Deno.readTextFile(path);
-    } catch {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  throw new Error(`no ${path} within ${ms} ms`);
-}
+import { launchBrowser, startDevProcess } from "./_dev.ts";
 
 Deno.test("router /status in chromium: routes, endpoints, misroute as a prune event, attacker text stays text", async () => {
-  const dir = await Deno.makeTempDir();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--quiet",
-      MAIN,
-      "dev",
-      "--port",
-      "0",
-      "--dir",
-      join(dir, "state"),
-      "--misroute",
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  let out = "";
-  const reading = (async () => {
-    for await (const c of child.stdout.pipeThrough(new TextDecoderStream())) {
-      out += c;
-    }
-  })();
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--headless=new", "--disable-gpu"],
-  });
+  const dev = await startDevProcess(["--misroute"]);
+  const { dir, info } = dev;
+  const browser = await launchBrowser();
   try {
-    const info = JSON.parse(
-      await waitForFile(join(dir, "state", "dev.json"), 60_000),
-    );
-    const deadline = Date.now() + 60_000;
-    while (!out.includes("Stale endpoint pruned") && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.match(out, /Stale endpoint pruned from the route table: yes/);
+    await dev.waitForOutput(/Stale endpoint pruned/, 90_000);
+    assert.match(dev.out(), /Stale endpoint pruned from the route table: yes/);
     const api = `http://${info.router.api}`;
     const token = (await Deno.readTextFile(info.router.token_file)).trim();
     const register = (msg: unknown) =>
@@ -173,9 +125,6 @@ Deno.test("router /status in chromium: routes, endpoints, misroute as a prune ev
     assert.ok((await Deno.stat(join(dir, "router-status.png"))).size > 1000);
   } finally {
     await browser.close();
-    child.kill("SIGTERM");
-    await child.status;
-    await reading;
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await dev.close();
   }
 });
