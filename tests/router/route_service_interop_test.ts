@@ -120,11 +120,16 @@ function gorouterConfig(
   };
 }
 
-/** Runs gorouter with `config` until disposed; resolves once it serves. */
+/**
+ * Runs gorouter on `port` (config from {@linkcode gorouterConfig}) until
+ * disposed; resolves once it serves.
+ */
 async function startGorouter(
   dir: string,
-  config: Record<string, unknown>,
+  port: number,
+  natsPort: number,
 ): Promise<AsyncDisposable & { output: () => string }> {
+  const config = gorouterConfig(port, natsPort, (await testPki()).rootPem);
   const bin = `${dir}/gorouter`;
   const gz = await Deno.readFile(`${PEERS}gorouter.gz`);
   const raw = new Response(
@@ -184,10 +189,7 @@ Deno.test("route services interoperate with the real gorouter: each validates th
   const port = freePort();
   const nc = await connect({ servers: nats.url });
   try {
-    await using gorouter = await startGorouter(
-      dir,
-      gorouterConfig(port, nats.port, pki.rootPem),
-    );
+    await using gorouter = await startGorouter(dir, port, nats.port);
     // gorouter → route service: wait for the route, then check its headers.
     const first = await registerAndProbe(
       nc,
@@ -287,10 +289,7 @@ Deno.test("a mixed fleet: gorouter and sigil router on one NATS and one secret p
   const app = await startBackend({ name: "app" });
   const nc = await connect({ servers: nats.url });
   try {
-    await using gorouter = await startGorouter(
-      dir,
-      gorouterConfig(goPort, nats.port, pki.rootPem),
-    );
+    await using gorouter = await startGorouter(dir, goPort, nats.port);
     // One registration, as route-emitter sends it, reaches both routers.
     // Client → gorouter (signs) → route service → sigil (validates) → app.
     let res = await registerAndProbe(
