@@ -9,6 +9,8 @@
  * disabled, WebSockets, an unreachable or untrusted service, the timeout.
  */
 import assert from "node:assert/strict";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
 import {
   HEADER_FORWARDED_URL,
   HEADER_METADATA,
@@ -401,5 +403,36 @@ Deno.test("route_services.cert and key are presented to a route service that req
     await withCert.close();
     await without.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a route service that breaks off its response mid-body does not leave the client hanging", async () => {
+  const t = await routerWithCa();
+  const pki = await testPki();
+  const cred = await pki.issueClient({ ips: ["127.0.0.1"] });
+  const broken = https.createServer(
+    { cert: cred.certPem, key: cred.keyPem },
+    (_req, res) => {
+      res.writeHead(200, { "content-length": "100000" });
+      res.write("x".repeat(70_000), () => res.socket?.destroy());
+    },
+  );
+  await new Promise<void>((r) => broken.listen(0, "127.0.0.1", r));
+  const app = await instanceBackend(t, "app", "rs-app-5");
+  try {
+    const port = (broken.address() as AddressInfo).port;
+    register(t, app.port, "rs-app-5", HOST, `https://127.0.0.1:${port}/`);
+    const outcome = await request(t.url, HOST).then(
+      (r) => `complete ${r.text.length}`,
+      (err) => `error ${(err as Error).message}`,
+    );
+    // The body ends early (an error or a short body), never all 100000 bytes.
+    assert.ok(!outcome.startsWith("complete 100000"), outcome);
+    assert.equal(app.seen.length, 0);
+  } finally {
+    broken.closeAllConnections();
+    await new Promise((r) => broken.close(r));
+    await app.close();
+    await t.close();
   }
 });
