@@ -114,6 +114,7 @@ export class Exchanges {
         const d = decide({ kind, phase: out.phase, tls: ep.tls }, x.attempt, {
           method: x.method,
           hasBody: x.body !== null && x.body !== undefined,
+          idempotencyKey: x.idempotencyKey === true,
           websocket,
           maxAttempts,
           shuttingDown: o.shuttingDown(),
