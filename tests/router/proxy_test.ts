@@ -509,3 +509,25 @@ Deno.test("a bodiless POST with Idempotency-Key is retried on another endpoint a
     await t.close();
   }
 });
+
+// proxy_round_tripper.go setRequestXCfInstanceId: without a
+// private_instance_id the backend learns its address instead.
+Deno.test("X-CF-InstanceID is the endpoint's host:port when it registered no instance id", async () => {
+  const t = await startTestRouter();
+  const be = await startBackend({ name: "A" });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    assert.equal((await request(t.url, ROUTE)).status, 200);
+    assert.equal(
+      be.seen[0]!.headers["x-cf-instanceid"],
+      `127.0.0.1:${be.port}`,
+    );
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
