@@ -22,13 +22,17 @@ import { classifyFailure, failureReason } from "./_fails.ts";
 import type { FailureKind } from "./_fails.ts";
 import { decide } from "./_decide.ts";
 
-/** Reason phrases of the statuses an endpoint failure can end in. */
-const STATUS_TEXT: Record<number, string> = {
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-  525: "SSL Handshake Failed",
-  526: "Invalid SSL Certificate",
+/**
+ * Bodies of the statuses an endpoint failure can end in, as gorouter's
+ * `proxy/round_tripper/error_handler.go` writes them.
+ */
+const FAILURE_BODY: Record<number, string> = {
+  496: "496 SSL Certificate Required",
+  502: "502 Bad Gateway: Registered endpoint failed to handle the request.",
+  503: "503 Service Unavailable",
+  504: "504 Gateway Timeout",
+  525: "525 SSL Handshake Failed",
+  526: "526 Invalid SSL Certificate",
 };
 
 /** Words for the certificate failures a 526 names. */
@@ -110,6 +114,7 @@ export class Exchanges {
         const d = decide({ kind, phase: out.phase, tls: ep.tls }, x.attempt, {
           method: x.method,
           hasBody: x.body !== null && x.body !== undefined,
+          idempotencyKey: x.idempotencyKey === true,
           websocket,
           maxAttempts,
           shuttingDown: o.shuttingDown(),
@@ -231,9 +236,7 @@ export class Exchanges {
     const detail = CERT_DETAIL[reason] ? ` (${CERT_DETAIL[reason]})` : "";
     const body = f.phase === "response"
       ? "502 Bad Gateway: backend failed mid-response"
-      : `${status} ${
-        STATUS_TEXT[status] ?? "Bad Gateway"
-      }: endpoint failure${detail}`;
+      : (FAILURE_BODY[status] ?? FAILURE_BODY[502]!) + detail;
     return this.#o.recorder.errorResponse(
       x,
       status,

@@ -19,6 +19,7 @@ export const RH_USER_AGENT = 10;
 export const RH_REFERER = 11;
 export const RH_CONTENT_LENGTH = 12;
 export const RH_CF_APP_INSTANCE = 13;
+export const RH_IDEMPOTENCY_KEY = 14;
 
 /**
  * Request headers the data path treats specially, so one Map lookup per
@@ -50,6 +51,8 @@ export const REQUEST_HEADER: ReadonlyMap<string, number> = new Map([
   ["referer", RH_REFERER],
   ["content-length", RH_CONTENT_LENGTH],
   ["x-cf-app-instance", RH_CF_APP_INSTANCE],
+  ["idempotency-key", RH_IDEMPOTENCY_KEY],
+  ["x-idempotency-key", RH_IDEMPOTENCY_KEY],
 ]);
 /** Response headers not passed back. */
 export const HOP_RESPONSE = new Set([

@@ -26,6 +26,7 @@ import {
   RH_FORWARDED_FOR,
   RH_FORWARDED_PROTO,
   RH_HOST,
+  RH_IDEMPOTENCY_KEY,
   RH_REFERER,
   RH_REQUEST_START,
   RH_TRACEPARENT,
@@ -89,7 +90,9 @@ export class RequestHandler {
     let userAgent = "";
     let referer = "";
     let hasLength = false;
+    let emptyBody = false;
     let appInstance: string | undefined;
+    let idempotent = false;
     // One pass over the headers: drop hop-by-hop ones, note the few the
     // router reads, copy the rest as a flat array node:http sends as is.
     for (const [name, value] of req.headers) {
@@ -132,6 +135,10 @@ export class RequestHandler {
           break;
         case RH_CONTENT_LENGTH:
           hasLength = true;
+          emptyBody = value === "0";
+          break;
+        case RH_IDEMPOTENCY_KEY:
+          if (value !== "") idempotent = true;
           break;
         case RH_CF_APP_INSTANCE:
           appInstance = value; // read by the router, not forwarded
@@ -164,6 +171,7 @@ export class RequestHandler {
       upgrade: undefined,
       sticky: undefined,
       pinned: undefined,
+      idempotencyKey: idempotent,
       attempt: 0,
     };
     if (size > this.#o.maxHeaderBytes) {
@@ -275,7 +283,8 @@ export class RequestHandler {
       x.upgrade = req;
       return this.#o.exchanges.run(x);
     }
-    const body = req.body;
+    // `Content-Length: 0` is no body (replayable, as Go's http.NoBody).
+    const body = emptyBody ? null : req.body;
     if (body !== null && !hasLength) {
       headers.push("transfer-encoding", "chunked");
     }

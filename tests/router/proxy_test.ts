@@ -4,6 +4,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import {
   header,
+  rawBackend,
   request,
   startBackend,
   startTestRouter,
@@ -457,6 +458,54 @@ Deno.test("a route with a route service is never routed around it (502 route_ser
     assert.equal(be.seen.length, 0);
   } finally {
     await be.close();
+    await t.close();
+  }
+});
+
+// proxy_round_tripper.go isIdempotent + proxy_round_tripper_test.go
+// "Idempotency-Key header: attempts retry": a bodiless POST that carries the
+// header is retried after a reset like a GET; without it, it is not.
+Deno.test("a bodiless POST with Idempotency-Key is retried on another endpoint after a reset; without it, it is not", async () => {
+  // No cooldown: the resetting backend stays in the rotation.
+  const t = await startTestRouter({
+    balancing_algorithm: "round-robin",
+    backends: { failure_cooldown: "0s" },
+  });
+  const resetting = await rawBackend((_head, sock) => sock.destroy());
+  const good = await startBackend({ name: "good" });
+  try {
+    for (const port of [resetting.port, good.port]) {
+      t.router.apply("register", { host: "127.0.0.1", port, uris: [ROUTE] });
+    }
+    const statuses = async (headers: Record<string, string>) => {
+      const out: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        out.push(
+          (await request(t.url, ROUTE, { method: "POST", headers })).status,
+        );
+      }
+      return out;
+    };
+    // Every request that met the resetting backend first was retried.
+    assert.deepEqual(await statuses({ "idempotency-key": "k-1" }), [
+      200,
+      200,
+      200,
+      200,
+    ]);
+    assert.ok(resetting.heads.length >= 1, "the resetting backend was tried");
+    assert.ok(
+      good.seen.every((s) => s.headers["idempotency-key"] === "k-1"),
+      "the header is forwarded",
+    );
+    // Without the key, a reset after send is answered (502), not retried.
+    const before = resetting.heads.length;
+    const plain = await statuses({});
+    assert.ok(plain.includes(502), `some POST met the reset: ${plain}`);
+    assert.ok(resetting.heads.length > before);
+  } finally {
+    await resetting.close();
+    await good.close();
     await t.close();
   }
 });
