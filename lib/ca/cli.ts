@@ -1,7 +1,7 @@
 /** `sigil ca ...` and `sigil inspect` subcommands. @module */
 import { join } from "node:path";
 import type { Command } from "../common/mod.ts";
-import { writeSecretFile } from "../common/mod.ts";
+import { systemdNotifier, writeSecretFile } from "../common/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import {
   describeError,
@@ -373,6 +373,8 @@ const serve: Command = {
     try {
       const logger = createLogger("ca", { level: config.log_level });
       const ca = await startCa(config, { logger });
+      const notify = systemdNotifier({ logger });
+      await notify.ready();
       // `systemctl reload` sends SIGHUP; without a listener it would end the
       // process. The CA reads its keys and config once, at start.
       signals.onReload(() =>
@@ -382,8 +384,12 @@ const serve: Command = {
             "sigil ca serve reads its config and keys at start: restart it (systemctl restart sigil-ca) to apply changes",
         })
       );
-      void signals.stopped.then(() => ca.close());
+      void signals.stopped.then(async () => {
+        await notify.stopping();
+        await ca.close();
+      });
       await ca.finished;
+      await notify.close();
       return 0;
     } finally {
       signals.release();

@@ -32,3 +32,5 @@ export type { WriteSecretFileOptions } from "./secret_file.ts";
 export { VERSION } from "./version.ts";
 export type { SignalWatch } from "./signals.ts";
 export type { Command, FlagSpec, FlagValues } from "./command.ts";
+export { systemdNotifier } from "./sd_notify.ts";
+export type { Notifier, NotifierOptions } from "./sd_notify.ts";

@@ -74,7 +74,7 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
   const { audit, middleware } = createAudit(options.logger, requests);
   app.onError((err, c) => {
     if (err instanceof CredhubError) {
-      return c.json({ error: err.message }, err.status as 400);
+      return c.json(err.body ?? { error: err.message }, err.status as 400);
     }
     options.logger.error("credhub-request-failed", {
       reason: (err as Error).message,

@@ -1,6 +1,6 @@
 /** `sigil credhub` and `sigil launch` subcommands. @module */
 import type { Command } from "../common/mod.ts";
-import { requireFlag, watchSignals } from "../common/mod.ts";
+import { requireFlag, systemdNotifier, watchSignals } from "../common/mod.ts";
 import {
   assertConfigFiles,
   loadConfig,
@@ -36,6 +36,8 @@ export const CREDHUB_COMMANDS: Command[] = [{
     const signals = watchSignals();
     try {
       const ch = await startCredhub(config, { logger });
+      const notify = systemdNotifier({ logger });
+      await notify.ready();
       signals.onReload(() => {
         try {
           ch.store.keys.reload();
@@ -49,7 +51,9 @@ export const CREDHUB_COMMANDS: Command[] = [{
       });
       const signal = await signals.stopped;
       logger.info("signal-received", { signal });
+      await notify.stopping();
       await ch.close();
+      await notify.close();
       return 0;
     } finally {
       signals.release();

@@ -1,6 +1,11 @@
 /** `sigil rotator` subcommands. @module */
 import type { Command } from "../common/mod.ts";
-import { describeError, requireFlag, watchSignals } from "../common/mod.ts";
+import {
+  describeError,
+  requireFlag,
+  systemdNotifier,
+  watchSignals,
+} from "../common/mod.ts";
 import { loadConfig, requireSection } from "../config/mod.ts";
 import type { RotatorSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
@@ -42,6 +47,8 @@ export const ROTATOR_COMMANDS: Command[] = [{
     const signals = watchSignals();
     try {
       const rotator = await startRotator(section, { logger: log });
+      const notify = systemdNotifier({ logger: log });
+      await notify.ready();
       signals.onReload(() => {
         log.info("signal-received", { signal: "SIGHUP" });
         void (async () => {
@@ -55,7 +62,9 @@ export const ROTATOR_COMMANDS: Command[] = [{
       });
       const signal = await signals.stopped;
       log.info("signal-received", { signal });
+      await notify.stopping();
       await rotator.close();
+      await notify.close();
       return 0;
     } finally {
       signals.release();

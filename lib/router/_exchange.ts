@@ -31,6 +31,12 @@ const STATUS_TEXT: Record<number, string> = {
   526: "Invalid SSL Certificate",
 };
 
+/** Words for the certificate failures a 526 names. */
+const CERT_DETAIL: Record<string, string> = {
+  CERT_HAS_EXPIRED: "certificate expired",
+  CERT_NOT_YET_VALID: "certificate not yet valid",
+};
+
 /** Settings of the exchange, resolved to numbers. */
 export interface ExchangeSettings {
   maxAttempts: number;
@@ -55,6 +61,8 @@ export interface ExchangeOptions {
   shuttingDown: () => boolean;
   /** Recent prunes and last errors, for the status page. */
   events?: RouteEvents;
+  /** Names a refused chain's real reason (expired) when TLS did not. */
+  explainUntrusted?: (ep: Endpoint, err: unknown) => Promise<unknown>;
 }
 
 /** Runs exchanges: the retry loop over attempts. */
@@ -72,7 +80,7 @@ export class Exchanges {
    */
   run(x: Exchange): Response | Promise<Response> {
     const pool = x.pool!;
-    const first = this.#choose(x, pool, undefined);
+    const first = x.pinned ?? this.#choose(x, pool, undefined);
     // No endpoint to start with: answered at once, no Promise.
     if (first instanceof Response) return first;
     return this.#loop(x, pool, first);
@@ -82,7 +90,10 @@ export class Exchanges {
     const o = this.#o;
     const websocket = x.upgrade !== undefined;
     const attempter = websocket ? o.websocket : o.http;
-    const maxAttempts = Math.min(o.settings.maxAttempts, pool.size);
+    // X-CF-App-Instance names one endpoint: gorouter's surgical pool.
+    const maxAttempts = x.pinned !== undefined
+      ? 1
+      : Math.min(o.settings.maxAttempts, pool.size);
     let tried: Endpoint[] | undefined;
     let ep: Endpoint | undefined = first;
     x.attempt = 0;
@@ -91,7 +102,11 @@ export class Exchanges {
         x.ep = ep;
         const out = await attempter.attempt(x, ep);
         if (out instanceof Response) return out;
-        const kind = classifyFailure(out.err, out.phase);
+        let kind = classifyFailure(out.err, out.phase);
+        if (kind === "untrusted" && ep.tls && o.explainUntrusted) {
+          out.err = await o.explainUntrusted(ep, out.err);
+          kind = classifyFailure(out.err, out.phase);
+        }
         const d = decide({ kind, phase: out.phase, tls: ep.tls }, x.attempt, {
           method: x.method,
           hasBody: x.body !== null && x.body !== undefined,
@@ -189,6 +204,7 @@ export class Exchanges {
       route: pool.uri,
       kind,
       code,
+      ...(CERT_DETAIL[code] ? { error: describeError(f.err) } : {}),
       phase: f.phase,
       websocket,
       pruned: fate === "prune",
@@ -212,9 +228,12 @@ export class Exchanges {
   ): Response {
     this.#o.stats.badGateways++;
     const reason = failureReason(f.err, kind);
+    const detail = CERT_DETAIL[reason] ? ` (${CERT_DETAIL[reason]})` : "";
     const body = f.phase === "response"
       ? "502 Bad Gateway: backend failed mid-response"
-      : `${status} ${STATUS_TEXT[status] ?? "Bad Gateway"}: endpoint failure`;
+      : `${status} ${
+        STATUS_TEXT[status] ?? "Bad Gateway"
+      }: endpoint failure${detail}`;
     return this.#o.recorder.errorResponse(
       x,
       status,

@@ -95,6 +95,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     http,
     websocket,
     shuttingDown: () => transports.closed,
+    explainUntrusted: (ep, err) => transports.explainUntrusted(ep, err),
   });
   const routeServices = new RouteServices({
     registry,

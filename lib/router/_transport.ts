@@ -356,6 +356,55 @@ export class Transports {
     return connectBackend(options, secure, this.#dialing);
   }
 
+  /**
+   * Why a backend's chain was refused, when Deno's node:tls says only
+   * `UNABLE_TO_VERIFY_LEAF_SIGNATURE` (it reports an expired or not yet valid
+   * leaf that way). One more handshake, without chain verification and
+   * without sending a byte of the request, reads the leaf's validity against
+   * the router's clock: `CERT_HAS_EXPIRED` / `CERT_NOT_YET_VALID` with the
+   * date, else the original error. The endpoint is refused either way.
+   */
+  explainUntrusted(ep: Endpoint, err: unknown): Promise<unknown> {
+    if (
+      (err as { code?: unknown })?.code !== "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
+    ) {
+      return Promise.resolve(err);
+    }
+    return new Promise((resolve) => {
+      const socket = this.connect({
+        host: ep.host,
+        port: ep.port,
+        ...this.tlsOptions(ep.san),
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+      }, true) as tls.TLSSocket;
+      socket.once("error", () => resolve(err));
+      socket.once("secureConnect", () => {
+        const cert = socket.getPeerCertificate();
+        socket.destroy();
+        const now = this.#dialing.clock.now();
+        const notAfter = Date.parse(cert?.valid_to ?? "");
+        const notBefore = Date.parse(cert?.valid_from ?? "");
+        const serial = cert?.serialNumber?.toLowerCase();
+        if (notAfter < now) {
+          resolve(codedError(
+            "CERT_HAS_EXPIRED",
+            `Backend certificate ${serial} expired at ${
+              new Date(notAfter).toISOString()
+            }`,
+          ));
+        } else if (notBefore > now) {
+          resolve(codedError(
+            "CERT_NOT_YET_VALID",
+            `Backend certificate ${serial} is not valid before ${
+              new Date(notBefore).toISOString()
+            }`,
+          ));
+        } else resolve(err);
+      });
+    });
+  }
+
   /** The endpoint's agent, created on first use. */
   agentFor(ep: Endpoint): EndpointAgent {
     const existing = ep.transport as EndpointAgent | undefined;

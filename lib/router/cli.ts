@@ -1,6 +1,11 @@
 /** `sigil router` subcommands. @module */
 import type { Command } from "../common/mod.ts";
-import { describeError, requireFlag, watchSignals } from "../common/mod.ts";
+import {
+  describeError,
+  requireFlag,
+  systemdNotifier,
+  watchSignals,
+} from "../common/mod.ts";
 import { loadConfig, requireSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import { startRouter } from "./_router.ts";
@@ -29,6 +34,8 @@ export const ROUTER_COMMANDS: Command[] = [{
     const signals = watchSignals();
     try {
       const router = await startRouter(config, { logger });
+      const notify = systemdNotifier({ logger });
+      await notify.ready();
       signals.onReload(() => {
         router.reload().catch((err) =>
           logger.error("reload-failed", { error: describeError(err) })
@@ -36,8 +43,10 @@ export const ROUTER_COMMANDS: Command[] = [{
       });
       const signal = await signals.stopped;
       logger.info("signal-received", { signal });
+      await notify.stopping();
       try {
         await router.drain();
+        await notify.close();
         return 0;
       } catch (err) {
         logger.error("drain-failed", { error: describeError(err) });

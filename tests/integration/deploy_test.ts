@@ -21,6 +21,8 @@ const LONG_RUNNING = [
   "Restart=on-failure",
   "ExecReload=/bin/kill -HUP $MAINPID",
   "ExecStartPre=/usr/local/bin/sigil config check /etc/sigil/sigil.yaml",
+  // READY=1 / STOPPING=1 (tests/integration/sd_notify_test.ts)
+  "Type=notify",
 ];
 
 Deno.test("every unit in deploy/systemd passes systemd-analyze verify, scores <= 2.0 and carries the hardening", async () => {

@@ -272,3 +272,39 @@ Deno.test("a TLS endpoint registered without server_cert_domain_san must prove i
     await t.close();
   }
 });
+
+Deno.test("router's 526 for a backend whose certificate expired names the expiry (Deno's node:tls says only UNABLE_TO_VERIFY_LEAF_SIGNATURE)", async () => {
+  const t = await startTestRouter();
+  const day = 86_400_000;
+  const expired = await t.pki.issueInstance({ instanceId: "inst-e" }, {
+    now: Date.now() - 3 * day,
+    validityMs: day,
+  });
+  const stale = await startBackend({ name: "stale", cred: expired });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      tls_port: stale.port,
+      uris: [ROUTE],
+      server_cert_domain_san: "inst-e",
+    });
+    const res = await request(t.url, ROUTE);
+    assert.equal(res.status, 526);
+    assert.equal(
+      header(res, "x-cf-routererror"),
+      "endpoint_failure (CERT_HAS_EXPIRED)",
+    );
+    assert.match(res.text, /certificate expired/);
+    assert.equal(stale.seen.length, 0, "no request byte reached it");
+    assert.equal(t.router.registry.endpointCount, 0);
+    const failed = t.logs.find((l) => l.event === "backend-failed");
+    assert.equal(failed?.code, "CERT_HAS_EXPIRED");
+    assert.match(
+      String(failed?.error),
+      new RegExp(`${expired.serial.toLowerCase()} expired at `),
+    );
+  } finally {
+    await stale.close();
+    await t.close();
+  }
+});

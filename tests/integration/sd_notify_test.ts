@@ -1,0 +1,182 @@
+/**
+ * systemd `Type=notify` (sd_notify(3)): each long-running role sends READY=1
+ * once it serves, WATCHDOG=1 every half $WATCHDOG_USEC, STOPPING=1 when it
+ * starts to drain. The test is systemd's side: a real unix datagram socket
+ * named by NOTIFY_SOCKET.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair } from "jose";
+import { sigil, SigilProcess } from "../_helpers/proc.ts";
+import { freePort } from "../_helpers/ports.ts";
+import { NotifySocket } from "../_helpers/notify.ts";
+import { createTestPki } from "../_helpers/pki.ts";
+
+/** Connects to 127.0.0.1:port once; true when something accepted. */
+async function accepts(port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    c.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** READY=1 with the port already accepting, WATCHDOG=1, STOPPING=1 on SIGTERM, exit 0. */
+async function assertLifecycle(
+  args: string[],
+  port: number,
+): Promise<void> {
+  const notify = await NotifySocket.open();
+  const proc = new SigilProcess(args, {
+    env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: "400000" },
+  });
+  try {
+    await notify.waitFor("READY=1");
+    assert.ok(
+      await accepts(port),
+      `127.0.0.1:${port} accepts connections when READY=1 arrives`,
+    );
+    const ready = notify.received.findIndex((n) => n.text === "READY=1");
+    assert.equal(ready, 0, "READY=1 is the first message");
+    await notify.waitFor("WATCHDOG=1");
+    assert.ok(
+      notify.received.findIndex((n) => n.text === "WATCHDOG=1") > ready,
+    );
+    assert.equal(
+      notify.received.some((n) => n.text === "STOPPING=1"),
+      false,
+    );
+    proc.child.kill("SIGTERM");
+    await notify.waitFor("STOPPING=1");
+    const { code } = await proc.stop();
+    assert.equal(code, 0, proc.lines.join("\n"));
+  } finally {
+    await proc.stop();
+    await notify.close();
+  }
+}
+
+Deno.test("ca serve: READY=1 on NOTIFY_SOCKET only once its port accepts, WATCHDOG=1 with WATCHDOG_USEC, STOPPING=1 on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const caDir = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", caDir])).code, 0);
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "sigil.yaml"),
+      `ca:\n  dir: ${caDir}\n  listen: "127.0.0.1:${port}"\n`,
+    );
+    await assertLifecycle(
+      ["ca", "serve", "--config", join(dir, "sigil.yaml")],
+      port,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("router: READY=1 on NOTIFY_SOCKET only once its ports accept, WATCHDOG=1, STOPPING=1 when the drain starts", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    await Deno.writeTextFile(
+      join(dir, "token.jwk"),
+      JSON.stringify(await exportJWK(publicKey)),
+    );
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "sigil.yaml"),
+      [
+        "router:",
+        `  listen: 127.0.0.1:${port}`,
+        "  api:",
+        "    listen: 127.0.0.1:0",
+        `    public_key_file: ${join(dir, "token.jwk")}`,
+        "  access_log:",
+        "    enabled: false",
+        "  drain_timeout: 1s",
+        "",
+      ].join("\n"),
+    );
+    await assertLifecycle(
+      ["router", "--config", join(dir, "sigil.yaml")],
+      port,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("without NOTIFY_SOCKET nothing is sent and the role runs as before", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const caDir = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", caDir])).code, 0);
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "sigil.yaml"),
+      `ca:\n  dir: ${caDir}\n  listen: "127.0.0.1:${port}"\n`,
+    );
+    const proc = new SigilProcess([
+      "ca",
+      "serve",
+      "--config",
+      join(dir, "sigil.yaml"),
+    ]);
+    await proc.waitForEvent("ca-listening");
+    const { code } = await proc.stop();
+    assert.equal(code, 0);
+    assert.ok(!proc.lines.some((l) => l.includes("sd-notify-failed")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("proxy started before the first issuance waits (no READY=1, port closed), then serves and sends READY=1 once the credentials arrive; STOPPING=1 on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  const notify = await NotifySocket.open();
+  let proc: SigilProcess | undefined;
+  try {
+    const creds = join(dir, "creds");
+    await Deno.mkdir(creds);
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "sigil.yaml"),
+      [
+        "proxy:",
+        "  admin_listen: 127.0.0.1:0",
+        "  instances:",
+        "    - id: i-notify",
+        "      mode: tls",
+        `      credentials_dir: ${creds}`,
+        "      listeners:",
+        `        - listen: 127.0.0.1:${port}`,
+        `          app: 127.0.0.1:${freePort()}`,
+        "",
+      ].join("\n"),
+    );
+    proc = new SigilProcess(["proxy", "--config", join(dir, "sigil.yaml")], {
+      env: { NOTIFY_SOCKET: notify.path },
+    });
+    const awaited = await proc.waitForEvent("credentials-awaited");
+    assert.match(String(awaited.error), /instance\.crt|certificate/);
+    assert.equal(notify.received.length, 0, "no READY=1 without credentials");
+    assert.equal(await accepts(port), false);
+    assert.equal(proc.lines.some((l) => l.includes("start-failed")), false);
+
+    const pki = await createTestPki();
+    await pki.writeInstance(creds, { instanceId: "i-notify" });
+    await notify.waitFor("READY=1");
+    assert.ok(await accepts(port), "the TLS port accepts at READY=1");
+    await proc.waitForEvent("credentials-arrived");
+    proc.child.kill("SIGTERM");
+    await notify.waitFor("STOPPING=1");
+    assert.equal((await proc.stop()).code, 0);
+  } finally {
+    await proc?.stop();
+    await notify.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
