@@ -202,7 +202,8 @@ Deno.test("credhub get output for json, password, certificate and --versions: Cr
     const cert = await s.t.pki.issueClient({ commonName: "svc" });
     await Deno.writeTextFile(`${s.t.dir}/c.pem`, cert.certPem);
     await Deno.writeTextFile(`${s.t.dir}/k.pem`, cert.keyPem);
-    await Deno.writeTextFile(`${s.t.dir}/ca.pem`, s.t.pki.rootPem);
+    // The CA that signed it (CredHub refuses a `ca` that did not).
+    await Deno.writeTextFile(`${s.t.dir}/ca.pem`, s.t.pki.intermediatePem);
     await s.run(
       "set",
       "-n",
@@ -226,7 +227,7 @@ Deno.test("credhub get output for json, password, certificate and --versions: Cr
       "version_created_at",
     ]);
     assert.deepEqual(c.value, {
-      ca: s.t.pki.rootPem,
+      ca: s.t.pki.intermediatePem,
       certificate: cert.certPem,
       private_key: cert.keyPem,
     });
