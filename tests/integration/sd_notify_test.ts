@@ -180,3 +180,80 @@ Deno.test("proxy started before the first issuance waits (no READY=1, port close
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("rotator: READY=1 once its metrics listener accepts (even while the CA is down), WATCHDOG=1, STOPPING=1 on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const caDir = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", caDir])).code, 0);
+    await Deno.writeTextFile(join(dir, "cell.jwt"), "not-used-yet\n", {
+      mode: 0o600,
+    });
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "sigil.yaml"),
+      [
+        "rotator:",
+        `  ca_url: https://127.0.0.1:${freePort()}`,
+        `  ca_bundle: ${join(caDir, "root.crt")}`,
+        `  token_file: ${join(dir, "cell.jwt")}`,
+        `  metrics_listen: 127.0.0.1:${port}`,
+        "  instances:",
+        "    - instance_id: i-rot",
+        "      app: a",
+        "      space: s",
+        "      org: o",
+        `      dir: ${join(dir, "i-rot")}`,
+        "",
+      ].join("\n"),
+    );
+    await assertLifecycle(
+      ["rotator", "--config", join(dir, "sigil.yaml")],
+      port,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("credhub: READY=1 once its HTTPS port accepts, WATCHDOG=1, STOPPING=1 on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const pki = await createTestPki();
+    const server = await pki.issueClient({
+      dnsNames: ["localhost"],
+      ips: ["127.0.0.1"],
+    });
+    await Deno.writeTextFile(join(dir, "server.crt"), server.certPem);
+    await Deno.writeTextFile(join(dir, "server.key"), server.keyPem, {
+      mode: 0o600,
+    });
+    await Deno.writeTextFile(join(dir, "ca.crt"), pki.rootPem);
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    await Deno.writeTextFile(
+      join(dir, "token.jwk"),
+      JSON.stringify(await exportJWK(publicKey)),
+    );
+    const port = freePort();
+    await Deno.writeTextFile(
+      join(dir, "sigil.yaml"),
+      [
+        "credhub:",
+        `  listen: 127.0.0.1:${port}`,
+        `  database: ${join(dir, "ch.db")}`,
+        `  keys_dir: ${join(dir, "keys")}`,
+        `  tls_cert_file: ${join(dir, "server.crt")}`,
+        `  tls_key_file: ${join(dir, "server.key")}`,
+        `  trusted_cas_file: ${join(dir, "ca.crt")}`,
+        `  public_key_file: ${join(dir, "token.jwk")}`,
+        "",
+      ].join("\n"),
+    );
+    await assertLifecycle(
+      ["credhub", "--config", join(dir, "sigil.yaml")],
+      port,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
