@@ -18,7 +18,9 @@ import {
   verifyCsr,
 } from "../lib/pki/mod.ts";
 import { initCa, mintToken } from "../lib/ca/mod.ts";
+import { signRequestBody } from "../lib/rotator/mod.ts";
 import { SigilProcess } from "../tests/_helpers/proc.ts";
+import { runWrk } from "./_lib/wrk.ts";
 
 const { values } = parseArgs({
   options: { seconds: { type: "string", default: "10" } },
@@ -93,46 +95,33 @@ async function apiRate(seconds: number) {
     join(dir, "sigil.yaml"),
   ]);
   const { address } = await ca.waitForEvent("ca-listening");
-  const body = JSON.stringify({
+  const body = JSON.stringify(signRequestBody({
     csr: await createCsr(await generateKeyPair()),
-    instance_id: "bench-1",
+    instanceId: "bench-1",
     app: "a",
     space: "s",
     org: "o",
     ips: ["10.0.0.1"],
-  });
+  }));
   const lua = join(dir, "post.lua");
   await Deno.writeTextFile(
     lua,
     `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\n` +
       `wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer ${token}"\n`,
   );
-  // wrk (C, one thread) is the client so the client costs the shared CPUs as little as possible.
   const wrk = (duration: string) =>
-    new Deno.Command("wrk", {
-      args: [
-        "-t1",
-        `-c${CONCURRENCY}`,
-        `-d${duration}`,
-        "--latency",
-        "-s",
-        lua,
-        `https://${address}/v1/sign`,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    runWrk(`https://${address}/v1/sign`, {
+      duration,
+      connections: CONCURRENCY,
+      latency: true,
+      script: lua,
+    });
   // One second of warm-up (JIT, connection set-up) is not counted, as the
   // in-process rows above run in an already warm process.
   await wrk("1s");
-  const out = await wrk(`${seconds}s`);
-  const text = new TextDecoder().decode(out.stdout);
+  const { rps: rate, non2xx, p50, p99, text } = await wrk(`${seconds}s`);
   await ca.stop();
   await Deno.remove(dir, { recursive: true });
-  const rate = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
-  const p99 = /99%\s+([\d.]+\w+)/.exec(text)?.[1] ?? "?";
-  const p50 = /50%\s+([\d.]+\w+)/.exec(text)?.[1] ?? "?";
   if (non2xx > 0) throw new Error(`${non2xx} requests failed:\n${text}`);
   return { rate, p50, p99 };
 }

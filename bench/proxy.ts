@@ -17,49 +17,22 @@
  * Prints a markdown table with ratios, then a `SUMMARY` line for `run.ts`.
  * @module
  */
-import { createTestPki } from "../tests/_helpers/pki.ts";
 import { freePort } from "../tests/_helpers/ports.ts";
+import { writeProxyConfig } from "./_lib/backend.ts";
+import { cpuModel, cpuSeconds, fds, rssKb } from "./_lib/os.ts";
+import { writeBenchPki } from "./_lib/pki.ts";
+import { DENO, output as run, ProcGroup, ROOT, waitPort } from "./_lib/proc.ts";
+import { runWrk } from "./_lib/wrk.ts";
+import type { WrkOptions } from "./_lib/wrk.ts";
 
 const QUICK = Deno.args.includes("--quick");
 const DUR = QUICK ? 2 : 3;
 const RUNS = QUICK ? 1 : 2;
-const ROOT = new URL("..", import.meta.url).pathname;
-const DENO = Deno.execPath();
 const dir = await Deno.makeTempDir({ prefix: "sigil-proxy-bench-" });
-const children: Deno.ChildProcess[] = [];
+const procs = new ProcGroup();
 
 function spawn(cmd: string, args: string[]): Deno.ChildProcess {
-  const c = new Deno.Command(cmd, {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  children.push(c);
-  return c;
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`port ${port} never opened`);
-}
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
+  return procs.spawn(cmd, cmd, args, { quiet: true }).child;
 }
 
 interface Load {
@@ -67,13 +40,6 @@ interface Load {
   errors: number;
   /** Requests (or MB) per CPU-second of the measured proxy process. */
   perCpu?: number;
-}
-
-/** CPU time (user + system) a process has used so far, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (USER_HZ)
 }
 
 /** Runs `fn` and adds the per-CPU-second rate of process `pid` to its result. */
@@ -87,22 +53,13 @@ async function withCpu(
   return { ...load, perCpu: cpu > 0 ? (load.rps * secs) / cpu : undefined };
 }
 
-async function wrk(url: string, extra: string[] = [], c = 50): Promise<Load> {
-  const out = await run("wrk", [
-    "-t1",
-    `-c${c}`,
-    `-d${DUR}s`,
-    ...extra,
-    url,
-  ]);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
-  const sock =
-    /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
-      .exec(out);
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-  const errors = non2xx +
-    (sock ? sock.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
-  return { rps, errors };
+/** One wrk run of `DUR` seconds (`-c50` unless `connections` says). */
+async function wrk(
+  url: string,
+  o: Partial<WrkOptions> = {},
+): Promise<Load> {
+  const r = await runWrk(url, { duration: `${DUR}s`, ...o });
+  return { rps: r.rps || 0, errors: r.errorCount };
 }
 
 async function ab(url: string, keepAlive: boolean, pem: string): Promise<Load> {
@@ -125,24 +82,13 @@ async function ab(url: string, keepAlive: boolean, pem: string): Promise<Load> {
   return { rps, errors: failed + non2xx };
 }
 
-function rssKb(pid: number): number {
-  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0);
-}
-
-function fds(pid: number): number {
-  return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
-}
-
 // ------------------------------------------------------------------ setup
-const pki = await createTestPki("bench.sigil");
-const inst = await pki.writeInstance(`${dir}/creds`, {
-  instanceId: "bench-instance",
+const { pki, instance: inst, client, caFile } = await writeBenchPki(dir, {
+  trustDomain: "bench.sigil",
+  instance: { instanceId: "bench-instance" },
+  instanceDir: "creds",
+  client: { name: "client", dnsNames: ["gorouter.service.cf.internal"] },
 });
-const client = await pki.issueClient({
-  dnsNames: ["gorouter.service.cf.internal"],
-});
-await Deno.writeTextFile(`${dir}/ca.pem`, pki.rootPem);
 await Deno.writeTextFile(`${dir}/client.pem`, client.certPem + client.keyPem);
 await Deno.writeTextFile(`${dir}/haproxy.pem`, inst.certPem + inst.keyPem);
 await Deno.writeTextFile(
@@ -155,28 +101,26 @@ const backendPort = freePort();
 spawn(DENO, ["run", "-A", "bench/proxy_backend.ts", String(backendPort)]);
 
 const [sigilTls, sigilMtls, sigilAdmin] = [freePort(), freePort(), freePort()];
-const listener = (port: number) =>
-  `        - { listen: "127.0.0.1:${port}", app: "127.0.0.1:${backendPort}" }`;
-await Deno.writeTextFile(
-  `${dir}/sigil.yaml`,
-  [
-    "proxy:",
-    `  admin_listen: 127.0.0.1:${sigilAdmin}`,
-    "  instances:",
-    "    - id: bench-tls",
-    `      credentials_dir: ${dir}/creds`,
-    "      mode: tls",
-    "      listeners:",
-    listener(sigilTls),
-    "    - id: bench-mtls",
-    `      credentials_dir: ${dir}/creds`,
-    "      mode: mtls",
-    `      trusted_client_cas: [${dir}/ca.pem]`,
-    "      allowed_client_sans: ['*.service.cf.internal']",
-    "      listeners:",
-    listener(sigilMtls),
-  ].join("\n"),
-);
+const listener = (port: number) => ({
+  listen: `127.0.0.1:${port}`,
+  app: `127.0.0.1:${backendPort}`,
+});
+await writeProxyConfig(`${dir}/sigil.yaml`, sigilAdmin, [
+  {
+    id: "bench-tls",
+    credentials_dir: `${dir}/creds`,
+    mode: "tls",
+    listeners: [listener(sigilTls)],
+  },
+  {
+    id: "bench-mtls",
+    credentials_dir: `${dir}/creds`,
+    mode: "mtls",
+    trusted_client_cas: [caFile],
+    allowed_client_sans: ["*.service.cf.internal"],
+    listeners: [listener(sigilMtls)],
+  },
+]);
 const sigil = spawn(DENO, [
   "run",
   "-A",
@@ -222,7 +166,7 @@ await Deno.writeTextFile(
 const haproxy = spawn("haproxy", ["-db", "-f", `${dir}/haproxy.cfg`]);
 await Promise.all(
   [backendPort, sigilTls, sigilMtls, bareTls, bareMtls, haTls, haMtls].map(
-    waitPort,
+    (p) => waitPort(p),
   ),
 );
 
@@ -301,7 +245,7 @@ const viaHaM = `https://127.0.0.1:${haMtls}`;
 const viaBare = `https://127.0.0.1:${bareTls}`;
 const viaBareM = `https://127.0.0.1:${bareMtls}`;
 
-await wrk(`${viaSigil}/`, ["-d1s"]).catch(() => undefined); // warm-up
+await wrk(`${viaSigil}/`, { duration: "1s" }).catch(() => undefined); // warm-up
 await compare(
   "keep-alive req/s (wrk -c50)",
   "≥ 0.8× haproxy",
@@ -316,7 +260,7 @@ await compare(
 await compare(
   "new connection per request, req/s (wrk, Connection: close)",
   "≥ 1.0× haproxy",
-  (u) => wrk(`${u}/`, ["-H", "Connection: close"]),
+  (u) => wrk(`${u}/`, { headers: ["Connection: close"] }),
   { direct, sigil: viaSigil, bare: viaBare, haproxy: viaHa },
 );
 await compare(
@@ -334,7 +278,7 @@ await compare(
 await compare(
   "bulk download MB/s (wrk -c4, 1 MiB bodies)",
   "≥ 0.7× haproxy",
-  (u) => wrk(`${u}/bulk`, [], 4),
+  (u) => wrk(`${u}/bulk`, { connections: 4 }),
   { direct, sigil: viaSigil, bare: viaBare, haproxy: viaHa },
   1.048576,
   " MB/s",
@@ -342,7 +286,11 @@ await compare(
 await compare(
   "bulk upload MB/s (wrk -c4, 1 MiB POST bodies)",
   "≥ 0.7× haproxy",
-  (u) => wrk(`${u}/upload`, ["-s", `${dir}/upload.lua`], 4),
+  (u) =>
+    wrk(`${u}/upload`, {
+      connections: 4,
+      script: `${dir}/upload.lua`,
+    }),
   { direct, sigil: viaSigil, bare: viaBare, haproxy: viaHa },
   1.048576,
   " MB/s",
@@ -383,24 +331,19 @@ summary.push([
 // RSS: one process serving 1 instance vs 50 instances (after one handshake each).
 async function rssWith(n: number, attempt = 1): Promise<number> {
   const ports: number[] = [];
-  const lines = [
-    "proxy:",
-    `  admin_listen: 127.0.0.1:${freePort()}`,
-    "  instances:",
-  ];
+  const instances = [];
   for (let i = 0; i < n; i++) {
     const d = `${dir}/rss/i${i}`;
     await pki.writeInstance(d, { instanceId: `rss-${i}` });
     const p = freePort();
     ports.push(p);
-    lines.push(
-      `    - credentials_dir: ${d}`,
-      "      mode: tls",
-      "      listeners:",
-      listener(p),
-    );
+    instances.push({
+      credentials_dir: d,
+      mode: "tls" as const,
+      listeners: [listener(p)],
+    });
   }
-  await Deno.writeTextFile(`${dir}/rss${n}.yaml`, lines.join("\n"));
+  await writeProxyConfig(`${dir}/rss${n}.yaml`, freePort(), instances);
   const child = new Deno.Command(DENO, {
     args: ["run", "-A", "main.ts", "proxy", "--config", `${dir}/rss${n}.yaml`],
     cwd: ROOT,
@@ -408,10 +351,9 @@ async function rssWith(n: number, attempt = 1): Promise<number> {
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  children.push(child);
   const log = new Response(child.stderr).text();
   try {
-    await Promise.all(ports.map(waitPort));
+    await Promise.all(ports.map((p) => waitPort(p)));
   } catch (err) {
     // A port picked by freePort() can be taken again before the proxy binds
     // it (the load runs before this leave many ephemeral ports in use).
@@ -456,19 +398,10 @@ summary.push([
 ]);
 
 // ------------------------------------------------------------------ report
-for (const c of children) {
-  try {
-    c.kill("SIGTERM");
-  } catch {
-    // already gone
-  }
-}
-await Promise.allSettled(children.map((c) => c.status));
+await procs.stopAll();
 await Deno.remove(dir, { recursive: true });
 
-const cpu =
-  (Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/) ??
-    [])[1] ?? "unknown CPU";
+const cpu = cpuModel();
 console.log(
   `Proxy benchmark, ${
     new Date().toISOString().slice(0, 16).replace("T", " ")

@@ -113,6 +113,11 @@ function connect(
       db.exec(
         "CREATE INDEX IF NOT EXISTS issuances_instance ON issuances(instance_id)",
       );
+      // The status page's newest refusals: without it, a ledger of issuances
+      // with few refusals is scanned whole on every refresh.
+      db.exec(
+        "CREATE INDEX IF NOT EXISTS issuances_result ON issuances(result)",
+      );
     }
     db.prepare("SELECT count(*) AS n FROM issuances").get();
     return { db, walMode };

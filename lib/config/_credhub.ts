@@ -76,6 +76,15 @@ export const CredhubSection = z.strictObject({
   message:
     "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
   path: ["jwks_url"],
-});
+}).refine(
+  (s) =>
+    !s.uaa || s.auth_server_url !== undefined ||
+    !["0.0.0.0", "::"].includes(s.listen.hostname),
+  {
+    message:
+      "is required with uaa when listen is a wildcard address: set the https URL the credhub CLI reaches this server at (it is /info's auth-server.url)",
+    path: ["auth_server_url"],
+  },
+);
 /** Resolved `credhub` section. */
 export type CredhubSection = z.output<typeof CredhubSection>;

@@ -207,6 +207,13 @@ export const RouterSection = z.strictObject({
   prune_interval: Duration.prefault("30s"),
   /** Default stale threshold; a message's smaller `stale_threshold_in_seconds` wins. */
   stale_threshold: Duration.prefault("120s"),
+  /**
+   * How long a route whose last endpoint left (unregistered, stale or
+   * pruned) answers 503 `no_endpoints` instead of 404 `unknown_route`, as
+   * gorouter's `empty_pool_response_code_503` + `empty_pool_timeout`; "0s":
+   * 404 at once.
+   */
+  empty_pool_timeout: Duration.prefault("10s"),
   /** Probe stale TLS endpoints with a TLS handshake and prune those that fail. */
   probe_stale_tls: z.boolean().default(true),
   /** Interval advertised to emitters in `router.start`. */

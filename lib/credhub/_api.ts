@@ -13,6 +13,12 @@ import { MSG } from "./_messages.ts";
 import type { CredentialStore } from "./_store.ts";
 import { registerData } from "./_data.ts";
 import { registerPermissions } from "./_perm_api.ts";
+import {
+  AUDIT_RESULTS,
+  type AuditVariables,
+  createAudit,
+  METRIC_OPERATIONS,
+} from "./_audit.ts";
 
 /** The CredHub release whose API this server answers (`GET /version`). */
 export const CREDHUB_API_VERSION = "2.12.0";
@@ -37,8 +43,8 @@ export interface CredhubAppOptions {
   uaa?: Hono;
 }
 
-/** Context variables set by the auth middleware. */
-export type CredhubEnv = { Variables: { principal: Principal } };
+/** Context variables set by the auth and audit middleware. */
+export type CredhubEnv = { Variables: AuditVariables };
 
 /**
  * Builds the CredHub API app.
@@ -55,8 +61,8 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
     "API requests by operation and result",
   );
   const app = new Hono<CredhubEnv>();
-  for (const op of ["read", "write", "delete", "interpolate", "permission"]) {
-    for (const result of ["success", "denied", "not_found", "error"]) {
+  for (const op of METRIC_OPERATIONS) {
+    for (const result of AUDIT_RESULTS) {
       requests.inc({ operation: op, result }, 0);
     }
   }
@@ -65,23 +71,10 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
     "Credential names stored",
     () => [[{}, options.store.count()]],
   );
-  const audit = (
-    principal: Principal,
-    operation: string,
-    name: string,
-    result: string,
-  ) => {
-    requests.inc({ operation: operation.split("-")[0]!, result });
-    options.logger.info("credential-audit", {
-      actor: principal.actor,
-      operation,
-      name,
-      result,
-    });
-  };
+  const { audit, middleware } = createAudit(options.logger, requests);
   app.onError((err, c) => {
     if (err instanceof CredhubError) {
-      return c.json({ error: err.message }, err.status as 400);
+      return c.json(err.body ?? { error: err.message }, err.status as 400);
     }
     options.logger.error("credhub-request-failed", {
       reason: (err as Error).message,
@@ -110,6 +103,7 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
     c.set("principal", await options.authenticate(c));
     await next();
   });
+  app.use("/api/*", middleware);
   // VersionController.kt: authenticated; the CLI reads it at login and picks
   // the v2 permissions API for versions >= 2.
   app.get("/version", async (c) => {
@@ -144,11 +138,3 @@ export function requireScope(p: Principal, ...any: string[]): void {
     );
   }
 }
-
-/** The audit hook handlers call once per operation. */
-export type Audit = (
-  p: Principal,
-  operation: string,
-  name: string,
-  result: string,
-) => void;

@@ -20,6 +20,15 @@ const DENY_LIST_REFRESH_MS = 5_000;
 
 const unauthorized = (m: string) =>
   new CredhubError("ERR_CREDHUB_UNAUTHENTICATED", 401, m);
+/**
+ * A refused bearer token answers in OAuth2's shape, as CredHub's
+ * `OAuth2AuthenticationExceptionHandler.kt` does; `access_token_expired` is
+ * what the credhub CLI (`credhub/auth/oauth.go` tokenExpired) refreshes on.
+ */
+const badToken = (error: string, description: string) =>
+  new CredhubError("ERR_CREDHUB_UNAUTHENTICATED", 401, description, {
+    body: { error, error_description: description },
+  });
 
 /** Options of {@linkcode createAuthenticator}. */
 export interface AuthOptions {
@@ -84,7 +93,9 @@ export async function createAuthenticator(
     async authenticate(chainDer, authorization) {
       const token = authorization?.match(/^bearer\s+(\S+)\s*$/i)?.[1];
       if (token) {
-        if (!tokens) throw unauthorized(MSG.INVALID_TOKEN_SIGNATURE);
+        if (!tokens) {
+          throw badToken("invalid_token", MSG.INVALID_TOKEN_SIGNATURE);
+        }
         try {
           const claims = await tokens.verify(token);
           return {
@@ -93,16 +104,16 @@ export async function createAuthenticator(
           };
         } catch (err) {
           if (!(err instanceof TokenError)) throw err;
-          throw unauthorized(
-            err.reason === "expired"
-              ? "Access token expired"
-              : MSG.INVALID_TOKEN_SIGNATURE,
-          );
+          throw err.reason === "expired"
+            ? badToken("access_token_expired", "Access token expired")
+            : badToken("invalid_token", MSG.INVALID_TOKEN_SIGNATURE);
         }
       }
       const leafDer = chainDer[0];
       if (!leafDer) {
-        throw unauthorized(
+        // Spring Security's answer when neither a token nor a certificate came.
+        throw badToken(
+          "unauthorized",
           "Full authentication is required to access this resource",
         );
       }

@@ -10,11 +10,14 @@ import { MSG, OPERATIONS } from "./_messages.ts";
 import type { CredentialStore } from "./_store.ts";
 import { hasPermission } from "./_permissions.ts";
 import { credentialView, credhubTime } from "./_views.ts";
-import { type Audit, type CredhubEnv, jsonBody, requireScope } from "./_api.ts";
+import { checkCertificateValue, checkUserValue } from "./_shapes.ts";
+import { type CredhubEnv, jsonBody, requireScope } from "./_api.ts";
+import type { Audit } from "./_audit.ts";
 
 const TYPES = ["value", "json", "password", "user", "certificate"];
 const READ = ["credhub.read", "credhub.write"];
 const NAME = /^[A-Za-z0-9_\-/.:()\[\]]+$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const notFound = () =>
   new CredhubError("ERR_CREDHUB_NOT_FOUND", 404, MSG.INVALID_ACCESS);
@@ -39,10 +42,21 @@ export function registerData(
     requireScope(p, ...READ);
     const v = store.byId(c.req.param("id"));
     if (!v || !canRead(p.actor, v.name)) {
-      audit(p, "read-by-id", v?.name ?? "", "not_found");
+      audit(c, {
+        action: "GET",
+        name: v?.name ?? "",
+        // Only a well-formed id is echoed into the log.
+        versionId: UUID.test(c.req.param("id")) ? c.req.param("id") : undefined,
+        result: v ? "denied" : "not_found",
+      });
       throw notFound();
     }
-    audit(p, "read-by-id", v.name, "success");
+    audit(c, {
+      action: "GET",
+      name: v.name,
+      versionId: v.id,
+      result: "success",
+    });
     return c.json(credentialView(v));
   });
 
@@ -62,7 +76,11 @@ export function registerData(
         version_created_at: credhubTime(r.createdAt),
         name: r.name,
       }));
-      audit(p, "find", q.path ?? q["name-like"]!, "success");
+      audit(c, {
+        action: "FIND",
+        name: q.path ?? q["name-like"]!,
+        result: "success",
+      });
       return c.json({ credentials: results });
     }
     if (!q.name) throw bad(MSG.missingQuery("name"));
@@ -71,6 +89,7 @@ export function registerData(
       throw bad(MSG.CANT_USE_VERSIONS_AND_CURRENT);
     }
     const name = withSlash(q.name);
+    c.set("auditName", name);
     const n = current
       ? 1
       : q.versions !== undefined
@@ -81,10 +100,19 @@ export function registerData(
     }
     const versions = canRead(p.actor, name) ? store.versions(name, n) : [];
     if (versions.length === 0) {
-      audit(p, "read", name, "not_found");
+      audit(c, {
+        action: "GET",
+        name,
+        result: store.exists(name) ? "denied" : "not_found",
+      });
       throw notFound();
     }
-    audit(p, "read", name, "success");
+    audit(c, {
+      action: "GET",
+      name,
+      versionId: versions.length === 1 ? versions[0]!.id : undefined,
+      result: "success",
+    });
     return c.json({ data: versions.map(credentialView) });
   });
 
@@ -106,6 +134,7 @@ export function registerData(
       throw bad(MSG.MISSING_NAME);
     }
     const name = withSlash(body.name);
+    c.set("auditName", name);
     if (!NAME.test(name)) {
       throw bad(
         "Credential names may only include alpha, numeric, hyphen, underscore, and forward-slash characters. Please update and retry your request.",
@@ -122,7 +151,7 @@ export function registerData(
     const existing = store.versions(name, 1)[0];
     if (existing) {
       if (!hasPermission(store, p.actor, name, "write")) {
-        audit(p, "write", name, "denied");
+        audit(c, { action: "SET", name, result: "denied" });
         throw new CredhubError(
           "ERR_CREDHUB_FORBIDDEN",
           403,
@@ -132,23 +161,21 @@ export function registerData(
       if (existing.type !== type) throw bad(MSG.TYPE_MISMATCH);
     } else if (!p.scopes && !hasPermission(store, p.actor, name, "write")) {
       // mTLS callers create only where granted; bearer writers may create anywhere new.
-      audit(p, "write", name, "denied");
+      audit(c, { action: "SET", name, result: "denied" });
       throw new CredhubError("ERR_CREDHUB_FORBIDDEN", 403, MSG.INVALID_ACCESS);
     }
-    const v = store.put(name, type, value, body.metadata ?? null);
-    if (
-      !existing &&
-      !store.permissions().some((x) => x.actor === p.actor && x.path === name)
-    ) {
-      // The creator gets every operation on what it created.
-      store.savePermission({
+    // The creator gets every operation on what it created.
+    const grant = !existing &&
+        !store.permissions().some((x) => x.actor === p.actor && x.path === name)
+      ? {
         uuid: crypto.randomUUID(),
         actor: p.actor,
         path: name,
         operations: [...OPERATIONS],
-      });
-    }
-    audit(p, "write", name, "success");
+      }
+      : undefined;
+    const v = store.put(name, type, value, body.metadata ?? null, { grant });
+    audit(c, { action: "SET", name, versionId: v.id, result: "success" });
     return c.json(credentialView(v));
   });
 
@@ -158,11 +185,16 @@ export function registerData(
     const q = c.req.query("name");
     if (!q) throw bad(MSG.missingQuery("name"));
     const name = withSlash(q);
-    if (!hasPermission(store, p.actor, name, "delete") || !store.delete(name)) {
-      audit(p, "delete", name, "not_found");
+    const allowed = hasPermission(store, p.actor, name, "delete");
+    if (!allowed || !store.delete(name)) {
+      audit(c, {
+        action: "DELETE",
+        name,
+        result: !allowed && store.exists(name) ? "denied" : "not_found",
+      });
       throw notFound();
     }
-    audit(p, "delete", name, "success");
+    audit(c, { action: "DELETE", name, result: "success" });
     return c.body(null, 204);
   });
 
@@ -188,11 +220,23 @@ export function registerData(
           ? store.versions(name, 1)[0]
           : undefined;
         if (!v) {
-          audit(p, "interpolate", name, "not_found");
+          audit(c, {
+            action: "INTERPOLATE",
+            name,
+            result: store.exists(name) ? "denied" : "not_found",
+          });
           throw notFound();
         }
-        if (v.type !== "json") throw bad(MSG.interpolationType(name));
-        audit(p, "interpolate", name, "success");
+        if (v.type !== "json") {
+          audit(c, { action: "INTERPOLATE", name, result: "invalid" });
+          throw bad(MSG.interpolationType(name));
+        }
+        audit(c, {
+          action: "INTERPOLATE",
+          name,
+          versionId: v.id,
+          result: "success",
+        });
         binding.credentials = v.value;
       }
     }
@@ -211,28 +255,5 @@ function checkValue(type: string, value: unknown): unknown {
     if (typeof value !== "string" || value === "") throw bad(MSG.MISSING_VALUE);
     return value;
   }
-  const v = value as Record<string, unknown> | null;
-  if (typeof v !== "object" || v === null) throw bad(MSG.MISSING_VALUE);
-  if (type === "user") {
-    if (typeof v.password !== "string" || v.password === "") {
-      throw bad(MSG.MISSING_PASSWORD);
-    }
-    return {
-      username: typeof v.username === "string" && v.username !== ""
-        ? v.username
-        : null,
-      password: v.password,
-    };
-  }
-  const pick = (k: string) =>
-    typeof v[k] === "string" && v[k] !== "" ? v[k] as string : null;
-  const cert = {
-    ca: pick("ca"),
-    certificate: pick("certificate"),
-    private_key: pick("private_key"),
-  };
-  if (!cert.ca && !cert.certificate && !cert.private_key) {
-    throw bad(MSG.MISSING_CERTIFICATE_CREDENTIALS);
-  }
-  return cert;
+  return type === "user" ? checkUserValue(value) : checkCertificateValue(value);
 }

@@ -38,7 +38,15 @@ export class KeyRing {
     for (const entry of Deno.readDirSync(this.dir)) {
       if (!entry.isFile || !entry.name.endsWith(".key")) continue;
       const path = join(this.dir, entry.name);
-      const mode = Deno.statSync(path).mode ?? 0;
+      let mode: number, text: string;
+      try {
+        mode = Deno.statSync(path).mode ?? 0;
+        text = Deno.readTextFileSync(path);
+      } catch (err) {
+        // A rotation in another process deleted it after the listing.
+        if (err instanceof Deno.errors.NotFound) continue;
+        throw err;
+      }
       if (mode & 0o077) {
         throw new CredhubError(
           "ERR_CREDHUB_KEY_PERMISSIONS",
@@ -48,7 +56,7 @@ export class KeyRing {
           }); run 'chmod 600 ${path}'`,
         );
       }
-      const bytes = decodeKey(Deno.readTextFileSync(path));
+      const bytes = decodeKey(text);
       if (!bytes) {
         throw new CredhubError(
           "ERR_CREDHUB_KEY_INVALID",

@@ -26,6 +26,16 @@ export const MSG = {
     "A password value must be specified for the credential. Please validate and retry your request.",
   MISSING_CERTIFICATE_CREDENTIALS:
     "At least one certificate attribute must be set. Please validate your input and retry your request.",
+  MISSING_CERTIFICATE: "You must provide a certificate.",
+  INVALID_CERTIFICATE_VALUE:
+    "The provided certificate value is not a valid X509 certificate.",
+  INVALID_CA_VALUE:
+    "The provided CA value is not a valid X509 certificate authority.",
+  CERTIFICATE_WAS_NOT_SIGNED_BY_CA:
+    "The provided certificate was not signed by the CA specified in the 'ca' property.",
+  MISMATCHED_CERTIFICATE_AND_PRIVATE_KEY:
+    "The provided certificate does not match the private key.",
+  MALFORMED_PRIVATE_KEY: "Private key is malformed.",
   INVALID_TYPE_WITH_SET_PROMPT:
     "The request does not include a valid type. Valid values include 'value', 'json', 'password', 'user', 'certificate', 'ssh' and 'rsa'.",
   TYPE_MISMATCH:

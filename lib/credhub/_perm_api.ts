@@ -10,7 +10,9 @@ import { MSG, OPERATIONS } from "./_messages.ts";
 import type { CredentialStore, Permission } from "./_store.ts";
 import { hasPermission } from "./_permissions.ts";
 import { permissionView } from "./_views.ts";
-import { type Audit, type CredhubEnv, jsonBody, requireScope } from "./_api.ts";
+import { type CredhubEnv, jsonBody, requireScope } from "./_api.ts";
+import type { Audit, DeviceAction } from "./_audit.ts";
+import type { Context } from "hono";
 import { withSlash } from "./_data.ts";
 
 const err = (status: number, m: string) =>
@@ -52,13 +54,24 @@ export function registerPermissions(
   store: CredentialStore,
   audit: Audit,
 ): void {
-  const managed = (actor: string, uuid: string): Permission => {
+  const managed = (
+    c: Context<CredhubEnv>,
+    action: DeviceAction,
+    uuid: string,
+  ): Permission => {
+    const actor = c.get("principal").actor;
     const found = /^[0-9a-f-]{36}$/i.test(uuid)
       ? store.permission(uuid)
       : undefined;
     if (!found || !hasPermission(store, actor, found.path, "write_acl")) {
+      audit(c, {
+        action,
+        name: found?.path ?? "",
+        result: found ? "denied" : "not_found",
+      });
       throw err(404, MSG.PERMISSION_DOES_NOT_EXIST);
     }
+    c.set("auditName", found.path);
     if (found.actor === actor) throw err(400, MSG.INVALID_UPDATE_OPERATION);
     return found;
   };
@@ -67,8 +80,9 @@ export function registerPermissions(
     const p = c.get("principal");
     requireScope(p, "credhub.write");
     const r = parseRequest(await jsonBody(c), true);
+    c.set("auditName", r.path!);
     if (!hasPermission(store, p.actor, r.path!, "write_acl")) {
-      audit(p, "permission-write", r.path!, "denied");
+      audit(c, { action: "ADD_PERMISSIONS", name: r.path!, result: "denied" });
       throw err(404, MSG.INVALID_ACCESS);
     }
     if (r.actor === p.actor) throw err(400, MSG.INVALID_UPDATE_OPERATION);
@@ -83,7 +97,7 @@ export function registerPermissions(
       path: r.path!,
       operations: r.operations,
     });
-    audit(p, "permission-write", r.path!, "success");
+    audit(c, { action: "ADD_PERMISSIONS", name: r.path!, result: "success" });
     return c.json(permissionView(saved), 201);
   });
 
@@ -92,8 +106,18 @@ export function registerPermissions(
     requireScope(p, "credhub.read", "credhub.write");
     const found = store.permission(c.req.param("uuid"));
     if (!found || !hasPermission(store, p.actor, found.path, "read_acl")) {
+      audit(c, {
+        action: "GET_PERMISSIONS",
+        name: found?.path ?? "",
+        result: found ? "denied" : "not_found",
+      });
       throw err(404, MSG.INVALID_ACCESS);
     }
+    audit(c, {
+      action: "GET_PERMISSIONS",
+      name: found.path,
+      result: "success",
+    });
     return c.json(permissionView(found));
   });
 
@@ -105,11 +129,17 @@ export function registerPermissions(
     if (!actor) throw err(400, MSG.missingQuery("actor"));
     const name = withSlash(path);
     if (!hasPermission(store, p.actor, name, "read_acl")) {
+      audit(c, { action: "GET_PERMISSIONS", name, result: "denied" });
       throw err(404, MSG.PERMISSION_INVALID_ACCESS);
     }
     const found = store.permissions().find((x) =>
       x.actor === actor && x.path === name
     );
+    audit(c, {
+      action: "GET_PERMISSIONS",
+      name,
+      result: found ? "success" : "not_found",
+    });
     if (!found) throw err(404, MSG.PERMISSION_INVALID_ACCESS);
     return c.json(permissionView(found));
   });
@@ -117,7 +147,7 @@ export function registerPermissions(
   app.put("/api/v2/permissions/:uuid", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.write");
-    const found = managed(p.actor, c.req.param("uuid"));
+    const found = managed(c, "PUT_PERMISSIONS", c.req.param("uuid"));
     const r = parseRequest(await jsonBody(c), true);
     if (r.actor !== found.actor || r.path !== found.path) {
       throw err(
@@ -125,7 +155,11 @@ export function registerPermissions(
         "The permission guid does not match the provided actor and path.",
       );
     }
-    audit(p, "permission-write", found.path, "success");
+    audit(c, {
+      action: "PUT_PERMISSIONS",
+      name: found.path,
+      result: "success",
+    });
     return c.json(
       permissionView(
         store.savePermission({ ...found, operations: r.operations }),
@@ -136,9 +170,13 @@ export function registerPermissions(
   app.patch("/api/v2/permissions/:uuid", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.write");
-    const found = managed(p.actor, c.req.param("uuid"));
+    const found = managed(c, "PATCH_PERMISSIONS", c.req.param("uuid"));
     const r = parseRequest(await jsonBody(c), false);
-    audit(p, "permission-write", found.path, "success");
+    audit(c, {
+      action: "PATCH_PERMISSIONS",
+      name: found.path,
+      result: "success",
+    });
     return c.json(
       permissionView(
         store.savePermission({ ...found, operations: r.operations }),
@@ -149,9 +187,13 @@ export function registerPermissions(
   app.delete("/api/v2/permissions/:uuid", (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.write");
-    const found = managed(p.actor, c.req.param("uuid"));
+    const found = managed(c, "DELETE_PERMISSIONS", c.req.param("uuid"));
     store.deletePermission(found.uuid);
-    audit(p, "permission-delete", found.path, "success");
+    audit(c, {
+      action: "DELETE_PERMISSIONS",
+      name: found.path,
+      result: "success",
+    });
     return c.json(permissionView(found));
   });
 }

@@ -18,6 +18,7 @@ import { createCredhubApp } from "./_api.ts";
 import { MSG } from "./_messages.ts";
 import { loadUaa } from "./_uaa.ts";
 import { CredhubClientsError } from "./_clients.ts";
+import { CredhubError } from "./errors.ts";
 
 /** A running server. */
 export interface RunningCredhub {
@@ -57,6 +58,7 @@ export async function startCredhub(
       issuer: config.token_issuer,
       audience: config.token_audience,
       remoteAddress: (req) => remoteAddresses.get(req) ?? "",
+      logger,
     })
     : undefined;
   const auth = await createAuthenticator({
@@ -86,7 +88,18 @@ export async function startCredhub(
     },
     authenticate: (c) => {
       const chain = (c.env as { chain: Uint8Array[] }).chain;
-      return auth.authenticate(chain, c.req.header("authorization"));
+      const authorization = c.req.header("authorization");
+      const bearer = authorization?.match(/^bearer\s+(\S+)\s*$/i)?.[1];
+      if (bearer && uaa?.revocations.isRevoked(bearer)) {
+        // Real CredHub accepts a UAA-revoked token until it expires; not here.
+        throw new CredhubError("ERR_CREDHUB_UNAUTHENTICATED", 401, "revoked", {
+          body: {
+            error: "invalid_token",
+            error_description: "The access token has been revoked",
+          },
+        });
+      }
+      return auth.authenticate(chain, authorization);
     },
   });
   if (uaa && config.public_key_file) {

@@ -6,7 +6,9 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
 import { KeyRing } from "./_keys.ts";
+import { CredhubError } from "./errors.ts";
 
 /** One stored version of a credential. */
 export interface CredentialVersion {
@@ -40,15 +42,17 @@ interface Row {
 export class CredentialStore {
   readonly db: DatabaseSync;
   readonly keys: KeyRing;
+  readonly path: string;
 
   /** Opens (creating when missing) the database and the key ring. */
   constructor(path: string, keysDir: string) {
+    this.path = path;
     this.keys = new KeyRing(keysDir);
     Deno.mkdirSync(keysDir, { recursive: true, mode: 0o700 });
     this.keys.reload();
     this.db = new DatabaseSync(path);
     this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-      PRAGMA busy_timeout=10000;
+      PRAGMA busy_timeout=10000; PRAGMA secure_delete=ON;
       CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS credentials (id TEXT PRIMARY KEY,
         name TEXT NOT NULL, type TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -87,17 +91,23 @@ export class CredentialStore {
     return r?.v;
   }
 
-  /** Writes a new version; returns it. */
+  /**
+   * Writes a new version; returns it. `options.grant` is saved in the same
+   * transaction (the creator's permission: a crash never leaves a credential
+   * its creator cannot reach).
+   */
   put(
     name: string,
     type: string,
     value: unknown,
     metadata: unknown,
-    now = Date.now(),
+    options: { now?: number; grant?: Permission } = {},
   ): CredentialVersion {
     const id = crypto.randomUUID();
+    const now = options.now ?? Date.now();
     this.db.exec("BEGIN IMMEDIATE");
     try {
+      if (options.grant) this.savePermission(options.grant);
       const keyId = this.activeKeyId()!;
       const s = this.keys.seal(
         keyId,
@@ -129,6 +139,12 @@ export class CredentialStore {
       | Row
       | undefined;
     return r ? this.#open(r) : undefined;
+  }
+
+  /** Whether any version of `name` is stored (nothing is decrypted). */
+  exists(name: string): boolean {
+    return this.db.prepare("SELECT 1 FROM credentials WHERE name = ? LIMIT 1")
+      .get(name) !== undefined;
   }
 
   /** Latest version time of every name (for path / name-like searches). */
@@ -181,10 +197,33 @@ export class CredentialStore {
 
   /**
    * Rotates to a new key: records it as active, re-encrypts every row in
-   * small transactions (readers never wait long), then deletes the old key files.
+   * small transactions (readers never wait long), copies the WAL into the
+   * database and truncates it (with `secure_delete` the old ciphertext is
+   * zeroed, not just unlinked), then deletes the old key files.
    * @returns The new key id and the rows re-encrypted.
+   * @throws {CredhubError} `ERR_CREDHUB_CHECKPOINT` when the WAL could not be
+   *   truncated (the old key files are kept then; run the rotation again).
    */
   rotateKey(): { keyId: string; rows: number } {
+    // One rotation at a time: a second one waits (an OS lock, released when
+    // a killed rotation's process goes); otherwise each would delete the
+    // other's new key.
+    const lock = Deno.openSync(join(this.keys.dir, ".rotate.lock"), {
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    try {
+      lock.lockSync(true);
+      // Keys another rotation made and kept while this one waited.
+      this.keys.reload();
+      return this.#rotate();
+    } finally {
+      lock.close();
+    }
+  }
+
+  #rotate(): { keyId: string; rows: number } {
     const keyId = this.keys.create();
     this.db.prepare("UPDATE meta SET v = ? WHERE k = 'active_key'").run(keyId);
     let rows = 0;
@@ -214,12 +253,31 @@ export class CredentialStore {
       }
       rows += batch.length;
     }
+    this.#truncateWal();
     for (const id of this.keys.ids()) if (id !== keyId) this.keys.remove(id);
     return { keyId, rows };
   }
 
   close(): void {
     this.db.close();
+  }
+
+  /**
+   * `wal_checkpoint(TRUNCATE)`, retried while a reader holds an old snapshot
+   * (each attempt already waits `busy_timeout`).
+   */
+  #truncateWal(): void {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = this.db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as {
+        busy: number;
+      };
+      if (r.busy === 0) return;
+    }
+    throw new CredhubError(
+      "ERR_CREDHUB_CHECKPOINT",
+      500,
+      `Cannot finish the key rotation of "${this.path}": the write-ahead log is still in use; the old keys are kept, run 'sigil credhub rotate-key' again`,
+    );
   }
 
   #open(r: Row): CredentialVersion {

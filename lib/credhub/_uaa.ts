@@ -9,10 +9,11 @@
  * @module
  */
 import { Hono } from "hono";
-import { SignJWT } from "jose";
+import { decodeJwt, jwtVerify, SignJWT } from "jose";
 import type { Clock } from "../common/mod.ts";
 import { systemClock } from "../common/mod.ts";
 import type { CredhubUaaSection } from "../config/mod.ts";
+import type { Logger } from "../observe/mod.ts";
 import { exportPublicKeyPem, importPrivateKeyPem } from "../pki/mod.ts";
 import { tokenKeyId } from "../token/mod.ts";
 import { CredhubClientsError, readClients, verifyClient } from "./_clients.ts";
@@ -39,6 +40,63 @@ export interface UaaOptions {
   remoteAddress?: (req: Request) => string;
   /** Time source. */
   clock?: Clock;
+  /** Logs `token-issued` and `token-refused` (client names only, never secrets). */
+  logger?: Logger;
+  /**
+   * With `publicKey`: `DELETE /oauth/token/revoke/:jti` (what `credhub
+   * logout` calls), recorded here.
+   */
+  revocations?: TokenRevocations;
+  /** The signing key's public half, to check the caller of a revocation. */
+  publicKey?: CryptoKey;
+}
+
+/**
+ * Issued and revoked token ids, in memory, each kept until its token expires.
+ * CredHub itself never learns of UAA revocations (it checks tokens offline);
+ * `sigil credhub` refuses a revoked token at once (per process).
+ */
+export class TokenRevocations {
+  #issued = new Map<string, { client: string; exp: number }>();
+  #revoked = new Map<string, number>();
+  #clock: Clock;
+  constructor(clock: Clock = systemClock) {
+    this.#clock = clock;
+  }
+  #prune(): void {
+    const now = this.#clock.now();
+    for (const map of [this.#issued, this.#revoked]) {
+      if (map.size < 10_000) continue;
+      for (const [jti, v] of map) {
+        if ((typeof v === "number" ? v : v.exp) <= now) map.delete(jti);
+      }
+    }
+  }
+  /** Records an issued token (exp in ms). */
+  issued(jti: string, client: string, exp: number): void {
+    this.#prune();
+    this.#issued.set(jti, { client, exp });
+  }
+  /** The client a live token was issued to. */
+  clientOf(jti: string): string | undefined {
+    const t = this.#issued.get(jti);
+    return t && t.exp > this.#clock.now() ? t.client : undefined;
+  }
+  /** Revokes a live token. */
+  revoke(jti: string): void {
+    const t = this.#issued.get(jti);
+    if (t) this.#revoked.set(jti, t.exp);
+  }
+  /** Whether a compact JWT's `jti` was revoked (unparseable tokens: no). */
+  isRevoked(token: string): boolean {
+    let jti: unknown;
+    try {
+      jti = decodeJwt(token).jti;
+    } catch {
+      return false;
+    }
+    return typeof jti === "string" && this.#revoked.has(jti);
+  }
 }
 
 const BAD_CREDENTIALS = {
@@ -75,6 +133,11 @@ function tokenSigner(options: UaaOptions) {
     return { token, jti };
   };
 }
+
+const NO_AUTH = {
+  error: "unauthorized",
+  error_description: "Full authentication is required to access this resource",
+};
 
 /**
  * Builds the token endpoint as a hono sub-app, to mount at the root of the
@@ -138,7 +201,13 @@ export function uaaApp(options: UaaOptions): Hono {
       }
     }
     const grant = form.get("grant_type");
+    const clients = await readClients(options.clientsFile);
+    // A name not in the file may be a secret pasted in the wrong field: not logged.
+    const known = Object.hasOwn(clients, clientId) ? clientId : null;
+    const refused = (reason: string) =>
+      options.logger?.warn("token-refused", { client: known, reason });
     if (grant !== "client_credentials") {
+      refused("unsupported-grant-type");
       return c.json({
         error: "unsupported_grant_type",
         error_description: `Unsupported grant type: ${grant ?? ""}`,
@@ -152,6 +221,7 @@ export function uaaApp(options: UaaOptions): Hono {
       entry = undefined;
     }
     if (entry && entry.count >= maxFailures) {
+      refused("rate-limited");
       c.header(
         "Retry-After",
         String(Math.max(1, Math.ceil((entry.since + windowMs - now) / 1000))),
@@ -161,11 +231,11 @@ export function uaaApp(options: UaaOptions): Hono {
         error_description: "Too many failed logins; retry later",
       }, 429);
     }
-    const clients = await readClients(options.clientsFile);
     const scopes = clientId && secret
       ? await verifyClient(clients, clientId, secret)
       : undefined;
     if (!scopes) {
+      refused("bad-credentials");
       if (failures.size > 10_000) failures.clear();
       if (entry) entry.count++;
       else failures.set(key, { count: 1, since: now });
@@ -177,6 +247,16 @@ export function uaaApp(options: UaaOptions): Hono {
     }
     failures.delete(key);
     const { token, jti } = await sign(clientId, scopes);
+    options.revocations?.issued(
+      jti,
+      clientId,
+      (Math.floor(clock.now() / 1000) + ttl) * 1000,
+    );
+    options.logger?.info("token-issued", {
+      client: clientId,
+      scopes: scopes.join(" "),
+      expires_in: ttl,
+    });
     c.header("Cache-Control", "no-store");
     c.header("Pragma", "no-cache");
     return c.json({
@@ -187,6 +267,47 @@ export function uaaApp(options: UaaOptions): Hono {
       jti,
     });
   });
+  const { revocations, publicKey } = options;
+  if (revocations && publicKey) {
+    // UAA's TokenRevocationEndpoint: a client may revoke its own tokens.
+    app.delete("/oauth/token/revoke/:jti", async (c) => {
+      const bearer = c.req.header("authorization")?.match(
+        /^bearer\s+(\S+)\s*$/i,
+      )?.[1];
+      if (!bearer) return c.json(NO_AUTH, 401);
+      let caller: string | undefined;
+      try {
+        const { payload } = await jwtVerify(bearer, publicKey, {
+          issuer: options.issuer ?? "sigil-ca",
+          audience: options.audience ?? "sigil",
+          currentDate: new Date(clock.now()),
+        });
+        caller = payload.sub;
+      } catch {
+        return c.json({
+          error: "invalid_token",
+          error_description: "The token could not be verified",
+        }, 401);
+      }
+      const jti = c.req.param("jti");
+      const owner = revocations.clientOf(jti);
+      if (owner === undefined) {
+        return c.json({
+          error: "not_found",
+          error_description: "Token not found",
+        }, 404);
+      }
+      if (owner !== caller) {
+        return c.json({
+          error: "access_denied",
+          error_description: "Only the token's client may revoke it",
+        }, 403);
+      }
+      revocations.revoke(jti);
+      options.logger?.info("token-revoked", { client: owner });
+      return c.body(null, 200);
+    });
+  }
   return app;
 }
 
@@ -197,6 +318,8 @@ export interface LoadedUaa {
   publicKeyPem: string;
   /** A token with no scopes, for checking that the server accepts its own tokens. */
   probeToken(): Promise<string>;
+  /** Tokens revoked through `DELETE /oauth/token/revoke/:jti`. */
+  revocations: TokenRevocations;
 }
 
 /**
@@ -218,7 +341,7 @@ export async function loadUaa(
   section: CredhubUaaSection,
   options: Pick<
     UaaOptions,
-    "issuer" | "audience" | "remoteAddress" | "clock"
+    "issuer" | "audience" | "remoteAddress" | "clock" | "logger"
   >,
 ): Promise<LoadedUaa> {
   const path = section.token_key_file;
@@ -247,8 +370,11 @@ export async function loadUaa(
       `is a ${keys.type} key; tokens are ES256: use the CA's token.key`,
     );
   }
+  const revocations = new TokenRevocations(options.clock);
   const uaaOptions: UaaOptions = {
     ...options,
+    revocations,
+    publicKey: keys.publicKey,
     clientsFile: section.clients_file,
     signingKey: keys.privateKey,
     keyId: await tokenKeyId({ tokenKeys: keys }),
@@ -261,5 +387,6 @@ export async function loadUaa(
     app: uaaApp(uaaOptions),
     publicKeyPem: await exportPublicKeyPem(keys.publicKey),
     probeToken: async () => (await sign("sigil-self-check", [])).token,
+    revocations,
   };
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import type { CredentialVersion, Permission } from "./_store.ts";
+import { certificateFacts } from "./_shapes.ts";
 
 /** CredHub's timestamp: `yyyy-MM-dd'T'HH:mm:ss'Z'` (TimeModuleFactory.kt: no milliseconds). */
 export function credhubTime(ms: number): string {
@@ -24,9 +25,15 @@ export function credentialView(v: CredentialVersion): Record<string, unknown> {
     value: v.value,
   };
   if (v.type === "certificate") {
-    view.expiry_date = null;
-    view.certificate_authority = false;
-    view.self_signed = false;
+    // CertificateView: set certificates are never `generated`, and Sigil has
+    // no transitional versions.
+    const facts = certificateFacts(v.value);
+    view.expiry_date = facts.expiryDate
+      ? credhubTime(facts.expiryDate.getTime())
+      : null;
+    view.certificate_authority = facts.certificateAuthority;
+    view.self_signed = facts.selfSigned;
+    view.generated = false;
     view.transitional = false;
   }
   return view;

@@ -39,8 +39,15 @@ export const CREDHUB_COMMANDS: Command[] = [{
       const notify = systemdNotifier({ logger });
       await notify.ready();
       signals.onReload(() => {
-        ch.store.keys.reload();
-        logger.info("keys-reloaded", { keys: ch.store.keys.ids().length });
+        try {
+          ch.store.keys.reload();
+          logger.info("keys-reloaded", { keys: ch.store.keys.ids().length });
+        } catch (err) {
+          // The keys in memory stay in use.
+          logger.error("keys-reload-failed", {
+            reason: (err as Error).message,
+          });
+        }
       });
       const signal = await signals.stopped;
       logger.info("signal-received", { signal });

@@ -4,12 +4,24 @@
  * @module
  */
 
+/** What `GET /credentials` answers. */
+export interface DemoCredentials {
+  status: number;
+  /** `VCAP_SERVICES` as the app would see it, or why it got none. */
+  body: string;
+}
+
 /** One demo app instance. */
 export interface DemoInstance {
   app: string;
   appGuid: string;
   instanceId: string;
   index: number;
+  /**
+   * Interpolates this instance's `VCAP_SERVICES` (`sigil dev` does it as
+   * `sigil launch` would); `/credentials` answers 404 without it.
+   */
+  credentials?: () => Promise<DemoCredentials>;
 }
 
 /** A running demo app. */
@@ -23,7 +35,8 @@ export interface RunningDemoApp {
  *
  * `GET /` answers `hello from app "hello" instance <id> (index 0)`; `GET /json`
  * the same as JSON plus the request headers the router added; `GET /login` sets
- * a `JSESSIONID` cookie (to see sticky sessions).
+ * a `JSESSIONID` cookie (to see sticky sessions); `GET /credentials` shows the
+ * instance's interpolated `VCAP_SERVICES` (see {@linkcode DemoInstance}).
  *
  * @example
  * ```ts ignore
@@ -36,8 +49,22 @@ export function startDemoApp(inst: DemoInstance): RunningDemoApp {
     `hello from app "${inst.app}" instance ${inst.instanceId} (index ${inst.index})\n`;
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (req) => {
+    async (req) => {
       const url = new URL(req.url);
+      if (url.pathname === "/credentials") {
+        const r = inst.credentials
+          ? await inst.credentials()
+          : { status: 404, body: `app "${inst.app}" has no service bindings` };
+        return new Response(r.body + "\n", {
+          status: r.status,
+          headers: {
+            "content-type": r.status === 200
+              ? "application/json"
+              : "text/plain; charset=utf-8",
+            "x-instance-id": inst.instanceId,
+          },
+        });
+      }
       if (url.pathname === "/json") {
         const headers: Record<string, string> = {};
         for (const [k, v] of req.headers) headers[k] = v;

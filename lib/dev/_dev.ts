@@ -28,10 +28,12 @@ import { startRouter } from "../router/mod.ts";
 import type { RunningRouter } from "../router/mod.ts";
 import { startDemoApp } from "./_demo_app.ts";
 import type { DemoInstance, RunningDemoApp } from "./_demo_app.ts";
+import { demoCredentials, startDevCredhub } from "./_credhub.ts";
+import type { DevCredhub } from "./_credhub.ts";
 
 /** Options of {@linkcode startDev}. */
 export interface DevOptions {
-  /** Router HTTP port on 127.0.0.1 (0: any free port). @default {8080} */
+  /** Router HTTP port on 127.0.0.1 (0: any free port); the API uses +1, CredHub +2. @default {8080} */
   port?: number;
   /** State directory; a temp dir (removed on close) when absent. */
   dir?: string;
@@ -68,6 +70,15 @@ export interface DevJson {
     access_log: string;
   };
   ca: { url: string; bundle: string; dir: string; token_file: string };
+  credhub: {
+    url: string;
+    /** The broker's token (scope credhub.write). */
+    token_file: string;
+    /** hello's binding credential, readable by `mtls-app:<hello guid>`. */
+    credential: string;
+    /** The VCAP_SERVICES every demo instance starts with. */
+    vcap_services: string;
+  };
   instances: DevInstanceInfo[];
 }
 
@@ -78,6 +89,7 @@ export interface RunningDev {
   proxies: RunningProxy[];
   rotator: RunningRotator;
   ca: RunningCa;
+  credhub: DevCredhub;
   /** Unregisters, drains and stops everything; removes the temp dir. */
   close(): Promise<void>;
 }
@@ -207,21 +219,32 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
     );
     await writeSecretFile(clientKey, await exportPrivateKeyPem(routerKeys));
 
-    // Demo app: three instances of "hello", one of "other".
+    // Demo app: three instances of "hello", one of "other". Every instance
+    // is bound to hello's database; CredHub lets only hello's instances read it.
     const guids = { hello: crypto.randomUUID(), other: crypto.randomUUID() };
-    const demo: DemoInstance[] = [
-      ...[0, 1, 2].map((index) => ({
-        app: "hello",
-        appGuid: guids.hello,
-        instanceId: crypto.randomUUID(),
+    // Set once CredHub runs; the demo apps start before it.
+    const started: { credhub?: DevCredhub } = {};
+    const credDir = (d: { instanceId: string }) =>
+      join(dir, "instances", d.instanceId);
+    const instance = (app: "hello" | "other", index: number): DemoInstance => {
+      const instanceId = crypto.randomUUID();
+      return {
+        app,
+        appGuid: guids[app],
+        instanceId,
         index,
-      })),
-      {
-        app: "other",
-        appGuid: guids.other,
-        instanceId: crypto.randomUUID(),
-        index: 0,
-      },
+        credentials: demoCredentials(
+          () => started.credhub,
+          bundle,
+          credDir({ instanceId }),
+          app,
+          logger.child("launch"),
+        ),
+      };
+    };
+    const demo: DemoInstance[] = [
+      ...[0, 1, 2].map((index) => instance("hello", index)),
+      instance("other", 0),
     ];
     const apps: RunningDemoApp[] = demo.map((d) => startDemoApp(d));
     stack.push(async () => {
@@ -229,7 +252,6 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
     });
 
     // Rotator: keeps every instance's credentials fresh.
-    const credDir = (d: DemoInstance) => join(dir, "instances", d.instanceId);
     await Deno.mkdir(join(dir, "instances"), { recursive: true, mode: 0o700 });
     const rotator = await startRotator(
       RotatorSection.parse({
@@ -255,6 +277,18 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
       30_000,
       "Cannot start sigil dev: the rotator got no certificates from the CA within 30 s (run with --verbose to see why)",
     );
+
+    // CredHub, with the broker's binding for hello stored.
+    const credhub = started.credhub = await startDevCredhub({
+      dir,
+      ca: store,
+      caUrl: ca.url,
+      bundle,
+      port: port === 0 ? 0 : port + 2,
+      appGuid: guids.hello,
+      logger: logger.child("credhub"),
+    });
+    stack.push(() => credhub.ch.close());
 
     // Router: plain HTTP for clients, the registration API, strict mTLS to backends.
     const router = await startRouter(
@@ -344,6 +378,12 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
         access_log: join(dir, "router", "access.log"),
       },
       ca: { url: ca.url, bundle, dir: caDir, token_file: cellToken },
+      credhub: {
+        url: credhub.url,
+        token_file: credhub.tokenFile,
+        credential: credhub.credential,
+        vcap_services: credhub.vcapServices,
+      },
       instances: demo.map((d, i) => ({
         app: d.app,
         app_guid: d.appGuid,
@@ -366,6 +406,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
       proxies,
       rotator,
       ca,
+      credhub,
       close: () => closing ??= closeAll(),
     };
   } catch (err) {

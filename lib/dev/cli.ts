@@ -19,10 +19,13 @@ function summary(info: DevJson, validity: string, temp: boolean): string {
   const other = info.instances.find((i) => i.app === "other")!;
   const first = info.instances[0]!;
   return [
-    `sigil dev is running: CA, rotator, ${info.instances.length} strict-mTLS proxies, router.`,
+    `sigil dev is running: CA, rotator, ${info.instances.length} strict-mTLS proxies, router, CredHub.`,
     ``,
     `  Try:      curl -H 'Host: hello.localhost' http://${info.router.http}/`,
     `            curl -H 'Host: other.localhost' http://${info.router.http}/json`,
+    `  CredHub:  curl -H 'Host: hello.localhost' http://${info.router.http}/credentials   (hello's binding, interpolated as sigil launch does)`,
+    `            curl -H 'Host: other.localhost' http://${info.router.http}/credentials   (404: other may not read it)`,
+    `            ${info.credhub.url}  (broker token ${info.credhub.token_file}, CA bundle ${info.ca.bundle})`,
     `  Routes:   curl ${info.router.routes_url}`,
     `            deno task sigil routes --router http://${info.router.api}`,
     `  Status pages (open in a browser; they refresh themselves):`,
@@ -61,7 +64,7 @@ export const DEV_COMMANDS: Command[] = [{
       type: "string",
       arg: "PORT",
       description:
-        "Router HTTP port; the API uses PORT+1 (default 8080; 0 = any)",
+        "Router HTTP port; the API uses PORT+1, CredHub PORT+2 (default 8080; 0 = any)",
     },
     dir: {
       type: "string",
@@ -97,9 +100,9 @@ export const DEV_COMMANDS: Command[] = [{
     const port = portText !== undefined
       ? Number(portText)
       : section?.port ?? 8080;
-    if (!Number.isInteger(port) || port < 0 || port > 65534) {
+    if (!Number.isInteger(port) || port < 0 || port > 65533) {
       throw new UsageError(
-        `Invalid port "${portText ?? port}" (--port or dev.port): use 0-65534`,
+        `Invalid port "${portText ?? port}" (--port or dev.port): use 0-65533`,
       );
     }
     const validityText = stringFlag(flags, "validity");
@@ -124,8 +127,8 @@ export const DEV_COMMANDS: Command[] = [{
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
         throw new UsageError(
-          `Cannot start sigil dev: port ${port} or ${
-            port + 1
+          `Cannot start sigil dev: port ${port}, ${port + 1} or ${
+            port + 2
           } is in use; pick another with --port`,
         );
       }

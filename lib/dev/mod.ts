@@ -1,7 +1,8 @@
 /**
  * `sigil dev`: the whole system in one process on 127.0.0.1, on a throw-away
  * CA: rotator, a demo app (three instances of `hello`, one of `other`), one
- * strict-mTLS proxy per instance, and the router with its registration API.
+ * strict-mTLS proxy per instance, the router with its registration API, and
+ * a CredHub holding a binding credential only `hello` may read.
  *
  * @example
  * ```ts ignore
@@ -22,5 +23,10 @@ export type {
 export { demonstrateMisroute } from "./_misroute.ts";
 export type { MisrouteReport } from "./_misroute.ts";
 export { startDemoApp } from "./_demo_app.ts";
-export type { DemoInstance, RunningDemoApp } from "./_demo_app.ts";
+export type {
+  DemoCredentials,
+  DemoInstance,
+  RunningDemoApp,
+} from "./_demo_app.ts";
+export type { DevCredhub } from "./_credhub.ts";
 export { DEV_COMMANDS } from "./cli.ts";

@@ -80,7 +80,7 @@ export class Exchanges {
    */
   run(x: Exchange): Response | Promise<Response> {
     const pool = x.pool!;
-    const first = this.#choose(x, pool, undefined);
+    const first = x.pinned ?? this.#choose(x, pool, undefined);
     // No endpoint to start with: answered at once, no Promise.
     if (first instanceof Response) return first;
     return this.#loop(x, pool, first);
@@ -90,7 +90,10 @@ export class Exchanges {
     const o = this.#o;
     const websocket = x.upgrade !== undefined;
     const attempter = websocket ? o.websocket : o.http;
-    const maxAttempts = Math.min(o.settings.maxAttempts, pool.size);
+    // X-CF-App-Instance names one endpoint: gorouter's surgical pool.
+    const maxAttempts = x.pinned !== undefined
+      ? 1
+      : Math.min(o.settings.maxAttempts, pool.size);
     let tried: Endpoint[] | undefined;
     let ep: Endpoint | undefined = first;
     x.attempt = 0;

@@ -18,6 +18,7 @@ export const RH_COOKIE = 9;
 export const RH_USER_AGENT = 10;
 export const RH_REFERER = 11;
 export const RH_CONTENT_LENGTH = 12;
+export const RH_CF_APP_INSTANCE = 13;
 
 /**
  * Request headers the data path treats specially, so one Map lookup per
@@ -48,6 +49,7 @@ export const REQUEST_HEADER: ReadonlyMap<string, number> = new Map([
   ["user-agent", RH_USER_AGENT],
   ["referer", RH_REFERER],
   ["content-length", RH_CONTENT_LENGTH],
+  ["x-cf-app-instance", RH_CF_APP_INSTANCE],
 ]);
 /** Response headers not passed back. */
 export const HOP_RESPONSE = new Set([

@@ -210,6 +210,14 @@ export class Pool {
   }
 
   /** The endpoint serving this instance id, if it is in the pool. */
+  /** The endpoint of app `app`, instance `index` (`X-CF-App-Instance`). */
+  findAppInstance(app: string, index: string): Endpoint | undefined {
+    for (const ep of this.endpoints) {
+      if (ep.app === app && ep.index === index) return ep;
+    }
+    return undefined;
+  }
+
   findInstance(instanceId: string): Endpoint | undefined {
     for (const ep of this.endpoints) {
       if (ep.instanceId === instanceId) return ep;

@@ -46,6 +46,8 @@ export interface Exchange {
   upgrade?: Request;
   /** Instance id the `__VCAP_ID__` cookie pins the request to. */
   sticky?: string;
+  /** The one endpoint `X-CF-App-Instance` names: no other is tried. */
+  pinned?: Endpoint;
   /** 0 for the first attempt of the exchange. */
   attempt?: number;
 }
@@ -106,20 +108,28 @@ export class Recorder {
    *
    * @param routerError `X-Cf-Routererror` value; empty for none.
    * @param body Text of the answer (a newline is added).
+   * @param cacheControl `Cache-Control` value, when the answer sets one.
    */
   errorResponse(
     x: Exchange,
     status: number,
     routerError: string,
     body: string,
+    cacheControl?: string,
   ): Response {
     x.routerError = routerError;
     this.finish(x, status);
+    // As gorouter's errorwriter: text, never sniffed as HTML (the body may
+    // quote the Host header).
     const headers: [string, string][] = [
       ["content-type", "text/plain; charset=utf-8"],
+      ["x-content-type-options", "nosniff"],
       ["x-vcap-request-id", x.requestId],
     ];
     if (routerError !== "") headers.push(["x-cf-routererror", routerError]);
+    if (cacheControl !== undefined) {
+      headers.push(["cache-control", cacheControl]);
+    }
     return new Response(body + "\n", { status, headers });
   }
 }

@@ -10,6 +10,8 @@ import { Endpoint, internMeta, Pool } from "./_pool.ts";
 import type { Balancing } from "./_pool.ts";
 
 const NO_PATHS: Pool[] = [];
+/** Bound on remembered emptied routes (a churn storm must not grow memory). */
+const EMPTIED_MAX = 100_000;
 
 /** The routes of a host that has path routes. */
 class HostRoutes {
@@ -35,6 +37,14 @@ export interface RegistryOptions {
   staleThresholdMs?: number;
   /** Called when an endpoint leaves its pool (release its connections). */
   onRemove?: (ep: Endpoint) => void;
+  /**
+   * How long a route whose last endpoint left still answers 503
+   * `no_endpoints` instead of 404 (gorouter's `empty_pool_timeout` with
+   * `empty_pool_response_code_503`); 0: at once 404. @default {0}
+   */
+  emptyPoolMs?: number;
+  /** Clock for {@linkcode RegistryOptions.emptyPoolMs}. @default {Date.now} */
+  now?: () => number;
 }
 
 /** What a register or unregister did. */
@@ -82,10 +92,16 @@ export class Registry {
   #endpoints = 0;
   /** Hosts registered as `*.domain`: lookups try wildcards only when > 0. */
   #wildcards = 0;
+  /** Routes that lost their last endpoint → when (see `emptyPoolMs`). */
+  #emptied = new Map<string, number>();
+  #emptyPoolMs: number;
+  #now: () => number;
 
   constructor(options: RegistryOptions = {}) {
     this.#staleMs = options.staleThresholdMs ?? 120_000;
     this.#onRemove = options.onRemove;
+    this.#emptyPoolMs = options.emptyPoolMs ?? 0;
+    this.#now = options.now ?? Date.now;
   }
 
   /** Number of routes (pools). */
@@ -114,6 +130,30 @@ export class Registry {
       if (w !== undefined) return w;
     }
     return undefined;
+  }
+
+  /**
+   * Whether a route that would serve `host` + `path` lost its last endpoint
+   * less than `emptyPoolMs` ago: the request then gets 503 `no_endpoints`
+   * (the app is there, its instances are not), not 404. Only asked after
+   * {@linkcode lookup} found nothing.
+   */
+  recentlyEmptied(host: string, path: string): boolean {
+    if (this.#emptied.size === 0) return false;
+    const now = this.#now();
+    for (const [uri, at] of this.#emptied) {
+      if (now - at >= this.#emptyPoolMs) this.#emptied.delete(uri);
+    }
+    let uri = host + path.toLowerCase();
+    const q = uri.indexOf("?");
+    if (q !== -1) uri = uri.slice(0, q);
+    // The route itself, then each shorter path prefix, as lookup matches.
+    for (;;) {
+      if (this.#emptied.has(uri)) return true;
+      const slash = uri.lastIndexOf("/");
+      if (slash === -1) return false;
+      uri = uri.slice(0, slash);
+    }
   }
 
   #lookupHost(host: string, path: string): Pool | undefined {
@@ -170,6 +210,7 @@ export class Registry {
           (entry as HostRoutes).root = pool;
         }
         this.#pools++;
+        this.#emptied.delete(pool.uri);
       }
       const lb = msg.options?.loadbalancing;
       if (lb !== undefined) pool.balancing = lb as Balancing;
@@ -286,6 +327,10 @@ export class Registry {
       }
       if (gone && host.startsWith("*.")) this.#wildcards--;
       this.#pools--;
+      if (this.#emptyPoolMs > 0) {
+        if (this.#emptied.size >= EMPTIED_MAX) this.#emptied.clear();
+        this.#emptied.set(pool.uri, this.#now());
+      }
     }
     return true;
   }

@@ -18,6 +18,7 @@ import {
   dropConnectionTokens,
   hostname,
   REQUEST_HEADER,
+  RH_CF_APP_INSTANCE,
   RH_CONNECTION,
   RH_CONTENT_LENGTH,
   RH_COOKIE,
@@ -88,6 +89,7 @@ export class RequestHandler {
     let userAgent = "";
     let referer = "";
     let hasLength = false;
+    let appInstance: string | undefined;
     // One pass over the headers: drop hop-by-hop ones, note the few the
     // router reads, copy the rest as a flat array node:http sends as is.
     for (const [name, value] of req.headers) {
@@ -131,6 +133,9 @@ export class RequestHandler {
         case RH_CONTENT_LENGTH:
           hasLength = true;
           break;
+        case RH_CF_APP_INSTANCE:
+          appInstance = value; // read by the router, not forwarded
+          continue;
       }
       headers.push(name, value);
     }
@@ -158,6 +163,7 @@ export class RequestHandler {
       body: null,
       upgrade: undefined,
       sticky: undefined,
+      pinned: undefined,
       attempt: 0,
     };
     if (size > this.#o.maxHeaderBytes) {
@@ -177,21 +183,61 @@ export class RequestHandler {
     }
     const host = hostname(hostHeader);
     x.host = host;
-    if (host === "") {
+    // gorouter (handlers/lookup.go): no Host, or a Host that is the client's
+    // own address (what some load balancers fill in for HTTP/1.0), is 400.
+    if (host === "" || host === remote) {
       return recorder.errorResponse(
         x,
         400,
         "empty_host",
-        "400 Bad Request: empty host",
+        "400 Bad Request: Request had empty Host header",
+        CACHE_BRIEFLY,
       );
     }
+    let instance: [string, string] | undefined;
+    if (appInstance !== undefined) {
+      instance = parseAppInstance(appInstance);
+      if (instance === undefined) {
+        return recorder.errorResponse(
+          x,
+          400,
+          "invalid_cf_app_instance_header",
+          "400 Bad Request: Invalid X-CF-App-Instance Header",
+          NO_CACHE,
+        );
+      }
+    }
     const pool = registry.lookup(host, path);
-    if (pool === undefined) {
+    if (pool !== undefined && instance !== undefined) {
+      x.pinned = pool.findAppInstance(instance[0], instance[1]);
+    }
+    if (pool === undefined || (instance !== undefined && !x.pinned)) {
+      if (instance !== undefined) {
+        return recorder.errorResponse(
+          x,
+          400,
+          "unknown_route",
+          `400 Bad Request: Requested instance ('${instance[1]}') with guid ('${
+            instance[0]
+          }') does not exist for route ('${hostHeader}')`,
+          NO_CACHE,
+        );
+      }
+      if (registry.recentlyEmptied(host, path)) {
+        return recorder.errorResponse(
+          x,
+          503,
+          "no_endpoints",
+          `503 Service Unavailable: Requested route ('${hostHeader}') has no available endpoints.`,
+          CACHE_BRIEFLY,
+        );
+      }
       return recorder.errorResponse(
         x,
         404,
         "unknown_route",
-        `404 Not Found: Requested route ('${host}') does not exist.`,
+        `404 Not Found: Requested route ('${hostHeader}') does not exist.`,
+        NO_CACHE,
       );
     }
     const forwardedFor = xff === undefined ? remote : `${xff}, ${remote}`;
@@ -236,4 +282,18 @@ export class RequestHandler {
     x.body = body;
     return this.#o.exchanges.run(x);
   }
+}
+
+/** gorouter's `addNoCacheControlHeader`: never cache a missing route. */
+const NO_CACHE = "no-cache, no-store";
+/** gorouter's `addInvalidResponseCacheControlHeader` (2 s). */
+const CACHE_BRIEFLY = "public,max-age=2";
+
+/** `APP_GUID:INDEX`, as gorouter's `parseAppInstanceHeader` accepts it. */
+const APP_INSTANCE = /^([\da-f]{8}-(?:[\da-f]{4}-){3}[\da-f]{12}):(\d+)$/;
+
+/** `[guid, index]` from an `X-CF-App-Instance` value, or undefined. */
+function parseAppInstance(value: string): [string, string] | undefined {
+  const m = APP_INSTANCE.exec(value);
+  return m === null ? undefined : [m[1]!, m[2]!];
 }

@@ -131,6 +131,8 @@ export async function startRouter(
   });
   const registry = new Registry({
     staleThresholdMs: config.stale_threshold,
+    emptyPoolMs: config.empty_pool_timeout,
+    now: () => clock.now(),
     onRemove: (ep) => transports.release(ep),
   });
   const stats = new RouterStats(() => ({

@@ -72,8 +72,9 @@ export function routesTable(
       rows.push([
         printable(uri),
         printable(ep.address),
-        dash(ep.private_instance_id),
-        dash(ep.app),
+        // gorouter's /routes shape has no app id; /status.json has it.
+        dash(ep.private_instance_id ?? s?.instance_id),
+        dash(ep.app ?? s?.app),
         s ? s.state : "-",
         s ? formatSpan(s.heartbeat_age_ms) : "-",
         ...(ttl ? [`${ep.ttl}s`] : []),

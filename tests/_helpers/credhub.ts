@@ -5,42 +5,52 @@
  * @module
  */
 import { request } from "node:https";
+import type { Agent } from "node:https";
 import { exportPKCS8, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { createTestPki } from "./pki.ts";
 import type { TestPki } from "./pki.ts";
 import { freePort } from "./ports.ts";
 import { parseConfig } from "../../lib/config/mod.ts";
+import type { CredhubSection } from "../../lib/config/mod.ts";
 import { startCredhub } from "../../lib/credhub/mod.ts";
 import type { RunningCredhub } from "../../lib/credhub/mod.ts";
 import { silentLogger } from "../../lib/observe/mod.ts";
 
-/** A running test CredHub and what talks to it. */
-export interface TestCredhub {
+/** The files of a test CredHub, ready for `sigil credhub --config`. */
+export interface TestCredhubFiles {
   /** Temp dir with `certs/ca.crt` (the root) and the server's files. */
   dir: string;
   pki: TestPki;
-  ch: RunningCredhub;
+  /** `DIR/config.yaml`: a config with only the `credhub` section. */
+  configPath: string;
+  config: CredhubSection;
   /** A token for `sub: broker` with the given space-separated scopes. */
   token(scope: string): Promise<string>;
   /** With `uaa`: the clients file and the token key file (the CA's token.key). */
   clientsFile: string;
   tokenKeyFile: string;
+}
+
+/** A running test CredHub and what talks to it. */
+export interface TestCredhub extends TestCredhubFiles {
+  ch: RunningCredhub;
   close(): Promise<void>;
 }
 
 /**
- * Starts `sigil credhub` with a fresh PKI and token key; `revokedSerials`
- * become its deny list (`revoked_serials_file`).
+ * Writes a fresh PKI, token key and `config.yaml` for `sigil credhub`
+ * (listening on a free port); `revokedSerials` become its deny list
+ * (`revoked_serials_file`).
  *
  * @example
  * ```ts ignore
- * const t = await startTestCredhub();
- * try { ... } finally { await t.close(); }
+ * const f = await prepareTestCredhub();
+ * const p = new SigilProcess(["credhub", "--config", f.configPath]);
  * ```
  */
-export async function startTestCredhub(
+export async function prepareTestCredhub(
   options: { revokedSerials?: string[]; uaa?: boolean } = {},
-): Promise<TestCredhub> {
+): Promise<TestCredhubFiles> {
   const dir = await Deno.makeTempDir();
   const pki = await createTestPki();
   const server = await pki.issueClient({
@@ -73,7 +83,7 @@ export async function startTestCredhub(
       options.revokedSerials.join("\n") + "\n",
     );
   }
-  const cfg = parseConfig(`credhub:
+  const yaml = `credhub:
   listen: 127.0.0.1:${freePort()}
   database: ${dir}/ch.db
   keys_dir: ${dir}/keys
@@ -81,12 +91,13 @@ export async function startTestCredhub(
   tls_key_file: ${dir}/server.key
   trusted_cas_file: ${dir}/certs/ca.crt
   public_key_file: ${dir}/token.pub
-${revoked}${uaa}`).credhub!;
-  const ch = await startCredhub(cfg, { logger: silentLogger });
+${revoked}${uaa}`;
+  await Deno.writeTextFile(`${dir}/config.yaml`, yaml);
   return {
     dir,
     pki,
-    ch,
+    configPath: `${dir}/config.yaml`,
+    config: parseConfig(yaml).credhub!,
     clientsFile: `${dir}/clients.json`,
     tokenKeyFile: `${dir}/token.key`,
     token: (scope) =>
@@ -95,9 +106,30 @@ ${revoked}${uaa}`).credhub!;
         .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
         .setExpirationTime("1h")
         .sign(tk.privateKey),
+  };
+}
+
+/**
+ * Starts `sigil credhub` in this process on the files of
+ * {@linkcode prepareTestCredhub}.
+ *
+ * @example
+ * ```ts ignore
+ * const t = await startTestCredhub();
+ * try { ... } finally { await t.close(); }
+ * ```
+ */
+export async function startTestCredhub(
+  options: { revokedSerials?: string[]; uaa?: boolean } = {},
+): Promise<TestCredhub> {
+  const files = await prepareTestCredhub(options);
+  const ch = await startCredhub(files.config, { logger: silentLogger });
+  return {
+    ...files,
+    ch,
     async close() {
       await ch.close();
-      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(files.dir, { recursive: true });
     },
   };
 }
@@ -116,6 +148,8 @@ export interface CredhubCall {
   key?: string;
   /** Sent as given when a string, else as JSON. */
   body?: unknown;
+  /** A keep-alive agent; default: a new connection per request. */
+  agent?: Agent;
 }
 
 /**
@@ -162,7 +196,7 @@ export function httpsRequest(
       cert: o.cert,
       key: o.key,
       servername: "localhost",
-      agent: false,
+      agent: o.agent ?? false,
       headers: {
         ...(o.token ? { authorization: `bearer ${o.token}` } : {}),
         "content-type": "application/json",
@@ -187,6 +221,28 @@ export function httpsRequest(
         : JSON.stringify(o.body),
     );
   });
+}
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+/**
+ * {@linkcode httpsRequest} with the answer parsed as JSON (`null` when
+ * empty); `o.ca` is the CA bundle trusted for the server.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await credhubCall(url, "GET", "/api/v1/data?name=/a", { token, ca });
+ * ```
+ */
+export async function credhubCall(
+  url: string,
+  method: string,
+  path: string,
+  o: CredhubCall & { ca: string },
+): Promise<{ status: number; body: Json }> {
+  const r = await httpsRequest(url, o.ca, method, path, o);
+  return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

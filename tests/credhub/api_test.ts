@@ -6,26 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { createTestPki } from "../_helpers/pki.ts";
-import { httpsRequest, startTestCredhub } from "../_helpers/credhub.ts";
+import { credhubCall, startTestCredhub } from "../_helpers/credhub.ts";
 
-// deno-lint-ignore no-explicit-any
-type Json = any;
-
-async function call(
-  url: string,
-  method: string,
-  path: string,
-  o: {
-    token?: string;
-    cert?: string;
-    key?: string;
-    ca: string;
-    body?: unknown;
-  },
-): Promise<{ status: number; body: Json }> {
-  const r = await httpsRequest(url, o.ca, method, path, o);
-  return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
-}
+const call = credhubCall;
 
 Deno.test("credhub: broker sets and grants; app A reads (200), app B gets 404, unscoped token 403", async () => {
   const t = await startTestCredhub();

@@ -7,7 +7,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { decodeJwt } from "jose";
+import { decodeJwt, importPKCS8, SignJWT } from "jose";
 import { parse as parseYaml } from "yaml";
 import { startTestCredhub } from "../_helpers/credhub.ts";
 import type { TestCredhub } from "../_helpers/credhub.ts";
@@ -444,6 +444,114 @@ Deno.test("credhub curl -p /api/v1/data?... GET and PUT with -d, and -i shows th
       "/api/v1/data?name=/curl/none",
     ]);
     assert.equal(failed.code, 22);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("an expired token: sigil credhub answers CredHub's access_token_expired, the CLI tries to refresh and asks for a new login (credhub/auth/oauth.go)", async () => {
+  const s = await session();
+  try {
+    await login(s);
+    await ok(s, ["set", "-n", "/exp/v", "-t", "value", "-v", "x"]);
+    const key = await importPKCS8(
+      await Deno.readTextFile(s.t.tokenKeyFile),
+      "ES256",
+    );
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({
+      scope: "credhub.read credhub.write",
+      client_id: "broker",
+    })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
+      .setIssuedAt(now - 600).setExpirationTime(now - 300)
+      .sign(key);
+    const file = `${s.cli.home}/.credhub/config.json`;
+    const cfg = await cliConfig(s);
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({ ...cfg, AccessToken: expired }),
+      { mode: 0o600 },
+    );
+    const r = await s.cli.run(["get", "-n", "/exp/v"]);
+    assert.equal(r.code, 1);
+    // Without access_token_expired the CLI would print the server's error as is.
+    assert.match(
+      r.stderr,
+      /^Error getting token\. Your token may have expired and could not be refreshed\. Please try logging in again\./,
+    );
+    // Logging in again works.
+    await login(s);
+    assert.equal(await ok(s, ["get", "-n", "/exp/v", "-q"]), "x\n");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("credhub logout revokes the token at DELETE /oauth/token/revoke/<jti>; sigil credhub refuses it at once (CredHub would accept it until it expires)", async () => {
+  const s = await session();
+  try {
+    await login(s);
+    const token = (await cliConfig(s)).AccessToken;
+    assert.equal(await ok(s, ["logout"]), "Logout Successful\n");
+    assert.equal((await cliConfig(s)).AccessToken, "revoked");
+    const r = await runCommand("curl", [
+      "-sS",
+      "--cacert",
+      s.ca,
+      "-H",
+      `authorization: bearer ${token}`,
+      `${s.t.ch.url}/api/v1/data?path=/`,
+    ]);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      error: "invalid_token",
+      error_description: "The access token has been revoked",
+    });
+    // The CLI itself now has no token to send.
+    const after = await s.cli.run(["find", "-n", "x"]);
+    assert.equal(after.code, 1);
+    // Another client cannot revoke broker's token; a fresh login works.
+    await login(s);
+    const fresh = (await cliConfig(s)).AccessToken;
+    const other = await addClient(s.t.clientsFile, "other", ["credhub.read"]);
+    const tok = JSON.parse(
+      (await runCommand("curl", [
+        "-sS",
+        "--cacert",
+        s.ca,
+        "-u",
+        `other:${other}`,
+        "-d",
+        "grant_type=client_credentials",
+        `${s.t.ch.url}/oauth/token`,
+      ])).stdout,
+    ).access_token;
+    const denied = await runCommand("curl", [
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "--cacert",
+      s.ca,
+      "-X",
+      "DELETE",
+      "-H",
+      `authorization: bearer ${tok}`,
+      `${s.t.ch.url}/oauth/token/revoke/${decodeJwt(fresh).jti}`,
+    ]);
+    assert.equal(denied.stdout, "403");
+    const still = await s.cli.run([
+      "set",
+      "-n",
+      "/lo/v",
+      "-t",
+      "value",
+      "-v",
+      "1",
+    ]);
+    assert.equal(still.code, 0, still.stderr);
   } finally {
     await s.close();
   }

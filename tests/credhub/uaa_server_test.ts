@@ -8,7 +8,7 @@
 // itself never locks clients out.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { decodeJwt } from "jose";
+import { decodeJwt, generateKeyPair, importPKCS8, SignJWT } from "jose";
 import { startTestCredhub } from "../_helpers/credhub.ts";
 import { runCommand, sigil } from "../_helpers/proc.ts";
 import { addClient } from "../../lib/credhub/_clients.ts";
@@ -303,11 +303,12 @@ Deno.test("sigil config check refuses a group-readable uaa token key or clients 
       checked.stderr,
       /credhub\.uaa\.token_key_file: ".*token\.key" is readable by group or others \(mode 644\)/,
     );
+    // sigil credhub runs the same file checks before it starts (exit 2).
     const started = await sigil(["credhub", "--config", file]);
-    assert.equal(started.code, 1);
+    assert.equal(started.code, 2, started.stderr);
     assert.match(
       started.stderr,
-      /"start-failed".*ERR_CREDHUB_TOKEN_KEY.*mode 644/,
+      /"start-failed".*credhub\.uaa\.token_key_file: .*token\.key\\" is readable by group or others \(mode 644\)/,
     );
     await Deno.chmod(key, 0o600);
     await Deno.chmod(clients, 0o644);
@@ -326,5 +327,73 @@ Deno.test("sigil config check refuses a group-readable uaa token key or clients 
   } finally {
     await t.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("credhub.uaa with a wildcard listen address needs auth_server_url (else /info would advertise 0.0.0.0)", () => {
+  const yaml = (extra: string) =>
+    `credhub:\n  listen: 0.0.0.0:8844\n  database: /d\n  keys_dir: /k\n  tls_cert_file: /c\n  tls_key_file: /k\n  trusted_cas_file: /t\n${extra}`;
+  const uaa = "  uaa:\n    clients_file: /c.json\n    token_key_file: /t.key\n";
+  assert.throws(
+    () => parseConfig(yaml(uaa)),
+    /credhub\.auth_server_url[\s\S]*required with uaa when listen is a wildcard/,
+  );
+  assert.equal(
+    parseConfig(yaml(`  auth_server_url: https://credhub.example:8844\n${uaa}`))
+      .credhub!.auth_server_url,
+    "https://credhub.example:8844",
+  );
+  // Without uaa the token endpoint is elsewhere: no such rule.
+  assert.ok(parseConfig(yaml("")).credhub);
+});
+
+Deno.test("a refused or missing bearer token answers in CredHub's OAuth2 shape: access_token_expired, invalid_token, unauthorized (OAuth2AuthenticationExceptionHandler.kt)", async () => {
+  const t = await startTestCredhub({ uaa: true });
+  try {
+    const ca = `${t.dir}/certs/ca.crt`;
+    const key = await importPKCS8(
+      await Deno.readTextFile(t.tokenKeyFile),
+      "ES256",
+    );
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({ scope: "credhub.read" })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
+      .setExpirationTime(now - 300)
+      .sign(key);
+    const r1 = await curl(ca, `${t.ch.url}/api/v1/data?path=/`, [
+      "-H",
+      `authorization: bearer ${expired}`,
+    ]);
+    assert.equal(r1.status, 401);
+    assert.deepEqual(r1.body, {
+      error: "access_token_expired",
+      error_description: "Access token expired",
+    });
+    const forged = await new SignJWT({ scope: "credhub.read" })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer("sigil-ca").setAudience("sigil").setSubject("broker")
+      .setExpirationTime(now + 300)
+      .sign((await generateKeyPair("ES256")).privateKey);
+    const r2 = await curl(ca, `${t.ch.url}/api/v1/data?path=/`, [
+      "-H",
+      `authorization: bearer ${forged}`,
+    ]);
+    assert.equal(r2.status, 401);
+    assert.deepEqual(r2.body, {
+      error: "invalid_token",
+      error_description:
+        "The request token signature could not be verified. Please validate that your request token was issued by the UAA server authorized by CredHub.",
+    });
+    assert.ok(!JSON.stringify(r2.body).includes(forged));
+    const r3 = await curl(ca, `${t.ch.url}/api/v1/data?path=/`);
+    assert.equal(r3.status, 401);
+    assert.deepEqual(r3.body, {
+      error: "unauthorized",
+      error_description:
+        "Full authentication is required to access this resource",
+    });
+  } finally {
+    await t.close();
   }
 });

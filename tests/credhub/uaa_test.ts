@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { decodeJwt, generateKeyPair, jwtVerify } from "jose";
 import { FakeClock } from "../_helpers/fake_clock.ts";
 import { addClient } from "../../lib/credhub/_clients.ts";
-import { uaaApp } from "../../lib/credhub/_uaa.ts";
+import { TokenRevocations, uaaApp } from "../../lib/credhub/_uaa.ts";
 import { freePort } from "../_helpers/ports.ts";
+import { createLogger } from "../../lib/observe/mod.ts";
 
 async function setup(clock = new FakeClock(Date.UTC(2026, 0, 1))) {
   const dir = await Deno.makeTempDir();
@@ -208,4 +209,83 @@ Deno.test("token endpoint over a real socket: curl logs in, a wrong secret gets 
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("token endpoint logs token-issued and token-refused with known client names only, never a secret", async () => {
+  const dir = await Deno.makeTempDir();
+  const clientsFile = `${dir}/clients.json`;
+  const secret = await addClient(clientsFile, "broker", ["credhub.read"]);
+  const keys = await generateKeyPair("ES256");
+  const lines: string[] = [];
+  const app = uaaApp({
+    clientsFile,
+    signingKey: keys.privateKey,
+    logger: createLogger("credhub", { sink: (l) => lines.push(l) }),
+  });
+  const login = async (client_id: string, client_secret: string) => {
+    const res = await app.request(
+      "/oauth/token",
+      form({ grant_type: "client_credentials", client_id, client_secret }),
+    );
+    await res.body?.cancel();
+  };
+  await login("broker", secret);
+  await login("broker", "wrong-secret");
+  // A secret pasted as the client name is not a known client: not logged.
+  await login(secret, secret);
+  const events = lines.map((l) => JSON.parse(l));
+  assert.deepEqual(
+    events.map((e) => [e.event, e.client, e.reason]),
+    [
+      ["token-issued", "broker", undefined],
+      ["token-refused", "broker", "bad-credentials"],
+      ["token-refused", null, "bad-credentials"],
+    ],
+  );
+  assert.equal(events[0].scopes, "credhub.read");
+  for (const l of lines) {
+    assert.ok(!l.includes(secret));
+    assert.ok(!l.includes("wrong-secret"));
+  }
+});
+
+Deno.test("DELETE /oauth/token/revoke/:jti: the token's own client revokes it (UAA TokenRevocationEndpoint); no token 401, unknown id 404, expired ids forgotten", async () => {
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
+  const dir = await Deno.makeTempDir();
+  const clientsFile = `${dir}/clients.json`;
+  const secret = await addClient(clientsFile, "broker", ["credhub.read"]);
+  const keys = await generateKeyPair("ES256");
+  const revocations = new TokenRevocations(clock);
+  const app = uaaApp({
+    clientsFile,
+    signingKey: keys.privateKey,
+    publicKey: keys.publicKey,
+    revocations,
+    ttlSeconds: 60,
+    clock,
+  });
+  const res = await app.request(
+    "/oauth/token",
+    form({
+      grant_type: "client_credentials",
+      client_id: "broker",
+      client_secret: secret,
+    }),
+  );
+  const { access_token: token, jti } = await res.json();
+  const revoke = (id: string, auth?: string) =>
+    app.request(`/oauth/token/revoke/${id}`, {
+      method: "DELETE",
+      headers: auth ? { authorization: `Bearer ${auth}` } : {},
+    });
+  assert.equal((await revoke(jti)).status, 401);
+  assert.equal((await revoke("nope", token)).status, 404);
+  assert.equal(revocations.isRevoked(token), false);
+  assert.equal((await revoke(jti, token)).status, 200);
+  assert.equal(revocations.isRevoked(token), true);
+  assert.equal(revocations.isRevoked("not a jwt"), false);
+  await clock.tick(61_000);
+  // Expired: the token itself no longer verifies, and its id is not live.
+  assert.equal(revocations.clientOf(jti), undefined);
+  assert.equal((await revoke(jti, token)).status, 401);
 });

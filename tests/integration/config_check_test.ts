@@ -209,7 +209,7 @@ Deno.test("sigil config check accepts a config whose files are all usable", asyn
 /** The `  section.key: message` lines of a config error. */
 function issueLines(text: string): string[] {
   return text.split("\n").map((l) => l.trim()).filter((l) =>
-    /^credhub\.\w+: /.test(l)
+    /^credhub\.[\w.]+: /.test(l)
   );
 }
 
@@ -225,6 +225,9 @@ async function credhubFixture(dir: string) {
   await Deno.writeTextFile(f("server.crt"), server.certPem);
   await Deno.writeTextFile(f("server.key"), server.keyPem, { mode: 0o600 });
   await Deno.writeTextFile(f("other.key"), other.keyPem, { mode: 0o600 });
+  await Deno.writeTextFile(f("token.key"), other.keyPem, { mode: 0o600 });
+  await Deno.writeTextFile(f("open.key"), other.keyPem);
+  await Deno.chmod(f("open.key"), 0o644);
   await Deno.writeTextFile(f("ca.crt"), pki.rootPem);
   await Deno.writeTextFile(f("garbage.pem"), "not a certificate\n");
   await Deno.writeTextFile(
@@ -417,6 +420,22 @@ Deno.test("sigil config check and sigil credhub refuse the same broken credhub c
         name: "public_key_file missing",
         yaml: yaml(await state("s"), { public_key_file: f("no.pub") }),
         names: /credhub\.public_key_file: cannot use ".*no\.pub": no such file/,
+      },
+      {
+        name: "uaa token_key_file readable by others",
+        yaml: yaml(await state("t")) +
+          `  uaa:\n    clients_file: ${
+            join(dir, "clients.json")
+          }\n    token_key_file: ${f("open.key")}\n`,
+        names: /credhub\.uaa\.token_key_file: /,
+      },
+      {
+        name: "uaa clients_file in a missing directory",
+        yaml: yaml(await state("u")) +
+          `  uaa:\n    clients_file: ${
+            join(dir, "no-dir", "clients.json")
+          }\n    token_key_file: ${f("token.key")}\n`,
+        names: /credhub\.uaa\.clients_file: .*no-dir/,
       },
     ];
     for (const c of cases) {

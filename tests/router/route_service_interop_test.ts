@@ -11,6 +11,10 @@
  *   route service; one built with the decrypt-only previous secret too; a
  *   foreign one gets gorouter's 502, an expired one its 504.
  *
+ * - A mixed fleet on one NATS: a request that entered through gorouter comes
+ *   back from the route service through sigil router (and the other way
+ *   round) and reaches the app.
+ *
  * Followed: gorouter `handlers/routeservice.go`, `proxy/route_service_test.go`.
  */
 import assert from "node:assert/strict";
@@ -18,6 +22,7 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { stringify } from "yaml";
 import {
   HEADER_FORWARDED_URL,
@@ -27,8 +32,10 @@ import {
 } from "../../lib/router/_route_service.ts";
 import { startNatsServer } from "../_helpers/nats.ts";
 import { freePort } from "../_helpers/ports.ts";
-import { createTestPki } from "../_helpers/pki.ts";
 import { hostRequest } from "../_helpers/http.ts";
+import type { SimpleResponse } from "../_helpers/http.ts";
+import { startBackend, startTestRouter, testPki } from "./_helpers.ts";
+import { startRouteService } from "./_route_service.ts";
 
 const PEERS = new URL("../../../shared/peers/", import.meta.url).pathname;
 const SECRET = "kCvXxNMB0JO2vinxoru9Hg==";
@@ -60,11 +67,69 @@ function listen(
   );
 }
 
-/** Runs gorouter with `config` until disposed; resolves once it serves. */
+/**
+ * Publishes a route-emitter-shaped registration of the app at `appPort`
+ * behind `routeServiceUrl`, then sends `path` to the router on `port` until
+ * it knows the route (gorouter subscribes a moment after it starts serving).
+ */
+async function registerAndProbe(
+  nc: NatsConnection,
+  appPort: number,
+  routeServiceUrl: string,
+  port: number,
+  path: string,
+): Promise<SimpleResponse> {
+  nc.publish(
+    "router.register",
+    JSON.stringify({
+      host: "127.0.0.1",
+      port: appPort,
+      uris: [HOST],
+      route_service_url: routeServiceUrl,
+      private_instance_id: `app-on-${appPort}`,
+    }),
+  );
+  await nc.flush();
+  for (let i = 0;; i++) {
+    const res = await hostRequest(port, HOST, path);
+    if (res.status !== 404 || i >= 200) return res;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** gorouter's config for a test: NATS, the secrets, trusting `caPem`. */
+function gorouterConfig(
+  port: number,
+  natsPort: number,
+  caPem: string,
+): Record<string, unknown> {
+  return {
+    status: { host: "127.0.0.1", port: freePort(), user: "u", pass: "p" },
+    nats: { hosts: [{ hostname: "127.0.0.1", port: natsPort }] },
+    port,
+    index: 0,
+    logging: { level: "info" },
+    start_response_delay_interval: "1s",
+    route_services_secret: SECRET,
+    route_services_secret_decrypt_only: PREVIOUS,
+    route_services_timeout: "60s",
+    route_services_recommend_https: false,
+    // The route service's certificate is trusted through ca_certs (no
+    // skip_ssl_validation).
+    ca_certs: [caPem],
+  };
+}
+
+/**
+ * Runs gorouter on `port` (config from {@linkcode gorouterConfig}) until
+ * disposed; resolves once it serves.
+ */
 async function startGorouter(
   dir: string,
-  config: Record<string, unknown>,
+  port: number,
+  natsPort: number,
 ): Promise<AsyncDisposable & { output: () => string }> {
+  const config = gorouterConfig(port, natsPort, (await testPki()).rootPem);
   const bin = `${dir}/gorouter`;
   const gz = await Deno.readFile(`${PEERS}gorouter.gz`);
   const raw = new Response(
@@ -110,7 +175,7 @@ async function startGorouter(
 Deno.test("route services interoperate with the real gorouter: each validates the other's signatures", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sigil-rs-interop-" });
   await using nats = await startNatsServer();
-  const pki = await createTestPki();
+  const pki = await testPki();
   const rsCred = await pki.issueClient({
     commonName: "route-service",
     ips: ["127.0.0.1"],
@@ -124,42 +189,17 @@ Deno.test("route services interoperate with the real gorouter: each validates th
   const port = freePort();
   const nc = await connect({ servers: nats.url });
   try {
-    await using gorouter = await startGorouter(dir, {
-      status: { host: "127.0.0.1", port: freePort(), user: "u", pass: "p" },
-      nats: { hosts: [{ hostname: "127.0.0.1", port: nats.port }] },
-      port,
-      index: 0,
-      logging: { level: "info" },
-      start_response_delay_interval: "1s",
-      route_services_secret: SECRET,
-      route_services_secret_decrypt_only: PREVIOUS,
-      route_services_timeout: "60s",
-      route_services_recommend_https: false,
-      // The route service's certificate is trusted through ca_certs (no
-      // skip_ssl_validation).
-      ca_certs: [pki.rootPem],
-    });
-    nc.publish(
-      "router.register",
-      JSON.stringify({
-        host: "127.0.0.1",
-        port: appPort,
-        uris: [HOST],
-        route_service_url: `https://127.0.0.1:${rsPort}/filter?x=1`,
-        private_instance_id: "app-instance-1",
-      }),
-    );
-    await nc.flush();
-
+    await using gorouter = await startGorouter(dir, port, nats.port);
     // gorouter → route service: wait for the route, then check its headers.
-    let first;
-    for (let i = 0; i < 100; i++) {
-      first = await hostRequest(port, HOST, "/orders?id=7&b=%2F");
-      if (first.status !== 404) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(first?.status, 200, gorouter.output().slice(-3000));
-    assert.equal(first?.body, "route-service");
+    const first = await registerAndProbe(
+      nc,
+      appPort,
+      `https://127.0.0.1:${rsPort}/filter?x=1`,
+      port,
+      "/orders?id=7&b=%2F",
+    );
+    assert.equal(first.status, 200, gorouter.output().slice(-3000));
+    assert.equal(first.body, "route-service");
     const sent = rsSeen.at(-1)!;
     assert.equal(sent.url, "/filter?x=1");
     assert.equal(
@@ -228,6 +268,71 @@ Deno.test("route services interoperate with the real gorouter: each validates th
     app.closeAllConnections();
     await new Promise((r) => rs.close(r));
     await new Promise((r) => app.close(r));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a mixed fleet: gorouter and sigil router on one NATS and one secret pass route-service traffic to each other", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sigil-rs-fleet-" });
+  await using nats = await startNatsServer();
+  const pki = await testPki();
+  await Deno.writeTextFile(`${dir}/rs-ca.pem`, pki.rootPem);
+  const sigil = await startTestRouter({
+    nats: { servers: [nats.url] },
+    route_services_secret: SECRET,
+    route_services_recommend_https: false,
+    route_services: { ca: `${dir}/rs-ca.pem` },
+  });
+  const goPort = freePort();
+  let backTo = sigil.router.port;
+  const rs = await startRouteService(() => backTo);
+  const app = await startBackend({ name: "app" });
+  const nc = await connect({ servers: nats.url });
+  try {
+    await using gorouter = await startGorouter(dir, goPort, nats.port);
+    // One registration, as route-emitter sends it, reaches both routers.
+    // Client → gorouter (signs) → route service → sigil (validates) → app.
+    let res = await registerAndProbe(
+      nc,
+      app.port,
+      rs.url,
+      goPort,
+      "/in-go?n=1",
+    );
+    assert.equal(
+      res.status,
+      200,
+      `${res.body}\n${gorouter.output().slice(-2000)}`,
+    );
+    assert.equal(res.headers["x-route-service"], "filtered");
+    let echoed = JSON.parse(res.body);
+    assert.equal(echoed.backend, "app");
+    assert.equal(echoed.url, "/in-go?n=1");
+    assert.equal(echoed.headers["x-cf-proxy-signature"], undefined);
+    assert.ok(
+      sigil.access.some((a) => a.path === "/in-go?n=1" && a.status === 200),
+      "the return leg went through sigil",
+    );
+
+    // Client → sigil (signs) → route service → gorouter (validates) → app.
+    backTo = goPort;
+    res = await hostRequest(sigil.router.port, HOST, "/in-sigil?n=2");
+    assert.equal(res.status, 200, res.body);
+    assert.equal(res.headers["x-route-service"], "filtered");
+    echoed = JSON.parse(res.body);
+    assert.equal(echoed.backend, "app");
+    assert.equal(echoed.url, "/in-sigil?n=2");
+    assert.equal(echoed.headers["x-cf-proxy-signature"], undefined);
+    assert.equal(
+      rs.seen.at(-1)!.headers["x-cf-forwarded-url"],
+      `http://${HOST}/in-sigil?n=2`,
+    );
+    assert.equal(app.seen.length, 2);
+  } finally {
+    await nc.close();
+    await rs.close();
+    await app.close();
+    await sigil.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -9,7 +9,6 @@
  * disabled, WebSockets, an unreachable or untrusted service, the timeout.
  */
 import assert from "node:assert/strict";
-import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import {
@@ -29,76 +28,11 @@ import {
   testPki,
 } from "./_helpers.ts";
 import type { TestRouter } from "./_helpers.ts";
+import { startRouteService } from "./_route_service.ts";
 
 const SECRET = "route-services-secret";
 const PREVIOUS = "route-services-secret-before";
 const HOST = "rs.example.com";
-
-interface RouteService {
-  url: string;
-  seen: { url: string; headers: http.IncomingHttpHeaders; body: string }[];
-  close(): Promise<void>;
-}
-
-/**
- * An HTTPS route service: records the request, sends it on to
- * X-CF-Forwarded-Url through the router (on `routerPort`) with the
- * signature headers, and answers with the app's response plus a header.
- * `hang` makes it never answer.
- */
-async function startRouteService(
-  routerPort: () => number,
-  options: { hang?: boolean } = {},
-): Promise<RouteService> {
-  const pki = await testPki();
-  const cred = await pki.issueClient({
-    commonName: "route-service",
-    ips: ["127.0.0.1"],
-  });
-  const seen: RouteService["seen"] = [];
-  const server = https.createServer(
-    { cert: cred.certPem, key: cred.keyPem },
-    (req, res) => {
-      let body = "";
-      req.setEncoding("utf8");
-      req.on("data", (c) => (body += c));
-      req.on("end", () => {
-        seen.push({ url: req.url ?? "", headers: req.headers, body });
-        if (options.hang) return;
-        const fwd = new URL(String(req.headers["x-cf-forwarded-url"]));
-        const headers = { ...req.headers, host: fwd.host };
-        delete headers.connection;
-        const out = http.request({
-          host: "127.0.0.1",
-          port: routerPort(),
-          method: req.method,
-          path: fwd.pathname + fwd.search,
-          headers,
-          agent: false,
-        }, (back) => {
-          res.writeHead(back.statusCode ?? 502, {
-            ...back.headers,
-            "x-route-service": "filtered",
-          });
-          back.pipe(res);
-        });
-        out.on("error", () => res.writeHead(599).end());
-        out.end(body);
-      });
-    },
-  );
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `https://127.0.0.1:${port}/filter?tenant=a`,
-    seen,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 async function routerWithCa(
   extra: Record<string, unknown> = {},
@@ -197,6 +131,12 @@ Deno.test("a route bound to a route service goes through it and back to the app 
     assert.equal(c.forwardedUrl, forwarded);
     // Two requests logged: client → router → service, service → router → app.
     assert.equal(t.access.length, 2);
+    // The inner one (to the app) ends first; the route-service leg has no
+    // backend endpoint.
+    assert.deepEqual(t.access.map((a) => a.backend), [
+      `127.0.0.1:${app.port}`,
+      "",
+    ]);
 
     // Back from the service, signed with the previous (decrypt-only) secret.
     const prev = await signedBack(
@@ -206,6 +146,20 @@ Deno.test("a route bound to a route service goes through it and back to the app 
     );
     assert.equal(prev.status, 200, prev.text);
     assert.equal(JSON.parse(prev.text).backend, "app");
+    // As gorouter: the signature names the route, not the exact URL, so it
+    // is accepted for another path of the same route while it is fresh.
+    const h = new RouteServiceSigner(SECRET).sign(
+      `http://${HOST}/p`,
+      Date.now(),
+    );
+    const replay = await request(t.url, HOST, {
+      path: "/elsewhere",
+      headers: {
+        [HEADER_SIGNATURE]: h.signature,
+        [HEADER_METADATA]: h.metadata,
+      },
+    });
+    assert.equal(JSON.parse(replay.text).url, "/elsewhere");
 
     const cases: {
       name: string;
@@ -405,6 +359,80 @@ Deno.test("an unreachable, untrusted or silent route service gets gorouter's err
     await silent.close();
     await app.close();
     await untrusting.close();
+    await t.close();
+  }
+});
+
+Deno.test("route_services.cert and key are presented to a route service that requires a client certificate", async () => {
+  const pki = await testPki();
+  const client = await pki.issueClient({ commonName: "router-to-rs" });
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/ca.pem`, pki.rootPem);
+  await Deno.writeTextFile(`${dir}/c.crt`, client.certPem);
+  await Deno.writeTextFile(`${dir}/c.key`, client.keyPem);
+  const withCert = await startTestRouter({
+    route_services_secret: SECRET,
+    route_services: {
+      ca: `${dir}/ca.pem`,
+      cert: `${dir}/c.crt`,
+      key: `${dir}/c.key`,
+    },
+  });
+  const without = await startTestRouter({
+    route_services_secret: SECRET,
+    route_services: { ca: `${dir}/ca.pem` },
+  });
+  const rs = await startRouteService(() => withCert.router.port, {
+    clientCa: pki.rootPem,
+  });
+  const app = await instanceBackend(withCert, "app", "rs-app-4");
+  try {
+    for (const t of [withCert, without]) {
+      register(t, app.port, "rs-app-4", HOST, rs.url);
+    }
+    const ok = await request(withCert.url, HOST);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(JSON.parse(ok.text).backend, "app");
+    const refused = await request(without.url, HOST);
+    assert.ok(refused.status >= 500, refused.text);
+    assert.match(header(refused, "x-cf-routererror"), /^endpoint_failure \(/);
+    assert.equal(rs.seen.length, 1);
+  } finally {
+    await rs.close();
+    await app.close();
+    await withCert.close();
+    await without.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a route service that breaks off its response mid-body does not leave the client hanging", async () => {
+  const t = await routerWithCa();
+  const pki = await testPki();
+  const cred = await pki.issueClient({ ips: ["127.0.0.1"] });
+  const broken = https.createServer(
+    { cert: cred.certPem, key: cred.keyPem },
+    (_req, res) => {
+      res.writeHead(200, { "content-length": "100000" });
+      res.write("x".repeat(70_000), () => res.socket?.destroy());
+    },
+  );
+  await new Promise<void>((r) => broken.listen(0, "127.0.0.1", r));
+  const app = await instanceBackend(t, "app", "rs-app-5");
+  try {
+    const port = (broken.address() as AddressInfo).port;
+    register(t, app.port, "rs-app-5", HOST, `https://127.0.0.1:${port}/`);
+    const outcome = await request(t.url, HOST).then(
+      (r) => `complete ${r.text.length}`,
+      (err) => `error ${(err as Error).message}`,
+    );
+    // The body ends early (an error or a short body), never all 100000 bytes.
+    assert.ok(!outcome.startsWith("complete 100000"), outcome);
+    assert.equal(app.seen.length, 0);
+  } finally {
+    broken.closeAllConnections();
+    await new Promise((r) => broken.close(r));
+    await app.close();
     await t.close();
   }
 });

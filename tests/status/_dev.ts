@@ -3,9 +3,10 @@
  * headless chromium (Debian's, driven by puppeteer-core).
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import puppeteer from "puppeteer-core";
-import type { Browser } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
 import type { DevJson } from "../../lib/dev/mod.ts";
 import { MAIN, ROOT } from "../_helpers/proc.ts";
 
@@ -121,4 +122,27 @@ export function launchBrowser(
     acceptInsecureCerts: options.insecure ?? false,
     protocolTimeout: 120_000,
   });
+}
+
+/**
+ * Switches the page to phone width in dark mode, checks the dark background
+ * and that nothing scrolls sideways, and writes a full-page screenshot.
+ */
+export async function checkPhoneDark(page: Page, shot: string): Promise<void> {
+  await page.emulateMediaFeatures([
+    { name: "prefers-color-scheme", value: "dark" },
+  ]);
+  await page.setViewport({ width: 390, height: 844 });
+  assert.equal(
+    await page.evaluate("getComputedStyle(document.body).backgroundColor"),
+    "rgb(13, 17, 23)",
+  );
+  const overflow = Number(
+    await page.evaluate(
+      "document.documentElement.scrollWidth - window.innerWidth",
+    ),
+  );
+  assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px)`);
+  await page.screenshot({ path: shot, fullPage: true });
+  assert.ok((await Deno.stat(shot)).size > 1000, "a screenshot was written");
 }

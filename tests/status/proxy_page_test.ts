@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { formatBytes } from "../../lib/status/mod.ts";
 import { runCommand } from "../_helpers/proc.ts";
-import { launchBrowser, startDevProcess } from "./_dev.ts";
+import { checkPhoneDark, launchBrowser, startDevProcess } from "./_dev.ts";
 
 const COUNTDOWN = /^\d+(d \d+h|h \d\dm|m \d\ds|s)$/;
 
@@ -125,26 +125,7 @@ Deno.test("proxy /status in chromium: instance, certificate countdown, listener 
     );
 
     // Phone width, dark mode: one readable column, and a screenshot.
-    await page.emulateMediaFeatures([
-      { name: "prefers-color-scheme", value: "dark" },
-    ]);
-    await page.setViewport({ width: 390, height: 844 });
-    assert.equal(
-      await page.evaluate("getComputedStyle(document.body).backgroundColor"),
-      "rgb(13, 17, 23)",
-    );
-    const overflow = Number(
-      await page.evaluate(
-        "document.documentElement.scrollWidth - window.innerWidth",
-      ),
-    );
-    assert.ok(
-      overflow <= 0,
-      `no sideways scrolling on a phone (${overflow}px)`,
-    );
-    const shot = join(dir, "proxy-status.png");
-    await page.screenshot({ path: shot, fullPage: true });
-    assert.ok((await Deno.stat(shot)).size > 1000);
+    await checkPhoneDark(page, join(dir, "proxy-status.png"));
   } finally {
     await browser.close();
     await dev.close();

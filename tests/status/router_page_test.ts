@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { launchBrowser, startDevProcess } from "./_dev.ts";
+import { checkPhoneDark, launchBrowser, startDevProcess } from "./_dev.ts";
 
 Deno.test("router /status in chromium: routes, endpoints, misroute as a prune event, attacker text stays text", async () => {
   const dev = await startDevProcess(["--misroute"]);
@@ -99,30 +99,9 @@ Deno.test("router /status in chromium: routes, endpoints, misroute as a prune ev
       (els) => els.map((e) => e.getAttribute("data-route")),
     );
     assert.deepEqual(filtered, ["other.localhost"]);
-    // Phone width, dark mode: still one readable column, and a screenshot.
+    // Phone width, dark mode: one readable column, and a screenshot.
     await page.goto(`${api}/status`, { waitUntil: "load" });
-    await page.emulateMediaFeatures([
-      { name: "prefers-color-scheme", value: "dark" },
-    ]);
-    await page.setViewport({ width: 390, height: 844 });
-    const bg = await page.evaluate(
-      "getComputedStyle(document.body).backgroundColor",
-    );
-    assert.equal(bg, "rgb(13, 17, 23)");
-    const overflow = Number(
-      await page.evaluate(
-        "document.documentElement.scrollWidth - window.innerWidth",
-      ),
-    );
-    assert.ok(
-      overflow <= 0,
-      `no sideways scrolling on a phone (${overflow}px)`,
-    );
-    await page.screenshot({
-      path: join(dir, "router-status.png"),
-      fullPage: true,
-    });
-    assert.ok((await Deno.stat(join(dir, "router-status.png"))).size > 1000);
+    await checkPhoneDark(page, join(dir, "router-status.png"));
   } finally {
     await browser.close();
     await dev.close();
