@@ -50,6 +50,9 @@ export class InstanceRuntime {
   #creds!: ServedCredentials;
   #trust: TrustBundle | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Serial whose expiry was logged (once per certificate). */
+  #expiryLogged: string | undefined;
+  #renewed: Array<() => void> = [];
 
   constructor(config: InstanceConfig, deps: InstanceDeps) {
     this.config = config;
@@ -72,6 +75,34 @@ export class InstanceRuntime {
   /** The trusted client CA bundle (mtls). */
   get trust(): TrustBundle | undefined {
     return this.#trust;
+  }
+
+  /**
+   * Why this instance must not be offered to routers now: its certificate
+   * expired (a router refuses it with 526). Logs `cert-expired` once per
+   * certificate. `undefined` while the certificate is valid.
+   */
+  expiry(now: number = this.#deps.clock.now()): string | undefined {
+    const c = this.#creds;
+    if (now < c.notAfter.getTime()) return undefined;
+    const reason =
+      `certificate (serial ${c.serial}) expired at ${c.notAfter.toISOString()}`;
+    if (this.#expiryLogged !== c.serial) {
+      this.#expiryLogged = c.serial;
+      this.#deps.logger.error("cert-expired", {
+        instance: this.#label,
+        serial: c.serial,
+        not_after: c.notAfter.toISOString(),
+        detail:
+          "not serving routers until fresh credentials arrive; is the rotator running?",
+      });
+    }
+    return reason;
+  }
+
+  /** Calls `fn` after each successful swap to new credentials. */
+  onRenewed(fn: () => void): void {
+    this.#renewed.push(fn);
   }
 
   /** Files whose change triggers a reload. */
@@ -173,6 +204,7 @@ export class InstanceRuntime {
           previous_serial: prev.serial,
           not_after: next.notAfter.toISOString(),
         });
+        for (const fn of this.#renewed) queueMicrotask(fn);
       } catch (err) {
         out.cert = "error";
         out.error = describeError(err);

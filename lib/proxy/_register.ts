@@ -70,6 +70,12 @@ export interface RegistrarOptions {
   metrics: ProxyMetrics;
   /** Per-send deadline on unregister at shutdown. @default {2000} */
   unregisterTimeoutMs?: number;
+  /**
+   * Why the instance must not be registered now (e.g. its certificate
+   * expired), or `undefined`. While set, heartbeats send nothing; the first
+   * withheld round unregisters, so routers stop choosing it at once.
+   */
+  withheld?: () => string | undefined;
 }
 
 /** Sends an instance's registrations on a heartbeat. */
@@ -80,6 +86,7 @@ export class RouteRegistrar {
   #inflight = new Set<Promise<void>>();
   #sent = 0;
   #failed = new Map<string, boolean>();
+  #withheld = false;
 
   constructor(options: RegistrarOptions) {
     this.#o = options;
@@ -122,10 +129,27 @@ export class RouteRegistrar {
   }
 
   #sendAll(): void {
+    const o = this.#o;
+    const reason = o.withheld?.();
+    if (reason !== undefined) {
+      if (this.#withheld) return;
+      this.#withheld = true;
+      o.logger.warn("routes-withheld", { instance: o.instance, reason });
+      this.#sendEach("unregister");
+      return;
+    }
+    if (this.#withheld) {
+      this.#withheld = false;
+      o.logger.info("routes-resumed", { instance: o.instance });
+    }
     this.#sent++;
+    this.#sendEach("register");
+  }
+
+  #sendEach(action: "register" | "unregister"): void {
     const message = this.#o.message();
     for (const s of this.#o.sinks) {
-      const p = this.#send(s, "register", message).finally(() =>
+      const p = this.#send(s, action, message).finally(() =>
         this.#inflight.delete(p)
       );
       this.#inflight.add(p);

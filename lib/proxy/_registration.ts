@@ -66,8 +66,12 @@ export async function startRegistration(
       random: o.random,
       logger: o.logger,
       metrics: o.metrics,
+      // An expired certificate fails every router's handshake (526); offering
+      // it again each heartbeat would re-add what the router just pruned.
+      withheld: () => inst.expiry(),
     });
     into.push(registrar);
+    inst.onRenewed(() => registrar.registerNow());
     registrar.start();
     // A router that (re)starts announces itself on NATS; answer at once
     // (with route-emitter's jitter) instead of waiting for the heartbeat.

@@ -27,9 +27,19 @@ export interface ServedCertInfo {
   trusted_client_cas?: string[];
 }
 
-/** Readiness of every listener (bound, app port accepts TCP). */
+/**
+ * Readiness of every listener (bound, app port accepts TCP) and of every
+ * instance's certificate (not expired).
+ */
 export interface Readiness {
   ok: boolean;
+  certificates: Array<{
+    instance: string;
+    serial: string;
+    not_after: string;
+    valid: boolean;
+    reason?: string;
+  }>;
   checks: Array<{
     instance: string;
     listener: string;
@@ -85,7 +95,22 @@ export async function readiness(
       })
     ),
   );
-  return { ok: checks.every((c) => c.bound && c.app_accepts), checks };
+  const certificates = instances.map((i) => {
+    const reason = i.expiry();
+    return {
+      instance: i.id,
+      serial: i.credentials.serial,
+      not_after: i.credentials.notAfter.toISOString(),
+      valid: reason === undefined,
+      ...(reason !== undefined ? { reason } : {}),
+    };
+  });
+  return {
+    ok: checks.every((c) => c.bound && c.app_accepts) &&
+      certificates.every((c) => c.valid),
+    certificates,
+    checks,
+  };
 }
 
 function probe(

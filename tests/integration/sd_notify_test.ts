@@ -23,6 +23,37 @@ async function accepts(port: number): Promise<boolean> {
   }
 }
 
+/** Writes a token-verification public key (JWK) to `<dir>/token.jwk`. */
+async function writeTokenKey(dir: string): Promise<void> {
+  const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+  await Deno.writeTextFile(
+    join(dir, "token.jwk"),
+    JSON.stringify(await exportJWK(publicKey)),
+  );
+}
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Writes `yaml` to `<dir>/sigil.yaml` and runs `sigil <command> --config` it through {@linkcode assertLifecycle}. */
+async function lifecycle(
+  dir: string,
+  command: string[],
+  port: number,
+  yaml: string,
+): Promise<void> {
+  const file = join(dir, "sigil.yaml");
+  await Deno.writeTextFile(file, yaml);
+  await assertLifecycle([...command, "--config", file], port);
+}
+
 /** READY=1 with the port already accepting, WATCHDOG=1, STOPPING=1 on SIGTERM, exit 0. */
 async function assertLifecycle(
   args: string[],
@@ -59,35 +90,27 @@ async function assertLifecycle(
 }
 
 Deno.test("ca serve: READY=1 on NOTIFY_SOCKET only once its port accepts, WATCHDOG=1 with WATCHDOG_USEC, STOPPING=1 on SIGTERM", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await inTempDir(async (dir) => {
     const caDir = join(dir, "ca");
     assert.equal((await sigil(["ca", "init", "--dir", caDir])).code, 0);
     const port = freePort();
-    await Deno.writeTextFile(
-      join(dir, "sigil.yaml"),
+    await lifecycle(
+      dir,
+      ["ca", "serve"],
+      port,
       `ca:\n  dir: ${caDir}\n  listen: "127.0.0.1:${port}"\n`,
     );
-    await assertLifecycle(
-      ["ca", "serve", "--config", join(dir, "sigil.yaml")],
-      port,
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("router: READY=1 on NOTIFY_SOCKET only once its ports accept, WATCHDOG=1, STOPPING=1 when the drain starts", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
-    await Deno.writeTextFile(
-      join(dir, "token.jwk"),
-      JSON.stringify(await exportJWK(publicKey)),
-    );
+  await inTempDir(async (dir) => {
+    await writeTokenKey(dir);
     const port = freePort();
-    await Deno.writeTextFile(
-      join(dir, "sigil.yaml"),
+    await lifecycle(
+      dir,
+      ["router"],
+      port,
       [
         "router:",
         `  listen: 127.0.0.1:${port}`,
@@ -100,18 +123,11 @@ Deno.test("router: READY=1 on NOTIFY_SOCKET only once its ports accept, WATCHDOG
         "",
       ].join("\n"),
     );
-    await assertLifecycle(
-      ["router", "--config", join(dir, "sigil.yaml")],
-      port,
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("without NOTIFY_SOCKET nothing is sent and the role runs as before", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await inTempDir(async (dir) => {
     const caDir = join(dir, "ca");
     assert.equal((await sigil(["ca", "init", "--dir", caDir])).code, 0);
     const port = freePort();
@@ -129,9 +145,7 @@ Deno.test("without NOTIFY_SOCKET nothing is sent and the role runs as before", a
     const { code } = await proc.stop();
     assert.equal(code, 0);
     assert.ok(!proc.lines.some((l) => l.includes("sd-notify-failed")));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("proxy started before the first issuance waits (no READY=1, port closed), then serves and sends READY=1 once the credentials arrive; STOPPING=1 on SIGTERM", async () => {
@@ -179,4 +193,67 @@ Deno.test("proxy started before the first issuance waits (no READY=1, port close
     await notify.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("rotator: READY=1 once its metrics listener accepts (even while the CA is down), WATCHDOG=1, STOPPING=1 on SIGTERM", async () => {
+  await inTempDir(async (dir) => {
+    const caDir = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", caDir])).code, 0);
+    await Deno.writeTextFile(join(dir, "cell.jwt"), "not-used-yet\n", {
+      mode: 0o600,
+    });
+    const port = freePort();
+    await lifecycle(
+      dir,
+      ["rotator"],
+      port,
+      [
+        "rotator:",
+        `  ca_url: https://127.0.0.1:${freePort()}`,
+        `  ca_bundle: ${join(caDir, "root.crt")}`,
+        `  token_file: ${join(dir, "cell.jwt")}`,
+        `  metrics_listen: 127.0.0.1:${port}`,
+        "  instances:",
+        "    - instance_id: i-rot",
+        "      app: a",
+        "      space: s",
+        "      org: o",
+        `      dir: ${join(dir, "i-rot")}`,
+        "",
+      ].join("\n"),
+    );
+  });
+});
+
+Deno.test("credhub: READY=1 once its HTTPS port accepts, WATCHDOG=1, STOPPING=1 on SIGTERM", async () => {
+  await inTempDir(async (dir) => {
+    const pki = await createTestPki();
+    const server = await pki.issueClient({
+      dnsNames: ["localhost"],
+      ips: ["127.0.0.1"],
+    });
+    await Deno.writeTextFile(join(dir, "server.crt"), server.certPem);
+    await Deno.writeTextFile(join(dir, "server.key"), server.keyPem, {
+      mode: 0o600,
+    });
+    await Deno.writeTextFile(join(dir, "ca.crt"), pki.rootPem);
+    await writeTokenKey(dir);
+    const port = freePort();
+    await lifecycle(
+      dir,
+      ["credhub"],
+      port,
+      [
+        "credhub:",
+        `  listen: 127.0.0.1:${port}`,
+        `  database: ${join(dir, "ch.db")}`,
+        `  keys_dir: ${join(dir, "keys")}`,
+        `  tls_cert_file: ${join(dir, "server.crt")}`,
+        `  tls_key_file: ${join(dir, "server.key")}`,
+        `  trusted_cas_file: ${join(dir, "ca.crt")}`,
+        `  public_key_file: ${join(dir, "token.jwk")}`,
+        "",
+      ].join("\n"),
+    );
+  });
 });
