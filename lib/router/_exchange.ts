@@ -18,22 +18,9 @@ import type {
   Exchange,
   Recorder,
 } from "./_record.ts";
-import { classifyFailure, failureReason } from "./_fails.ts";
+import { classifyFailure, failureBody, failureReason } from "./_fails.ts";
 import type { FailureKind } from "./_fails.ts";
 import { decide } from "./_decide.ts";
-
-/**
- * Bodies of the statuses an endpoint failure can end in, as gorouter's
- * `proxy/round_tripper/error_handler.go` writes them.
- */
-const FAILURE_BODY: Record<number, string> = {
-  496: "496 SSL Certificate Required",
-  502: "502 Bad Gateway: Registered endpoint failed to handle the request.",
-  503: "503 Service Unavailable",
-  504: "504 Gateway Timeout",
-  525: "525 SSL Handshake Failed",
-  526: "526 Invalid SSL Certificate",
-};
 
 /** Words for the certificate failures a 526 names. */
 const CERT_DETAIL: Record<string, string> = {
@@ -236,7 +223,7 @@ export class Exchanges {
     const detail = CERT_DETAIL[reason] ? ` (${CERT_DETAIL[reason]})` : "";
     const body = f.phase === "response"
       ? "502 Bad Gateway: backend failed mid-response"
-      : (FAILURE_BODY[status] ?? FAILURE_BODY[502]!) + detail;
+      : failureBody(status) + detail;
     return this.#o.recorder.errorResponse(
       x,
       status,

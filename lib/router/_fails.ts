@@ -165,3 +165,21 @@ export function failureReason(err: unknown, kind: FailureKind): string {
   const code = codeOf(err);
   return code !== "" ? code : kind;
 }
+
+/**
+ * Bodies of the statuses an endpoint failure can end in, as gorouter's
+ * `proxy/round_tripper/error_handler.go` writes them.
+ */
+const FAILURE_BODY: Record<number, string> = {
+  496: "496 SSL Certificate Required",
+  502: "502 Bad Gateway: Registered endpoint failed to handle the request.",
+  503: "503 Service Unavailable",
+  504: "504 Gateway Timeout",
+  525: "525 SSL Handshake Failed",
+  526: "526 Invalid SSL Certificate",
+};
+
+/** The answer's body for an endpoint failure that ends in `status`. */
+export function failureBody(status: number): string {
+  return FAILURE_BODY[status] ?? FAILURE_BODY[502]!;
+}

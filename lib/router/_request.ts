@@ -18,6 +18,7 @@ import {
   dropConnectionTokens,
   hostname,
   REQUEST_HEADER,
+  RH_B3,
   RH_CF_APP_INSTANCE,
   RH_CONNECTION,
   RH_CONTENT_LENGTH,
@@ -29,12 +30,13 @@ import {
   RH_IDEMPOTENCY_KEY,
   RH_REFERER,
   RH_REQUEST_START,
-  RH_TRACEPARENT,
   RH_UPGRADE,
   RH_USER_AGENT,
+  RH_W3C,
   stickyTarget,
-  traceparent,
 } from "./_headers.ts";
+import { addTraceHeaders } from "./_tracing.ts";
+import type { IncomingTrace, TracingSettings } from "./_tracing.ts";
 
 /** Options of {@linkcode RequestHandler}. */
 export interface RequestHandlerOptions {
@@ -49,6 +51,8 @@ export interface RequestHandlerOptions {
   maxHeaderBytes: number;
   /** Cookie names that pin a request to an instance (with `__VCAP_ID__`). */
   stickyCookieNames: string[];
+  /** Trace headers (`router.tracing`): off, the client's pass through. */
+  tracing: TracingSettings;
 }
 
 /** Turns a client request into an exchange, or answers it directly. */
@@ -85,7 +89,8 @@ export class RequestHandler {
     let xff: string | undefined;
     let xfp: string | undefined;
     let requestStart: string | undefined;
-    let incomingTrace: string | undefined;
+    let trace: IncomingTrace | undefined;
+    const { tracing } = this.#o;
     let cookie: string | undefined;
     let userAgent = "";
     let referer = "";
@@ -121,8 +126,14 @@ export class RequestHandler {
         case RH_REQUEST_START:
           requestStart = value;
           break;
-        case RH_TRACEPARENT:
-          incomingTrace = value;
+        case RH_W3C:
+          if (!tracing.w3c) break;
+          if (name === "traceparent") (trace ??= {}).traceparent = value;
+          else (trace ??= {}).tracestate = value;
+          continue;
+        case RH_B3:
+          if (!tracing.zipkin) break;
+          readB3(trace ??= {}, name, value);
           continue;
         case RH_COOKIE:
           cookie = value;
@@ -258,12 +269,10 @@ export class RequestHandler {
     if (requestStart === undefined) {
       headers.push("x-request-start", String(startMs));
     }
-    headers.push(
-      "x-vcap-request-id",
-      requestId,
-      "traceparent",
-      traceparent(incomingTrace, requestId),
-    );
+    headers.push("x-vcap-request-id", requestId);
+    if (tracing.w3c || tracing.zipkin) {
+      addTraceHeaders(headers, tracing, trace ?? {}, requestId);
+    }
     if (cookie !== undefined && cookie.includes("__VCAP_ID__=")) {
       x.sticky = stickyTarget(cookie, this.#o.stickyCookieNames);
     }
@@ -290,6 +299,29 @@ export class RequestHandler {
     }
     x.body = body;
     return this.#o.exchanges.run(x);
+  }
+}
+
+/** Notes one B3 header (lowercased name) of the client's. */
+function readB3(t: IncomingTrace, name: string, value: string): void {
+  switch (name) {
+    case "b3":
+      t.b3 = value;
+      break;
+    case "x-b3-traceid":
+      t.b3TraceId = value;
+      break;
+    case "x-b3-spanid":
+      t.b3SpanId = value;
+      break;
+    case "x-b3-parentspanid":
+      t.b3ParentSpanId = value;
+      break;
+    case "x-b3-sampled":
+      t.b3Sampled = value;
+      break;
+    case "x-b3-flags":
+      t.b3Flags = value;
   }
 }
 
