@@ -161,7 +161,7 @@ Deno.test("credhub get/set output: YAML field order and quoting, --output-json s
   }
 });
 
-Deno.test("credhub get output for json, password, certificate and --versions: CredHub's shapes (get_test.go, CLI reference)", async () => {
+Deno.test("credhub get output for json, password, user, certificate and --versions: CredHub's shapes (get_test.go, CLI reference)", async () => {
   const s = await session();
   try {
     await s.run(
@@ -197,6 +197,24 @@ Deno.test("credhub get output for json, password, certificate and --versions: Cr
     assert.equal(
       await s.run("get", "-n", "/o/p", "--versions", "2", "-q"),
       "versions:\n- new-password\n- old-password\n\n",
+    );
+
+    // get_test.go "user type": password, password_hash, username (sorted).
+    await s.run(
+      "set",
+      "-n",
+      "/o/user",
+      "-t",
+      "user",
+      "-z",
+      "alice",
+      "-w",
+      "pw",
+    );
+    const user = await s.run("get", "-n", "/o/user");
+    assert.match(
+      user,
+      /^type: user\nvalue:\n {2}password: pw\n {2}password_hash: \$6\$[^\n]+\n {2}username: alice\nversion_created_at: "[^"]+"\n$/m,
     );
 
     const cert = await s.t.pki.issueClient({ commonName: "svc" });
