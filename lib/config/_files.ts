@@ -16,6 +16,7 @@ import type { ConfigIssue } from "./errors.ts";
 /** What a setting must point at. */
 type Kind =
   | "dir" // an existing directory
+  | "optional-dir" // a directory when present (the rotator creates it)
   | "ca-dir" // a directory written by `sigil ca init`
   | "certs" // a PEM file with at least one parseable certificate
   | "key" // a PEM private key
@@ -65,7 +66,7 @@ function* settings(cfg: Config): Generator<Setting> {
     for (const [i, inst] of cfg.proxy.instances.entries()) {
       const p = `proxy.instances.${i}`;
       const dir = inst.credentials_dir;
-      yield* s(`${p}.credentials_dir`, dir, "dir");
+      yield* s(`${p}.credentials_dir`, dir, "optional-dir");
       const rel = (f: string) => isAbsolute(f) ? f : join(dir, f);
       yield* s(`${p}.cert_file`, rel(inst.cert_file), "optional-certs");
       yield* s(`${p}.key_file`, rel(inst.key_file), "optional-key");
@@ -187,7 +188,8 @@ async function check(setting: Setting): Promise<string | undefined> {
   } catch (err) {
     if (
       err instanceof Deno.errors.NotFound &&
-      (kind === "optional-certs" || kind === "optional-key")
+      (kind === "optional-certs" || kind === "optional-key" ||
+        kind === "optional-dir")
     ) {
       return undefined; // not issued yet: the proxy waits for it
     }
@@ -198,7 +200,8 @@ async function check(setting: Setting): Promise<string | undefined> {
       ? await checkDatabase(file, setting.keysDir!)
       : `"${target}" is not a directory`;
   }
-  const wantDir = kind === "dir" || kind === "ca-dir" || kind === "parent";
+  const wantDir = kind === "dir" || kind === "optional-dir" ||
+    kind === "ca-dir" || kind === "parent";
   if (wantDir && !info.isDirectory) {
     return `"${target}" is not a directory`;
   }

@@ -38,7 +38,8 @@ async function startWhenIssued(
       const missing = err instanceof CredentialsError &&
         err.code === "ERR_PROXY_CREDENTIALS_UNREADABLE" &&
         err.cause instanceof Deno.errors.NotFound;
-      if (!missing) throw err;
+      // A trusted client CA bundle is the operator's file, not the rotator's.
+      if (!missing || await missingCaBundle(section)) throw err;
       if (!waiting) {
         logger.warn("credentials-awaited", {
           error: err.message,
@@ -56,6 +57,20 @@ async function startWhenIssued(
     clearTimeout(timer);
     if (stop) return undefined;
   }
+}
+
+/** Whether a `trusted_client_cas` file does not exist (never waited for). */
+async function missingCaBundle(section: ProxySection): Promise<boolean> {
+  for (const inst of section.instances) {
+    for (const file of inst.trusted_client_cas) {
+      try {
+        await Deno.stat(file);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) return true;
+      }
+    }
+  }
+  return false;
 }
 
 /** Commands of the proxy role. */

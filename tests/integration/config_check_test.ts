@@ -91,11 +91,11 @@ Deno.test("sigil config check refuses what starting the role refuses, naming the
         started: /empty-ca/,
       },
       {
-        name: "proxy credentials_dir missing",
-        yaml: instance("      mode: tls\n", join(dir, "no-creds")),
+        name: "proxy credentials_dir is a file",
+        yaml: instance("      mode: tls\n", garbage),
         start: ["proxy"],
-        check: /credentials_dir: .*no-creds/,
-        started: /no-creds/,
+        check: /credentials_dir: .*garbage\.pem" is not a directory/,
+        started: /garbage\.pem/,
       },
       {
         name: "proxy cert_file does not parse",
@@ -196,7 +196,9 @@ Deno.test("sigil config check accepts a config whose files are all usable", asyn
     const file = join(dir, "ok.yaml");
     await Deno.writeTextFile(
       file,
-      `proxy:\n  admin_listen: 127.0.0.1:0\n  instances:\n    - credentials_dir: ${creds}\n      mode: mtls\n      trusted_client_cas: [${caFile}]\n      listeners: [{listen: "127.0.0.1:0", app: "127.0.0.1:1"}]\nrouter:\n  api: {enabled: false}\n  backends: {ca: ${caFile}}\n`,
+      `proxy:\n  admin_listen: 127.0.0.1:0\n  instances:\n    - credentials_dir: ${creds}\n      mode: mtls\n      trusted_client_cas: [${caFile}]\n      listeners: [{listen: "127.0.0.1:0", app: "127.0.0.1:1"}]\n    - credentials_dir: ${
+        join(dir, "not-issued-yet")
+      }\n      mode: tls\n      listeners: [{listen: "127.0.0.1:0", app: "127.0.0.1:1"}]\nrouter:\n  api: {enabled: false}\n  backends: {ca: ${caFile}}\n`,
     );
     const r = await sigil(["config", "check", file]);
     assert.equal(r.code, 0, r.stderr);
