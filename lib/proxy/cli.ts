@@ -13,9 +13,22 @@ import type { RunningProxy } from "./_proxy.ts";
 /** How often a proxy waiting for its first credentials looks again. */
 const CREDENTIALS_POLL_MS = 1_000;
 
+/** Whether every path exists (then a NotFound was the cert or key file). */
+async function allExist(paths: string[]): Promise<boolean> {
+  for (const p of paths) {
+    try {
+      await Deno.stat(p);
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
 /**
  * Starts the proxy; while an instance's certificate or key file does not
- * exist yet (started before the rotator's first issuance) it logs
+ * exist yet in its credentials_dir (started before the rotator's first
+ * issuance) it logs
  * `credentials-awaited` once and tries again, until `stopped` resolves
  * (then `undefined`). Any other start failure is thrown.
  */
@@ -35,9 +48,16 @@ async function startWhenIssued(
       await proxy.close();
       return undefined;
     } catch (err) {
+      // Cert or key not written yet, in a credentials_dir that exists: the
+      // rotator's first issuance is pending. A missing credentials_dir or
+      // CA bundle is a config error (sigil config check refuses it too).
       const missing = err instanceof CredentialsError &&
         err.code === "ERR_PROXY_CREDENTIALS_UNREADABLE" &&
-        err.cause instanceof Deno.errors.NotFound;
+        err.cause instanceof Deno.errors.NotFound &&
+        (await allExist(section.instances.flatMap((i) => [
+          i.credentials_dir,
+          ...i.trusted_client_cas,
+        ])));
       if (!missing) throw err;
       if (!waiting) {
         logger.warn("credentials-awaited", {
