@@ -214,6 +214,20 @@ export const RouterSection = z.strictObject({
    * 404 at once.
    */
   empty_pool_timeout: Duration.prefault("10s"),
+  /**
+   * Trace headers for backends, off by default as in routing-release:
+   * `enable_w3c` continues or starts `traceparent` and adds the router's
+   * `tracestate` entry (`<w3c_tenant_id>@gorouter`); `enable_zipkin` adds B3
+   * headers. Off, the client's trace headers pass through untouched.
+   */
+  tracing: z.strictObject({
+    enable_w3c: z.boolean().default(false),
+    enable_zipkin: z.boolean().default(false),
+    w3c_tenant_id: z.string().regex(/^[a-z0-9][a-z0-9_\-*/]{0,240}$|^$/, {
+      message:
+        "must be a W3C tracestate tenant id (lowercase letters, digits, _-*/)",
+    }).default(""),
+  }).prefault({}),
   /** Probe stale TLS endpoints with a TLS handshake and prune those that fail. */
   probe_stale_tls: z.boolean().default(true),
   /** Interval advertised to emitters in `router.start`. */

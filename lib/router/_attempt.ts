@@ -155,7 +155,8 @@ class Attempt {
       "x-cf-applicationid",
       ep.app,
       "x-cf-instanceid",
-      ep.instanceId,
+      // gorouter's setRequestXCfInstanceId: the address when no id.
+      ep.instanceId || ep.key,
       "x-cf-instanceindex",
       ep.index,
     );

@@ -24,6 +24,8 @@ export interface RequestFacts {
   method: string;
   /** The client sent a body (it cannot be replayed once streamed). */
   hasBody: boolean;
+  /** An `Idempotency-Key` or `X-Idempotency-Key` header was sent. */
+  idempotencyKey: boolean;
   websocket: boolean;
   /** Attempts allowed for this request (`max_attempts`, at most the pool size). */
   maxAttempts: number;
@@ -40,15 +42,13 @@ export interface Decision {
   status: number;
 }
 
-/** Methods gorouter retries after a reset (RFC 9110 idempotent methods). */
-const IDEMPOTENT = new Set([
-  "GET",
-  "HEAD",
-  "OPTIONS",
-  "TRACE",
-  "PUT",
-  "DELETE",
-]);
+/**
+ * Methods gorouter retries after a reset: its `isIdempotent`, which matches
+ * Go's `isReplayable` (not PUT or DELETE, though RFC 9110 calls them
+ * idempotent: an app's PUT is not always safe to apply twice). Any method
+ * with an `Idempotency-Key` header is retried too.
+ */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE"]);
 
 /**
  * Decides what follows a failed attempt.
@@ -70,7 +70,7 @@ const IDEMPOTENT = new Set([
  * ```ts
  * import { decide } from "./_decide.ts";
  * const d = decide({ kind: "dial", phase: "dial", tls: true }, 0, {
- *   method: "POST", hasBody: true, websocket: false, maxAttempts: 3,
+ *   method: "POST", hasBody: true, idempotencyKey: false, websocket: false, maxAttempts: 3,
  *   shuttingDown: false,
  * });
  * console.assert(d.next === "retry" && d.endpoint === "prune");
@@ -87,7 +87,8 @@ export function decide(
   }
   const endpoint = f.tls && isPrunable(f.kind) ? "prune" : "cooldown";
   const safe = f.phase !== "sent" ||
-    (!r.websocket && !r.hasBody && IDEMPOTENT.has(r.method) &&
+    (!r.websocket && !r.hasBody &&
+      (IDEMPOTENT.has(r.method) || r.idempotencyKey) &&
       (f.kind === "reset" || f.kind === "other"));
   const next = safe && attempt + 1 < r.maxAttempts ? "retry" : "answer";
   return { next, endpoint, status };

@@ -18,18 +18,9 @@ import type {
   Exchange,
   Recorder,
 } from "./_record.ts";
-import { classifyFailure, failureReason } from "./_fails.ts";
+import { classifyFailure, failureBody, failureReason } from "./_fails.ts";
 import type { FailureKind } from "./_fails.ts";
 import { decide } from "./_decide.ts";
-
-/** Reason phrases of the statuses an endpoint failure can end in. */
-const STATUS_TEXT: Record<number, string> = {
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-  525: "SSL Handshake Failed",
-  526: "Invalid SSL Certificate",
-};
 
 /** Words for the certificate failures a 526 names. */
 const CERT_DETAIL: Record<string, string> = {
@@ -110,6 +101,7 @@ export class Exchanges {
         const d = decide({ kind, phase: out.phase, tls: ep.tls }, x.attempt, {
           method: x.method,
           hasBody: x.body !== null && x.body !== undefined,
+          idempotencyKey: x.idempotencyKey === true,
           websocket,
           maxAttempts,
           shuttingDown: o.shuttingDown(),
@@ -231,9 +223,7 @@ export class Exchanges {
     const detail = CERT_DETAIL[reason] ? ` (${CERT_DETAIL[reason]})` : "";
     const body = f.phase === "response"
       ? "502 Bad Gateway: backend failed mid-response"
-      : `${status} ${
-        STATUS_TEXT[status] ?? "Bad Gateway"
-      }: endpoint failure${detail}`;
+      : failureBody(status) + detail;
     return this.#o.recorder.errorResponse(
       x,
       status,

@@ -15,6 +15,7 @@ export type FailureKind =
   | "identity"
   | "untrusted"
   | "handshake"
+  | "cert_refused"
   | "reset"
   | "timeout"
   | "other";
@@ -50,6 +51,21 @@ const UNTRUSTED_CODES = new Set([
   "INVALID_PURPOSE",
 ]);
 
+/**
+ * The backend's alert says it refused the router's client certificate (or
+ * wanted one): gorouter's `RemoteFailedCertCheck` (bad_certificate,
+ * unknown_ca, certificate_required).
+ */
+const CERT_REFUSED =
+  /ALERT_(?:BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED)$/;
+/**
+ * Deno's node:tls reports a TLS 1.2 certificate_required alert under the
+ * code ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE; only the alert name in its
+ * message tells it apart (the one place a message is read).
+ */
+const CERT_REFUSED_ALERT =
+  /received fatal alert: (?:BadCertificate|UnknownCA|CertificateRequired)$/;
+
 function codeOf(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : "";
@@ -81,6 +97,14 @@ export function isHandshakeError(err: unknown): boolean {
     (code.startsWith("ERR_TLS_") && !IDENTITY_CODES.has(code));
 }
 
+/** The backend refused the router's client certificate, or wanted one. */
+export function isCertRefusedError(err: unknown): boolean {
+  if (CERT_REFUSED.test(codeOf(err))) return true;
+  const message = (err as { message?: unknown } | null)?.message;
+  return codeOf(err).startsWith("ERR_SSL_") && typeof message === "string" &&
+    CERT_REFUSED_ALERT.test(message);
+}
+
 /** The connection was reset or closed under us. */
 export function isConnResetError(err: unknown): boolean {
   const code = codeOf(err);
@@ -102,6 +126,7 @@ export function classifyFailure(
   if (isIdentityError(err)) return "identity";
   if (isUntrustedCertError(err)) return "untrusted";
   if (isDialError(err)) return "dial";
+  if (isCertRefusedError(err)) return "cert_refused";
   if (isHandshakeError(err)) return "handshake";
   if (isConnResetError(err)) {
     return phase === "handshake" ? "handshake" : "reset";
@@ -119,6 +144,8 @@ export function failureStatus(kind: FailureKind): number {
       return 526;
     case "handshake":
       return 525;
+    case "cert_refused":
+      return 496;
     case "timeout":
       return 504;
     default:
@@ -129,6 +156,7 @@ export function failureStatus(kind: FailureKind): number {
 /** Whether a TLS endpoint that failed this way is removed from its pools. */
 export function isPrunable(kind: FailureKind): boolean {
   return kind === "identity" || kind === "untrusted" || kind === "handshake" ||
+    kind === "cert_refused" ||
     kind === "dial";
 }
 
@@ -136,4 +164,22 @@ export function isPrunable(kind: FailureKind): boolean {
 export function failureReason(err: unknown, kind: FailureKind): string {
   const code = codeOf(err);
   return code !== "" ? code : kind;
+}
+
+/**
+ * Bodies of the statuses an endpoint failure can end in, as gorouter's
+ * `proxy/round_tripper/error_handler.go` writes them.
+ */
+const FAILURE_BODY: Record<number, string> = {
+  496: "496 SSL Certificate Required",
+  502: "502 Bad Gateway: Registered endpoint failed to handle the request.",
+  503: "503 Service Unavailable",
+  504: "504 Gateway Timeout",
+  525: "525 SSL Handshake Failed",
+  526: "526 Invalid SSL Certificate",
+};
+
+/** The answer's body for an endpoint failure that ends in `status`. */
+export function failureBody(status: number): string {
+  return FAILURE_BODY[status] ?? FAILURE_BODY[502]!;
 }

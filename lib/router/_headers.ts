@@ -19,6 +19,11 @@ export const RH_USER_AGENT = 10;
 export const RH_REFERER = 11;
 export const RH_CONTENT_LENGTH = 12;
 export const RH_CF_APP_INSTANCE = 13;
+export const RH_IDEMPOTENCY_KEY = 14;
+/** `traceparent`, `tracestate`: replaced when W3C tracing is on. */
+export const RH_W3C = 15;
+/** `b3`, `x-b3-*`: completed when Zipkin tracing is on. */
+export const RH_B3 = 16;
 
 /**
  * Request headers the data path treats specially, so one Map lookup per
@@ -44,12 +49,21 @@ export const REQUEST_HEADER: ReadonlyMap<string, number> = new Map([
   ["x-forwarded-for", RH_FORWARDED_FOR],
   ["x-forwarded-proto", RH_FORWARDED_PROTO],
   ["x-request-start", RH_REQUEST_START],
-  ["traceparent", RH_TRACEPARENT],
+  ["traceparent", RH_W3C],
+  ["tracestate", RH_W3C],
+  ["b3", RH_B3],
+  ["x-b3-traceid", RH_B3],
+  ["x-b3-spanid", RH_B3],
+  ["x-b3-parentspanid", RH_B3],
+  ["x-b3-sampled", RH_B3],
+  ["x-b3-flags", RH_B3],
   ["cookie", RH_COOKIE],
   ["user-agent", RH_USER_AGENT],
   ["referer", RH_REFERER],
   ["content-length", RH_CONTENT_LENGTH],
   ["x-cf-app-instance", RH_CF_APP_INSTANCE],
+  ["idempotency-key", RH_IDEMPOTENCY_KEY],
+  ["x-idempotency-key", RH_IDEMPOTENCY_KEY],
 ]);
 /** Response headers not passed back. */
 export const HOP_RESPONSE = new Set([

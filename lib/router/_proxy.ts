@@ -7,6 +7,7 @@
  * the per-request record and the access-log/metrics recorder all steps use.
  * @module
  */
+import type { TracingSettings } from "./_tracing.ts";
 import type { Logger } from "../observe/mod.ts";
 import type { Clock } from "../common/mod.ts";
 import type { Balancing } from "./_pool.ts";
@@ -32,6 +33,8 @@ export interface ProxySettings {
   maxHeaderBytes: number;
   balancing: Balancing;
   stickyCookieNames: string[];
+  /** `router.tracing`. */
+  tracing: TracingSettings;
 }
 
 /** Everything the data path uses. */
@@ -122,6 +125,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     clock,
     maxHeaderBytes: settings.maxHeaderBytes,
     stickyCookieNames: settings.stickyCookieNames,
+    tracing: settings.tracing,
   });
   return {
     handle: (req, info, proto) => requests.handle(req, info, proto),

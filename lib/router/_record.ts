@@ -48,6 +48,8 @@ export interface Exchange {
   sticky?: string;
   /** The one endpoint `X-CF-App-Instance` names: no other is tried. */
   pinned?: Endpoint;
+  /** `Idempotency-Key` / `X-Idempotency-Key` sent: retriable like a GET. */
+  idempotencyKey?: boolean;
   /** 0 for the first attempt of the exchange. */
   attempt?: number;
 }

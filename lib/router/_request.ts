@@ -18,6 +18,7 @@ import {
   dropConnectionTokens,
   hostname,
   REQUEST_HEADER,
+  RH_B3,
   RH_CF_APP_INSTANCE,
   RH_CONNECTION,
   RH_CONTENT_LENGTH,
@@ -26,14 +27,16 @@ import {
   RH_FORWARDED_FOR,
   RH_FORWARDED_PROTO,
   RH_HOST,
+  RH_IDEMPOTENCY_KEY,
   RH_REFERER,
   RH_REQUEST_START,
-  RH_TRACEPARENT,
   RH_UPGRADE,
   RH_USER_AGENT,
+  RH_W3C,
   stickyTarget,
-  traceparent,
 } from "./_headers.ts";
+import { addTraceHeaders } from "./_tracing.ts";
+import type { IncomingTrace, TracingSettings } from "./_tracing.ts";
 
 /** Options of {@linkcode RequestHandler}. */
 export interface RequestHandlerOptions {
@@ -48,6 +51,8 @@ export interface RequestHandlerOptions {
   maxHeaderBytes: number;
   /** Cookie names that pin a request to an instance (with `__VCAP_ID__`). */
   stickyCookieNames: string[];
+  /** Trace headers (`router.tracing`): off, the client's pass through. */
+  tracing: TracingSettings;
 }
 
 /** Turns a client request into an exchange, or answers it directly. */
@@ -84,12 +89,15 @@ export class RequestHandler {
     let xff: string | undefined;
     let xfp: string | undefined;
     let requestStart: string | undefined;
-    let incomingTrace: string | undefined;
+    let trace: IncomingTrace | undefined;
+    const { tracing } = this.#o;
     let cookie: string | undefined;
     let userAgent = "";
     let referer = "";
     let hasLength = false;
+    let emptyBody = false;
     let appInstance: string | undefined;
+    let idempotent = false;
     // One pass over the headers: drop hop-by-hop ones, note the few the
     // router reads, copy the rest as a flat array node:http sends as is.
     for (const [name, value] of req.headers) {
@@ -118,8 +126,14 @@ export class RequestHandler {
         case RH_REQUEST_START:
           requestStart = value;
           break;
-        case RH_TRACEPARENT:
-          incomingTrace = value;
+        case RH_W3C:
+          if (!tracing.w3c) break;
+          if (name === "traceparent") (trace ??= {}).traceparent = value;
+          else (trace ??= {}).tracestate = value;
+          continue;
+        case RH_B3:
+          if (!tracing.zipkin) break;
+          readB3(trace ??= {}, name, value);
           continue;
         case RH_COOKIE:
           cookie = value;
@@ -132,6 +146,10 @@ export class RequestHandler {
           break;
         case RH_CONTENT_LENGTH:
           hasLength = true;
+          emptyBody = value === "0";
+          break;
+        case RH_IDEMPOTENCY_KEY:
+          if (value !== "") idempotent = true;
           break;
         case RH_CF_APP_INSTANCE:
           appInstance = value; // read by the router, not forwarded
@@ -164,6 +182,7 @@ export class RequestHandler {
       upgrade: undefined,
       sticky: undefined,
       pinned: undefined,
+      idempotencyKey: idempotent,
       attempt: 0,
     };
     if (size > this.#o.maxHeaderBytes) {
@@ -175,11 +194,24 @@ export class RequestHandler {
       );
     }
     if (connection !== undefined) dropConnectionTokens(headers, connection);
+    // Deno builds the URL from Host, or from the target when the request
+    // line is absolute-form (`GET http://a.test/ HTTP/1.1`), and from
+    // :authority over HTTP/2.
+    const a = url.indexOf("//") + 2;
+    const authority = url.slice(a, url.indexOf("/", a));
     if (hostHeader === undefined) {
-      // HTTP/2 carries the host in :authority, which Deno puts in the URL.
-      const a = url.indexOf("//") + 2;
-      hostHeader = url.slice(a, url.indexOf("/", a));
+      hostHeader = authority;
       headers.push("host", hostHeader);
+    } else if (
+      hostHeader !== "" && authority !== hostHeader &&
+      hostname(authority) !== hostname(hostHeader)
+    ) {
+      // Absolute-form: the target's authority wins over Host (RFC 9112
+      // 3.2.2), as Go sets r.Host for gorouter.
+      hostHeader = authority;
+      for (let i = 0; i < headers.length; i += 2) {
+        if (headers[i] === "host") headers[i + 1] = authority;
+      }
     }
     const host = hostname(hostHeader);
     x.host = host;
@@ -250,12 +282,10 @@ export class RequestHandler {
     if (requestStart === undefined) {
       headers.push("x-request-start", String(startMs));
     }
-    headers.push(
-      "x-vcap-request-id",
-      requestId,
-      "traceparent",
-      traceparent(incomingTrace, requestId),
-    );
+    headers.push("x-vcap-request-id", requestId);
+    if (tracing.w3c || tracing.zipkin) {
+      addTraceHeaders(headers, tracing, trace ?? {}, requestId);
+    }
     if (cookie !== undefined && cookie.includes("__VCAP_ID__=")) {
       x.sticky = stickyTarget(cookie, this.#o.stickyCookieNames);
     }
@@ -275,12 +305,36 @@ export class RequestHandler {
       x.upgrade = req;
       return this.#o.exchanges.run(x);
     }
-    const body = req.body;
+    // `Content-Length: 0` is no body (replayable, as Go's http.NoBody).
+    const body = emptyBody ? null : req.body;
     if (body !== null && !hasLength) {
       headers.push("transfer-encoding", "chunked");
     }
     x.body = body;
     return this.#o.exchanges.run(x);
+  }
+}
+
+/** Notes one B3 header (lowercased name) of the client's. */
+function readB3(t: IncomingTrace, name: string, value: string): void {
+  switch (name) {
+    case "b3":
+      t.b3 = value;
+      break;
+    case "x-b3-traceid":
+      t.b3TraceId = value;
+      break;
+    case "x-b3-spanid":
+      t.b3SpanId = value;
+      break;
+    case "x-b3-parentspanid":
+      t.b3ParentSpanId = value;
+      break;
+    case "x-b3-sampled":
+      t.b3Sampled = value;
+      break;
+    case "x-b3-flags":
+      t.b3Flags = value;
   }
 }
 

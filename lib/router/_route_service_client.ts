@@ -17,7 +17,12 @@ import type { RouterStats } from "./_stats.ts";
 import type { AttemptFailure, Exchange, Recorder } from "./_record.ts";
 import type { Transports } from "./_transport.ts";
 import { codedError, phaseOf } from "./_transport.ts";
-import { classifyFailure, failureReason, failureStatus } from "./_fails.ts";
+import {
+  classifyFailure,
+  failureBody,
+  failureReason,
+  failureStatus,
+} from "./_fails.ts";
 import { HOP_RESPONSE } from "./_headers.ts";
 import { pumpBody } from "./_attempt.ts";
 
@@ -103,9 +108,8 @@ export class RouteServiceClient {
         x,
         status,
         `endpoint_failure (${failureReason(out.err, kind)})`,
-        `${status} ${
-          STATUS_TEXT[status] ?? "Bad Gateway"
-        }: route service failure`,
+        // The same error handler as for apps in gorouter.
+        failureBody(status),
       );
     }
   }

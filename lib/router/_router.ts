@@ -175,6 +175,11 @@ export async function startRouter(
       maxHeaderBytes: config.max_header_kb * 1024,
       balancing: config.balancing_algorithm,
       stickyCookieNames: config.sticky_cookie_names,
+      tracing: {
+        w3c: config.tracing.enable_w3c,
+        zipkin: config.tracing.enable_zipkin,
+        w3cTenantId: config.tracing.w3c_tenant_id,
+      },
     },
   });
 

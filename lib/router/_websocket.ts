@@ -109,7 +109,7 @@ function backendHeaders(x: Exchange, ep: Endpoint): Record<string, string> {
     out[name] = flat[i + 1]!;
   }
   out["x-cf-applicationid"] = ep.app;
-  out["x-cf-instanceid"] = ep.instanceId;
+  out["x-cf-instanceid"] = ep.instanceId || ep.key; // as the HTTP attempt
   out["x-cf-instanceindex"] = ep.index;
   return out;
 }

@@ -65,7 +65,7 @@ Deno.test("config.example.yaml documents every option of the schema", async () =
   // An option counts as documented when its key appears as "key:" on a line,
   // set or commented out ("# key: value").
   const documented = new Set(
-    [...text.matchAll(/^[\s#-]*([a-z_]+):/gm)].map((m) => m[1]!),
+    [...text.matchAll(/^[\s#-]*([a-z][a-z0-9_]*):/gm)].map((m) => m[1]!),
   );
   const missing = [...new Set(keyPaths(Config))].filter((p) =>
     !documented.has(p.split(".").pop()!)

@@ -161,7 +161,7 @@ Deno.test("credhub get/set output: YAML field order and quoting, --output-json s
   }
 });
 
-Deno.test("credhub get output for json, password, certificate and --versions: CredHub's shapes (get_test.go, CLI reference)", async () => {
+Deno.test("credhub get output for json, password, user, certificate and --versions: CredHub's shapes (get_test.go, CLI reference)", async () => {
   const s = await session();
   try {
     await s.run(
@@ -199,10 +199,29 @@ Deno.test("credhub get output for json, password, certificate and --versions: Cr
       "versions:\n- new-password\n- old-password\n\n",
     );
 
+    // get_test.go "user type": password, password_hash, username (sorted).
+    await s.run(
+      "set",
+      "-n",
+      "/o/user",
+      "-t",
+      "user",
+      "-z",
+      "alice",
+      "-w",
+      "pw",
+    );
+    const user = await s.run("get", "-n", "/o/user");
+    assert.match(
+      user,
+      /^type: user\nvalue:\n {2}password: pw\n {2}password_hash: \$6\$[^\n]+\n {2}username: alice\nversion_created_at: "[^"]+"\n$/m,
+    );
+
     const cert = await s.t.pki.issueClient({ commonName: "svc" });
     await Deno.writeTextFile(`${s.t.dir}/c.pem`, cert.certPem);
     await Deno.writeTextFile(`${s.t.dir}/k.pem`, cert.keyPem);
-    await Deno.writeTextFile(`${s.t.dir}/ca.pem`, s.t.pki.rootPem);
+    // The CA that signed it (CredHub refuses a `ca` that did not).
+    await Deno.writeTextFile(`${s.t.dir}/ca.pem`, s.t.pki.intermediatePem);
     await s.run(
       "set",
       "-n",
@@ -226,7 +245,7 @@ Deno.test("credhub get output for json, password, certificate and --versions: Cr
       "version_created_at",
     ]);
     assert.deepEqual(c.value, {
-      ca: s.t.pki.rootPem,
+      ca: s.t.pki.intermediatePem,
       certificate: cert.certPem,
       private_key: cert.keyPem,
     });

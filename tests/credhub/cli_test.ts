@@ -214,7 +214,8 @@ Deno.test("credhub set value/json/password/user/certificate, get by name, --id, 
     const cert = await s.t.pki.issueClient({ commonName: "svc" });
     await Deno.writeTextFile(`${s.t.dir}/svc.crt`, cert.certPem);
     await Deno.writeTextFile(`${s.t.dir}/svc.key`, cert.keyPem);
-    await Deno.writeTextFile(`${s.t.dir}/root.crt`, s.t.pki.rootPem);
+    // The CA that signed it (CredHub refuses a `ca` that did not).
+    await Deno.writeTextFile(`${s.t.dir}/root.crt`, s.t.pki.intermediatePem);
     await ok(s, [
       "set",
       "-n",
@@ -250,7 +251,7 @@ Deno.test("credhub set value/json/password/user/certificate, get by name, --id, 
     );
     assert.equal(
       await ok(s, ["get", "-n", "/t/cert", "-k", "ca"]),
-      s.t.pki.rootPem + "\n",
+      s.t.pki.intermediatePem + "\n",
     );
 
     // By id: an older version is still there under its id.

@@ -23,6 +23,26 @@ async function withDir(fn: (dir: string) => Promise<void>) {
 
 const ISSUE = ["--app", "a", "--space", "s", "--org", "o"];
 
+/**
+ * A start failure: exit 1, no stack trace, and one JSON `start-failed` line
+ * of `component` with `code` and exactly `error`.
+ */
+function assertStartFailed(
+  r: { code: number; stderr: string },
+  component: string,
+  code: string,
+  error: string,
+): void {
+  assert.equal(r.code, 1, r.stderr);
+  assert.doesNotMatch(r.stderr, STACK);
+  const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
+  const failed = lines.find((l) => l.event === "start-failed");
+  assert.ok(failed, r.stderr);
+  assert.equal(failed.component, component);
+  assert.equal(failed.code, code);
+  assert.equal(failed.error, error);
+}
+
 /** `sigil ca issue` of `instance` from the CA in `ca` into `out`. */
 function issue(ca: string, instance: string, out: string, ...extra: string[]) {
   return sigil([
@@ -104,16 +124,10 @@ Deno.test("ca serve on a busy port: one JSON start-failed line naming ca.listen 
         cfg,
         `ca:\n  dir: ${ca}\n  listen: 127.0.0.1:${port}\n`,
       );
-      const r = await sigil(["ca", "serve", "--config", cfg]);
-      assert.equal(r.code, 1, r.stderr);
-      assert.doesNotMatch(r.stderr, STACK);
-      const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
-      const failed = lines.find((l) => l.event === "start-failed");
-      assert.ok(failed, r.stderr);
-      assert.equal(failed.component, "ca");
-      assert.equal(failed.code, "ERR_CA_LISTEN");
-      assert.equal(
-        failed.error,
+      assertStartFailed(
+        await sigil(["ca", "serve", "--config", cfg]),
+        "ca",
+        "ERR_CA_LISTEN",
         `Cannot listen on "127.0.0.1:${port}" (ca.listen): address already in use (stop the process holding it or choose another port)`,
       );
     } finally {
@@ -222,16 +236,10 @@ Deno.test("router on a busy port: one JSON start-failed line naming router.liste
             "",
           ].join("\n"),
         );
-        const r = await sigil(["router", "--config", cfg]);
-        assert.equal(r.code, 1, r.stderr);
-        assert.doesNotMatch(r.stderr, STACK);
-        const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l));
-        const failed = lines.find((l) => l.event === "start-failed");
-        assert.ok(failed, r.stderr);
-        assert.equal(failed.component, "router");
-        assert.equal(failed.code, "ERR_ROUTER_LISTEN");
-        assert.equal(
-          failed.error,
+        assertStartFailed(
+          await sigil(["router", "--config", cfg]),
+          "router",
+          "ERR_ROUTER_LISTEN",
           `Cannot listen on "127.0.0.1:${port}" (${setting}): address already in use (stop the process holding it or choose another port)`,
         );
       }

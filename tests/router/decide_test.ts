@@ -11,6 +11,7 @@ import type { FailureFacts, RequestFacts } from "../../lib/router/_decide.ts";
 const GET: RequestFacts = {
   method: "GET",
   hasBody: false,
+  idempotencyKey: false,
   websocket: false,
   maxAttempts: 3,
   shuttingDown: false,
@@ -19,6 +20,8 @@ const POST: RequestFacts = { ...GET, method: "POST", hasBody: true };
 const PUT_BODY: RequestFacts = { ...GET, method: "PUT", hasBody: true };
 const DELETE: RequestFacts = { ...GET, method: "DELETE" };
 const POST_EMPTY: RequestFacts = { ...GET, method: "POST" };
+const POST_KEYED: RequestFacts = { ...POST_EMPTY, idempotencyKey: true };
+const POST_KEYED_BODY: RequestFacts = { ...POST, idempotencyKey: true };
 const WS: RequestFacts = { ...GET, websocket: true };
 const STOPPING: RequestFacts = { ...GET, shuttingDown: true };
 
@@ -127,12 +130,32 @@ const TABLE: Row[] = [
     "cooldown",
     502,
   ],
+  // proxy_round_tripper.go isIdempotent (Go's isReplayable): not DELETE/PUT.
   [
     "DELETE closed after send",
     { kind: "other", phase: "sent", tls: true },
     0,
     DELETE,
+    "answer",
+    "cooldown",
+    502,
+  ],
+  // proxy_round_tripper_test.go "Idempotency-Key header: attempts retry".
+  [
+    "bodiless POST with Idempotency-Key reset after send",
+    { kind: "reset", phase: "sent", tls: true },
+    0,
+    POST_KEYED,
     "retry",
+    "cooldown",
+    502,
+  ],
+  [
+    "POST with a body and Idempotency-Key reset after send",
+    { kind: "reset", phase: "sent", tls: true },
+    0,
+    POST_KEYED_BODY,
+    "answer",
     "cooldown",
     502,
   ],

@@ -137,7 +137,10 @@ Deno.test("router presents its client certificate in mtls mode", async () => {
 
     noCert.router.apply("register", msg);
     const refused = await request(noCert.url, ROUTE);
-    assert.equal(refused.status, 525);
+    // gorouter's RemoteFailedCertCheck (proxy/fails/basic_classifiers.go) →
+    // 496 (proxy/round_tripper/error_handler.go); retriable and prunable.
+    assert.equal(refused.status, 496);
+    assert.equal(refused.text, "496 SSL Certificate Required\n");
     assert.equal(strict.seen.length, 1);
     assert.equal(noCert.router.registry.endpointCount, 0);
   } finally {

@@ -4,6 +4,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import {
   header,
+  rawBackend,
   request,
   startBackend,
   startTestRouter,
@@ -13,8 +14,8 @@ import {
 const ROUTE = "app.example.com";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-Deno.test("router adds forwarding, request-id and trace headers", async () => {
-  const t = await startTestRouter();
+Deno.test("router adds forwarding, request-id and (with tracing.enable_w3c) trace headers", async () => {
+  const t = await startTestRouter({ tracing: { enable_w3c: true } });
   const be = await startBackend({ name: "A" });
   try {
     t.router.apply("register", {
@@ -48,6 +49,7 @@ Deno.test("router adds forwarding, request-id and trace headers", async () => {
     const tp = String(seen.headers["traceparent"]);
     assert.match(tp, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     assert.equal(tp.slice(3, 35), id.replaceAll("-", ""));
+    assert.equal(seen.headers["tracestate"], `gorouter=${tp.slice(36, 52)}`);
 
     // An incoming trace is continued with a new parent id.
     const incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -458,5 +460,138 @@ Deno.test("a route with a route service is never routed around it (502 route_ser
   } finally {
     await be.close();
     await t.close();
+  }
+});
+
+// proxy_round_tripper.go isIdempotent + proxy_round_tripper_test.go
+// "Idempotency-Key header: attempts retry": a bodiless POST that carries the
+// header is retried after a reset like a GET; without it, it is not.
+Deno.test("a bodiless POST with Idempotency-Key is retried on another endpoint after a reset; without it, it is not", async () => {
+  // No cooldown: the resetting backend stays in the rotation.
+  const t = await startTestRouter({
+    balancing_algorithm: "round-robin",
+    backends: { failure_cooldown: "0s" },
+  });
+  const resetting = await rawBackend((_head, sock) => sock.destroy());
+  const good = await startBackend({ name: "good" });
+  try {
+    for (const port of [resetting.port, good.port]) {
+      t.router.apply("register", { host: "127.0.0.1", port, uris: [ROUTE] });
+    }
+    const statuses = async (headers: Record<string, string>) => {
+      const out: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        out.push(
+          (await request(t.url, ROUTE, { method: "POST", headers })).status,
+        );
+      }
+      return out;
+    };
+    // Every request that met the resetting backend first was retried.
+    assert.deepEqual(await statuses({ "idempotency-key": "k-1" }), [
+      200,
+      200,
+      200,
+      200,
+    ]);
+    assert.ok(resetting.heads.length >= 1, "the resetting backend was tried");
+    assert.ok(
+      good.seen.every((s) => s.headers["idempotency-key"] === "k-1"),
+      "the header is forwarded",
+    );
+    // Without the key, a reset after send is answered (502), not retried.
+    const before = resetting.heads.length;
+    const plain = await statuses({});
+    assert.ok(plain.includes(502), `some POST met the reset: ${plain}`);
+    assert.ok(resetting.heads.length > before);
+  } finally {
+    await resetting.close();
+    await good.close();
+    await t.close();
+  }
+});
+
+// proxy_round_tripper.go setRequestXCfInstanceId: without a
+// private_instance_id the backend learns its address instead.
+Deno.test("X-CF-InstanceID is the endpoint's host:port when it registered no instance id", async () => {
+  const t = await startTestRouter();
+  const be = await startBackend({ name: "A" });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: be.port,
+      uris: [ROUTE],
+    });
+    assert.equal((await request(t.url, ROUTE)).status, 200);
+    assert.equal(
+      be.seen[0]!.headers["x-cf-instanceid"],
+      `127.0.0.1:${be.port}`,
+    );
+  } finally {
+    await be.close();
+    await t.close();
+  }
+});
+
+// routing-release: tracing is off by default; handlers/w3c.go and
+// handlers/zipkin.go run only when enabled; off, the client's headers pass.
+Deno.test("tracing: off by default the client's trace headers pass untouched; W3C keeps other vendors' tracestate; Zipkin completes or starts B3", async () => {
+  const incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const off = await startTestRouter();
+  const on = await startTestRouter({
+    tracing: { enable_w3c: true, enable_zipkin: true, w3c_tenant_id: "t1" },
+  });
+  const be = await startBackend({ name: "A" });
+  try {
+    for (const t of [off, on]) {
+      t.router.apply("register", {
+        host: "127.0.0.1",
+        port: be.port,
+        uris: [ROUTE],
+      });
+    }
+    await request(off.url, ROUTE);
+    assert.equal(be.seen[0]!.headers["traceparent"], undefined);
+    assert.equal(be.seen[0]!.headers["b3"], undefined);
+    await request(off.url, ROUTE, {
+      headers: { traceparent: incoming, tracestate: "x=1", b3: "bogus" },
+    });
+    assert.equal(be.seen[1]!.headers["traceparent"], incoming);
+    assert.equal(be.seen[1]!.headers["tracestate"], "x=1");
+    assert.equal(be.seen[1]!.headers["b3"], "bogus");
+
+    await request(on.url, ROUTE, {
+      headers: {
+        traceparent: incoming,
+        tracestate: "t1@gorouter=0000000000000001,congo=t61rcWkgMzE",
+        "x-b3-traceid": "463ac35c9f6413ad48485a3953bb6124",
+        "x-b3-spanid": "a2fb4a1d1a96d312",
+        "x-b3-sampled": "1",
+      },
+    });
+    const w = be.seen[2]!.headers;
+    const tp = String(w["traceparent"]);
+    assert.equal(tp.slice(0, 36), incoming.slice(0, 36));
+    assert.equal(
+      w["tracestate"],
+      `t1@gorouter=${tp.slice(36, 52)},congo=t61rcWkgMzE`,
+    );
+    assert.equal(
+      w["b3"],
+      "463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312-1",
+    );
+    assert.equal(w["x-b3-traceid"], "463ac35c9f6413ad48485a3953bb6124");
+
+    await request(on.url, ROUTE);
+    const n = be.seen[3]!.headers;
+    const id = String(n["x-vcap-request-id"]).replaceAll("-", "");
+    assert.equal(n["x-b3-traceid"], id);
+    assert.match(String(n["x-b3-spanid"]), /^[0-9a-f]{16}$/);
+    assert.equal(n["b3"], `${n["x-b3-traceid"]}-${n["x-b3-spanid"]}`);
+    assert.equal(String(n["traceparent"]).slice(3, 35), id);
+  } finally {
+    await be.close();
+    await off.close();
+    await on.close();
   }
 });

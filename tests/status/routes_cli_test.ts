@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { writeSecretFile } from "../../lib/common/mod.ts";
 import { freePort } from "../_helpers/ports.ts";
 import { sigil } from "../_helpers/proc.ts";
+import { startTestRouter } from "../router/_helpers.ts";
 import { startDevProcess } from "./_dev.ts";
 
 const SPAN = /^\d+(d \d+h|h \d\dm|m \d\ds|s)$/;
@@ -226,68 +227,111 @@ Deno.test("sigil routes / sigil status against a running sigil dev", async (t) =
       assert.equal(untrusted.code, 1);
       assert.match(untrusted.stderr, /not trusted.*--cacert FILE/);
     });
-
-    await t.step(
-      "--token-file sends the token as a bearer; a refusal names the flag",
-      async () => {
-        // A stand-in for a router whose /routes needs routes.read (off
-        // loopback): it answers only to the token in the file.
-        const port = freePort();
-        const file = join(dev.dir, "read.jwt");
-        await writeSecretFile(file, "eyJ.read.token\n");
-        const server = Deno.serve(
-          { hostname: "127.0.0.1", port, onListen: () => {} },
-          (req) => {
-            if (req.headers.get("authorization") !== "Bearer eyJ.read.token") {
-              return new Response("unauthorized", { status: 401 });
-            }
-            const path = new URL(req.url).pathname;
-            return path === "/routes"
-              ? Response.json({
-                "a.example.com": [{
-                  address: "10.0.0.1:61001",
-                  tls: true,
-                  ttl: 30,
-                  private_instance_id: "x\u001b[31m",
-                }],
-              })
-              : new Response("not found", { status: 404 });
-          },
-        );
-        try {
-          const url = `http://127.0.0.1:${port}`;
-          const ok = await sigil([
-            "routes",
-            "--router",
-            url,
-            "--token-file",
-            file,
-          ]);
-          assert.equal(ok.code, 0, ok.stderr);
-          // No /status.json there (gorouter has none): state and age are "-";
-          // the escape in the instance id is printed as "?".
-          assert.deepEqual(parseTable(ok.stdout), [{
-            host: "a.example.com",
-            endpoint: "10.0.0.1:61001",
-            instance: "x?[31m",
-            app: "-",
-            state: "-",
-            heartbeat: "-",
-            ttl: "30s",
-          }]);
-          const no = await sigil(["routes", "--router", url]);
-          assert.equal(no.code, 1);
-          assert.match(
-            no.stderr,
-            /HTTP 401; send a token with --token-file FILE/,
-          );
-          assert.ok(!no.stderr.includes("eyJ"));
-        } finally {
-          await server.shutdown();
-        }
-      },
-    );
   } finally {
     await dev.close();
+  }
+});
+
+Deno.test("sigil routes / sigil status with --token-file against a router whose reads need routes.read", async () => {
+  const t = await startTestRouter({
+    api: { listen: "127.0.0.1:0", read_token_required: true },
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const write = await t.token("routes.write");
+    const reg = await fetch(`${t.apiUrl}/v1/register`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${write}` },
+      body: JSON.stringify({
+        host: "127.0.0.1",
+        port: 9,
+        uris: ["read.example.com"],
+        app: "app-r",
+        private_instance_id: "inst-r",
+      }),
+    });
+    assert.equal(reg.status, 200);
+    await reg.body?.cancel();
+    const readFile = join(dir, "read.jwt");
+    await writeSecretFile(readFile, (await t.token("routes.read")) + "\n");
+    const writeFile = join(dir, "write.jwt");
+    await writeSecretFile(writeFile, write + "\n");
+
+    const ok = await sigil([
+      "routes",
+      "--router",
+      t.apiUrl,
+      "--token-file",
+      readFile,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const rows = parseTable(ok.stdout);
+    assert.deepEqual(
+      rows.map((r) => [r.host, r.endpoint, r.instance, r.app, r.state]),
+      [["read.example.com", "127.0.0.1:9", "inst-r", "app-r", "healthy"]],
+    );
+    const status = await sigil([
+      "status",
+      "--url",
+      t.apiUrl,
+      "--token-file",
+      readFile,
+    ]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^Role: +router$/m);
+
+    const none = await sigil(["routes", "--router", t.apiUrl]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /HTTP 401; send a token with --token-file FILE/);
+    const wrong = await sigil([
+      "routes",
+      "--router",
+      t.apiUrl,
+      "--token-file",
+      writeFile,
+    ]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /HTTP 403; the token was refused/);
+    assert.ok(!wrong.stderr.includes(write), "no token in the message");
+  } finally {
+    await t.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sigil routes against a gorouter-shaped /routes without /status.json: '-' for what it lacks, escapes printed as '?'", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: freePort(), onListen: () => {} },
+    (req) =>
+      new URL(req.url).pathname === "/routes"
+        ? Response.json({
+          "a.example.com": [{
+            address: "10.0.0.1:61001",
+            tls: true,
+            ttl: 30,
+            private_instance_id: "x\u001b[31m",
+          }],
+        })
+        : new Response("not found", { status: 404 }),
+  ) as Deno.HttpServer<Deno.NetAddr>;
+  try {
+    const r = await sigil([
+      "routes",
+      "--router",
+      `http://127.0.0.1:${server.addr.port}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes("\u001b"));
+    assert.deepEqual(parseTable(r.stdout), [{
+      host: "a.example.com",
+      endpoint: "10.0.0.1:61001",
+      instance: "x?[31m",
+      app: "-",
+      state: "-",
+      heartbeat: "-",
+      ttl: "30s",
+    }]);
+  } finally {
+    await server.shutdown();
   }
 });
