@@ -333,7 +333,11 @@ function routeEmitterMessage(plainPort: number, tlsPort: number) {
 Deno.test("route-registrar- and route-emitter-shaped NATS messages register on sigil router and on gorouter, and unregister", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sigil-cf-msgs-" });
   await using nats = await startNatsServer();
-  const t = await startTestRouter({ nats: { servers: [nats.url] } });
+  // A long empty-pool window so the 503 below does not race a loaded machine.
+  const t = await startTestRouter({
+    nats: { servers: [nats.url] },
+    empty_pool_timeout: "10m",
+  });
   const goCred = await t.pki.issueClient({ dnsNames: [GOROUTER_SAN] });
   const plain = startApp("plain");
   const tlsRegistrar = await startBackend({
@@ -436,7 +440,7 @@ Deno.test("route-registrar- and route-emitter-shaped NATS messages register on s
       (r) => hosts.every((h) => (r[h]?.length ?? 0) === 0),
     );
     // sigil answers an emptied route 503 no_endpoints for
-    // `empty_pool_timeout` (10 s default) as current gorouter does with
+    // `empty_pool_timeout` as current gorouter does with
     // empty_pool_response_code_503; this gorouter build answers 404 at once.
     for (const h of hosts) {
       const s = await hostRequest(t.router.port, h, "/");
