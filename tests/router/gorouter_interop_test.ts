@@ -145,27 +145,44 @@ Deno.test("the real gorouter routes over NATS to a strict-mTLS sigil proxy, chec
       caCerts: [pki.rootPem],
       backendCert: goCred,
     });
-    const proxy = await startProxy(dir, "real", {
-      id: "inst-go-1",
-      certFor: "inst-go-1",
-      pki,
-      appPort: app.port,
-      route: "interop.example.com",
-      natsUrl: nats.url,
-    });
-    procs.push(proxy.proc);
+    // Starts a proxy registering `route` as inst-go-1 with `certFor`'s
+    // certificate; resolves with it and gorouter's endpoint for the route.
+    const registered = async (
+      name: string,
+      certFor: string,
+      appPort: number,
+      route: string,
+    ) => {
+      const p = await startProxy(dir, name, {
+        id: "inst-go-1",
+        certFor,
+        pki,
+        appPort,
+        route,
+        natsUrl: nats.url,
+      });
+      procs.push(p.proc);
+      const [e] = await waitUntil(
+        `gorouter to learn ${route}`,
+        () => endpoints(go, route),
+        (e) => e.length === 1,
+      );
+      return { ...p, endpoint: e! };
+    };
+    const proxy = await registered(
+      "real",
+      "inst-go-1",
+      app.port,
+      "interop.example.com",
+    );
 
     // The registration as gorouter stored it: a TLS endpoint whose
     // certificate must name the instance.
-    const [ep] = await waitUntil(
-      "gorouter to learn interop.example.com",
-      () => endpoints(go, "interop.example.com"),
-      (e) => e.length === 1,
-    );
-    assert.equal(ep!.address, `127.0.0.1:${proxy.tlsPort}`);
-    assert.equal(ep!.tls, true);
-    assert.equal(ep!.server_cert_domain_san, "inst-go-1");
-    assert.equal(ep!.private_instance_id, "inst-go-1");
+    const ep = proxy.endpoint;
+    assert.equal(ep.address, `127.0.0.1:${proxy.tlsPort}`);
+    assert.equal(ep.tls, true);
+    assert.equal(ep.server_cert_domain_san, "inst-go-1");
+    assert.equal(ep.private_instance_id, "inst-go-1");
 
     // Through gorouter, gorouter's client cert, the proxy's mTLS, to the app.
     const res = await hostRequest(go.port, "interop.example.com", "/hello");
@@ -223,21 +240,13 @@ Deno.test("the real gorouter routes over NATS to a strict-mTLS sigil proxy, chec
 
     // Identity: a proxy holding inst-go-2's certificate that registers as
     // inst-go-1 is refused by gorouter; its app never sees the request.
-    const impostor = await startProxy(dir, "impostor", {
-      id: "inst-go-1",
-      certFor: "inst-go-2",
-      pki,
-      appPort: impostorApp.port,
-      route: "impostor.example.com",
-      natsUrl: nats.url,
-    });
-    procs.push(impostor.proc);
-    const [bad] = await waitUntil(
-      "gorouter to learn impostor.example.com",
-      () => endpoints(go, "impostor.example.com"),
-      (e) => e.length === 1,
+    const impostor = await registered(
+      "impostor",
+      "inst-go-2",
+      impostorApp.port,
+      "impostor.example.com",
     );
-    assert.equal(bad!.server_cert_domain_san, "inst-go-1");
+    assert.equal(impostor.endpoint.server_cert_domain_san, "inst-go-1");
     const refused = await hostRequest(go.port, "impostor.example.com", "/");
     assert.equal(refused.status, 503, refused.body);
     // gorouter names the failure: hostname verification against the SAN.
