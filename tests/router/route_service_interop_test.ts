@@ -23,7 +23,6 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { stringify } from "yaml";
 import {
   HEADER_FORWARDED_URL,
   HEADER_METADATA,
@@ -36,8 +35,8 @@ import { hostRequest } from "../_helpers/http.ts";
 import type { SimpleResponse } from "../_helpers/http.ts";
 import { startBackend, startTestRouter, testPki } from "./_helpers.ts";
 import { startRouteService } from "./_route_service.ts";
+import { startGorouter } from "./_gorouter.ts";
 
-const PEERS = new URL("../../../shared/peers/", import.meta.url).pathname;
 const SECRET = "kCvXxNMB0JO2vinxoru9Hg==";
 const PREVIOUS = "the-secret-before";
 const HOST = "rs-app.example.com";
@@ -97,80 +96,15 @@ async function registerAndProbe(
   }
 }
 
-/** gorouter's config for a test: NATS, the secrets, trusting `caPem`. */
-function gorouterConfig(
-  port: number,
-  natsPort: number,
-  caPem: string,
-): Record<string, unknown> {
-  return {
-    status: { host: "127.0.0.1", port: freePort(), user: "u", pass: "p" },
-    nats: { hosts: [{ hostname: "127.0.0.1", port: natsPort }] },
-    port,
-    index: 0,
-    logging: { level: "info" },
-    start_response_delay_interval: "1s",
-    route_services_secret: SECRET,
-    route_services_secret_decrypt_only: PREVIOUS,
-    route_services_timeout: "60s",
-    route_services_recommend_https: false,
-    // The route service's certificate is trusted through ca_certs (no
-    // skip_ssl_validation).
-    ca_certs: [caPem],
-  };
-}
-
-/**
- * Runs gorouter on `port` (config from {@linkcode gorouterConfig}) until
- * disposed; resolves once it serves.
- */
-async function startGorouter(
-  dir: string,
-  port: number,
-  natsPort: number,
-): Promise<AsyncDisposable & { output: () => string }> {
-  const config = gorouterConfig(port, natsPort, (await testPki()).rootPem);
-  const bin = `${dir}/gorouter`;
-  const gz = await Deno.readFile(`${PEERS}gorouter.gz`);
-  const raw = new Response(
-    new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip")),
-  );
-  await Deno.writeFile(bin, new Uint8Array(await raw.arrayBuffer()), {
-    mode: 0o755,
-  });
-  await Deno.writeTextFile(`${dir}/gorouter.yml`, stringify(config));
-  const child = new Deno.Command(bin, {
-    args: ["-c", `${dir}/gorouter.yml`],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) out += dec.decode(c);
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('"gorouter.started"')) {
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`gorouter did not start:\n${out.slice(-2000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    output: () => out,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-      await child.status;
-      await pumps;
-    },
-  };
-}
+/** gorouter's route-service settings for these tests. */
+const GOROUTER_RS = {
+  route_services_secret: SECRET,
+  route_services_secret_decrypt_only: PREVIOUS,
+  route_services_timeout: "60s",
+  route_services_recommend_https: false,
+  // The route service's certificate is trusted through ca_certs (no
+  // skip_ssl_validation).
+};
 
 Deno.test("route services interoperate with the real gorouter: each validates the other's signatures", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sigil-rs-interop-" });
@@ -189,7 +123,12 @@ Deno.test("route services interoperate with the real gorouter: each validates th
   const port = freePort();
   const nc = await connect({ servers: nats.url });
   try {
-    await using gorouter = await startGorouter(dir, port, nats.port);
+    await using gorouter = await startGorouter(
+      dir,
+      port,
+      nats.port,
+      GOROUTER_RS,
+    );
     // gorouter → route service: wait for the route, then check its headers.
     const first = await registerAndProbe(
       nc,
@@ -289,7 +228,12 @@ Deno.test("a mixed fleet: gorouter and sigil router on one NATS and one secret p
   const app = await startBackend({ name: "app" });
   const nc = await connect({ servers: nats.url });
   try {
-    await using gorouter = await startGorouter(dir, goPort, nats.port);
+    await using gorouter = await startGorouter(
+      dir,
+      goPort,
+      nats.port,
+      GOROUTER_RS,
+    );
     // One registration, as route-emitter sends it, reaches both routers.
     // Client → gorouter (signs) → route service → sigil (validates) → app.
     let res = await registerAndProbe(
