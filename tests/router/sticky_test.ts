@@ -398,45 +398,57 @@ Deno.test("sticky sessions behave as gorouter's setupStickySession, row by row",
 
 Deno.test("the real gorouter (April 2023) answers the same rows it supports", async () => {
   // That version predates Partitioned (Go 1.19) and
-  // sticky_sessions_for_auth_negotiate; every other default-config row runs.
-  const rows = ROWS.filter((r) =>
-    (r.router ?? "plain") === "plain" &&
-    !(r.respond ?? []).some((c) => c.includes("Partitioned"))
-  );
-  assert.ok(rows.length >= 20, `only ${rows.length} rows for gorouter`);
+  // sticky_sessions_for_auth_negotiate; every other row runs, the secure
+  // ones against a gorouter with secure_cookies.
+  const supported = (r: Row) =>
+    r.router !== "negotiate" &&
+    !(r.respond ?? []).some((c) => c.includes("Partitioned"));
+  const configs = {
+    plain: { sticky_session_cookie_names: NAMES },
+    secure: { secure_cookies: true },
+  };
   const backends = await startBackends();
   const dir = await Deno.makeTempDir({ prefix: "sigil-sticky-gorouter-" });
   await using nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
   try {
-    const port = freePort();
-    await using gorouter = await startGorouter(dir, port, nats.port, {
-      sticky_session_cookie_names: NAMES,
-    });
-    for (const r of registrations(backends)) {
-      nc.publish("router.register", JSON.stringify(r));
-    }
-    await nc.flush();
-    const url = `http://127.0.0.1:${port}`;
-    // gorouter subscribes a moment after it serves: wait for all three.
-    for (let i = 0;; i++) {
-      const seen = new Set<string>();
-      for (let j = 0; j < 4; j++) seen.add((await request(url, ROUTE)).text);
-      seen.add((await request(url, ROUTE, { path: "/path1" })).text);
-      if (seen.size === 3) break;
-      if (i >= 300) {
-        throw new Error(`gorouter never routed to all: ${[...seen]}`);
+    let ran = 0;
+    for (const [name, extra] of Object.entries(configs)) {
+      const rows = ROWS.filter((r) =>
+        supported(r) && (r.router ?? "plain") === name
+      );
+      ran += rows.length;
+      const port = freePort();
+      await Deno.mkdir(`${dir}/${name}`);
+      await using gorouter = await startGorouter(
+        `${dir}/${name}`,
+        port,
+        nats.port,
+        extra,
+      );
+      const url = `http://127.0.0.1:${port}`;
+      // gorouter subscribes a moment after it serves: wait for all three.
+      for (let i = 0;; i++) {
+        for (const r of registrations(backends)) {
+          nc.publish("router.register", JSON.stringify(r));
+        }
+        await nc.flush();
+        const seen = new Set<string>();
+        for (let j = 0; j < 4; j++) seen.add((await request(url, ROUTE)).text);
+        seen.add((await request(url, ROUTE, { path: "/path1" })).text);
+        if (seen.size === 3) break;
+        if (i >= 300) {
+          throw new Error(`gorouter never routed to all: ${[...seen]}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      for (const r of registrations(backends)) {
-        nc.publish("router.register", JSON.stringify(r));
+      try {
+        await runRows(url, rows, `gorouter ${name}`);
+      } catch (e) {
+        throw new Error(`${e}\n${gorouter.output().slice(-2000)}`);
       }
-      await new Promise((r) => setTimeout(r, 100));
     }
-    try {
-      await runRows(url, rows, "gorouter");
-    } catch (e) {
-      throw new Error(`${e}\n${gorouter.output().slice(-2000)}`);
-    }
+    assert.ok(ran >= 21, `only ${ran} rows ran against gorouter`);
   } finally {
     await nc.close();
     for (const b of backends) await b.close();
