@@ -64,6 +64,8 @@ export async function connectRouteSource(
       config.register_interval / 1000,
     ),
     pruneThresholdInSeconds: Math.round(config.stale_threshold / 1000),
+    // The same bound as the HTTP API's body.
+    maxMessageBytes: config.api.max_body_bytes,
     onRegister: (m) => o.apply("register", m, "nats"),
     onUnregister: (m) => o.apply("unregister", m, "nats"),
     onInvalid: (reason, _err, subject) =>

@@ -200,11 +200,24 @@ export class RequestHandler {
       );
     }
     if (connection !== undefined) dropConnectionTokens(headers, connection);
+    // Deno builds the URL from Host, or from the target when the request
+    // line is absolute-form (`GET http://a.test/ HTTP/1.1`), and from
+    // :authority over HTTP/2.
+    const a = url.indexOf("//") + 2;
+    const authority = url.slice(a, url.indexOf("/", a));
     if (hostHeader === undefined) {
-      // HTTP/2 carries the host in :authority, which Deno puts in the URL.
-      const a = url.indexOf("//") + 2;
-      hostHeader = url.slice(a, url.indexOf("/", a));
+      hostHeader = authority;
       headers.push("host", hostHeader);
+    } else if (
+      hostHeader !== "" && authority !== hostHeader &&
+      hostname(authority) !== hostname(hostHeader)
+    ) {
+      // Absolute-form: the target's authority wins over Host (RFC 9112
+      // 3.2.2), as Go sets r.Host for gorouter.
+      hostHeader = authority;
+      for (let i = 0; i < headers.length; i += 2) {
+        if (headers[i] === "host") headers[i + 1] = authority;
+      }
     }
     const host = hostname(hostHeader);
     x.host = host;

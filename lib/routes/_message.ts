@@ -3,6 +3,7 @@
  * `router.unregister`), shared by the HTTP registration API and NATS.
  * @module
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 
 const LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?";
@@ -79,7 +80,9 @@ function dropNulls(v: unknown): unknown {
 export const RegistryMessage = z.preprocess(
   dropNulls,
   z.object({
-    host: z.string().min(1, "host is required"),
+    host: z.string().min(1, "host is required").refine(isEndpointHost, {
+      message: "must be an IP address or a DNS name",
+    }),
     port: Port.optional(),
     tls_port: Port.optional(),
     uris: z.array(z.string()).min(1, "uris must list at least one route"),
@@ -110,6 +113,11 @@ export const RegistryMessage = z.preprocess(
 );
 /** A validated registration message. */
 export type RegistryMessage = z.output<typeof RegistryMessage>;
+
+/** An IPv4/IPv6 address or a DNS name (no port, spaces or control bytes). */
+function isEndpointHost(host: string): boolean {
+  return isIP(host) !== 0 || (HOSTNAME.test(host) && !host.startsWith("*"));
+}
 
 function isHttpsUrl(url: string): boolean {
   try {

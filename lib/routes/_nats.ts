@@ -53,6 +53,11 @@ export interface NatsRouteBusOptions {
   onInvalid?: (reason: string, err: Error, subject: string) => void;
   /** Connection state changed: `true` on (re)connect, `false` on loss. */
   onStatus?: (connected: boolean) => void;
+  /**
+   * Larger `router.register` / `router.unregister` payloads are refused
+   * (`too-large`) before they are parsed or logged. @default {65536}
+   */
+  maxMessageBytes?: number;
   /** TLS to nats-server: trusted CA as PEM text or a file path. */
   tls?: { ca?: string; caFile?: string };
   /** Structured logger. @default {createLogger("routes")} */
@@ -555,6 +560,13 @@ export class NatsRouteBus implements RouteSink {
     }
     let message: RegistryMessage;
     try {
+      const max = this.#opts.maxMessageBytes ?? 65_536;
+      if (msg.data.length > max) {
+        throw new RegistryMessageError(
+          "too-large",
+          `Cannot accept registration message: ${msg.data.length} bytes, over the ${max}-byte limit (router.api.max_body_bytes)`,
+        );
+      }
       message = parseRegistryMessage(
         msg.data,
         (ignored) =>

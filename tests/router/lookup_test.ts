@@ -143,3 +143,46 @@ Deno.test("lookup: X-CF-App-Instance targets one instance, is not forwarded, and
     await t.close();
   }
 });
+
+// RFC 9112 3.2.2; Go's server sets r.Host from an absolute-form target, so
+// gorouter routes by it and forwards it as Host.
+Deno.test("lookup: an absolute-form request target routes by its authority, not the Host header", async () => {
+  const t = await startTestRouter();
+  const a = await startBackend({ name: "A" });
+  const b = await startBackend({ name: "B" });
+  try {
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: a.port,
+      uris: ["a.test"],
+    });
+    t.router.apply("register", {
+      host: "127.0.0.1",
+      port: b.port,
+      uris: ["b.test"],
+    });
+    const conn = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: t.router.port,
+    });
+    await conn.write(new TextEncoder().encode(
+      "GET http://a.test/x?y=1 HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n",
+    ));
+    let text = "";
+    const buf = new Uint8Array(8192);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    conn.close();
+    assert.match(text, /^HTTP\/1\.1 200/);
+    assert.equal(b.seen.length, 0);
+    assert.equal(a.seen[0]!.headers["host"], "a.test");
+    assert.equal(a.seen[0]!.url, "/x?y=1");
+  } finally {
+    await a.close();
+    await b.close();
+    await t.close();
+  }
+});

@@ -241,3 +241,22 @@ Deno.test("parseRegistryMessage() refuses what gorouter refuses, naming the fiel
     "uris",
   );
 });
+
+Deno.test("parseRegistryMessage() refuses an endpoint host that is not an IP address or a DNS name", () => {
+  for (
+    const host of [
+      "127.0.0.1\r\nX: y",
+      "10.0.0.5:8080",
+      "bad host",
+      "*.example.com",
+    ]
+  ) {
+    rejects({ ...VALID, host }, "invalid-message", "host");
+  }
+  for (const host of ["10.0.0.5", "::1", "cell-1.service.cf.internal"]) {
+    assert.equal(
+      parseRegistryMessage(JSON.stringify({ ...VALID, host })).host,
+      host,
+    );
+  }
+});

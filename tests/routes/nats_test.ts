@@ -448,3 +448,32 @@ Deno.test("NatsRouteBus says which permission to grant when the server refuses a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("NatsRouteBus refuses a registration over maxMessageBytes before parsing it, and never logs its payload", async () => {
+  await using nats = await startNatsServer();
+  const r = recorder();
+  const lines: string[] = [];
+  const router = await NatsRouteBus.connect({
+    servers: [nats.url],
+    logger: createLogger("routes", { sink: (l) => lines.push(l) }),
+    maxMessageBytes: 1024,
+    ...r.options,
+  });
+  const raw = await natsConnect({ servers: [nats.url] });
+  try {
+    const big = JSON.stringify({ ...msg(1), pad: "SECRETPAD".repeat(200) });
+    raw.publish("router.register", big);
+    raw.publish("router.register", JSON.stringify(msg(2)));
+    await raw.flush();
+    await waitFor(
+      "both",
+      () => r.invalid.length === 1 && r.registered.length === 1,
+    );
+    assert.equal(r.invalid[0]!.reason, "too-large");
+    assert.match(r.invalid[0]!.message, /over the 1024-byte limit/);
+    assert.ok(lines.every((l) => !l.includes("SECRETPAD")));
+  } finally {
+    await raw.close();
+    await router.close();
+  }
+});
