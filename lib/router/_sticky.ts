@@ -134,13 +134,11 @@ function cookieAttrs(setCookie: string): CookieAttrs {
         break;
       }
       case "max-age": {
-        // Go: an integer (no leading zero); ≤ 0 deletes. gorouter copies
-        // only the deleting value.
+        // Go: strconv.Atoi, no leading zero on a non-zero value; ≤ 0
+        // deletes. gorouter copies only the deleting value.
+        if (!isAtoi(value)) break;
         const n = Number(value);
-        if (
-          value === "" || !Number.isInteger(n) ||
-          (value[0] === "0" && value !== "0") || value[0] === "+"
-        ) break;
+        if (n !== 0 && value[0] === "0") break;
         a.maxAge = n <= 0 ? -1 : 0;
         break;
       }
@@ -155,4 +153,15 @@ function cookieAttrs(setCookie: string): CookieAttrs {
     }
   }
   return a;
+}
+
+/** Whether Go's strconv.Atoi reads `s`: an optional sign, then digits. */
+function isAtoi(s: string): boolean {
+  const start = s[0] === "-" || s[0] === "+" ? 1 : 0;
+  if (s.length === start) return false;
+  for (let i = start; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }

@@ -195,6 +195,22 @@ const ROWS: Row[] = [
     ],
   },
   {
+    mirrors: "Go net/http: a Max-Age strconv.Atoi cannot read is ignored",
+    respond: ["JSESSIONID=x; Max-Age=-1e3"],
+    expect: [
+      "JSESSIONID=x; Max-Age=-1e3",
+      "__VCAP_ID__={id}; Path=/; HttpOnly",
+    ],
+  },
+  {
+    mirrors: "Go net/http: Max-Age=-05 is read as -5, so it deletes",
+    respond: ["JSESSIONID=x; Max-Age=-05"],
+    expect: [
+      "JSESSIONID=x; Max-Age=-05",
+      "__VCAP_ID__={id}; Path=/; Max-Age=0; HttpOnly",
+    ],
+  },
+  {
     mirrors:
       "rt: sticky cookies on the request, no cookies set on the response: no cookies are set on the response",
     cookie: "JSESSIONID=s1; __VCAP_ID__=inst-a",
