@@ -203,6 +203,15 @@ export const RouterSection = z.strictObject({
   balancing_algorithm: BalancingAlgorithm.default("round-robin"),
   /** Response cookies that trigger a `__VCAP_ID__` sticky-session cookie. */
   sticky_cookie_names: z.array(z.string().min(1)).default(["JSESSIONID"]),
+  /** gorouter's `secure_cookies`: the `__VCAP_ID__` cookie is always Secure. */
+  secure_cookies: z.boolean().default(false),
+  /**
+   * gorouter's `sticky_sessions_for_auth_negotiate`: a response with
+   * `WWW-Authenticate: Negotiate` gets `__VCAP_ID__` (60 s, SameSite=Strict)
+   * and a request with `Authorization: Negotiate` and `__VCAP_ID__` reaches
+   * only that instance (502 when it is gone).
+   */
+  sticky_sessions_for_auth_negotiate: z.boolean().default(false),
   /** How often stale endpoints are pruned. */
   prune_interval: Duration.prefault("30s"),
   /** Default stale threshold; a message's smaller `stale_threshold_in_seconds` wins. */

@@ -16,7 +16,8 @@ import type {
 } from "./_record.ts";
 import type { Transports } from "./_transport.ts";
 import { codedError, phaseOf } from "./_transport.ts";
-import { HOP_RESPONSE, stickyCookie } from "./_headers.ts";
+import { HOP_RESPONSE } from "./_headers.ts";
+import { stickyCookie } from "./_sticky.ts";
 
 /** Responses up to this size (with a Content-Length) are sent as bytes. */
 const SMALL_BODY = 64 * 1024;
@@ -27,6 +28,10 @@ export interface HttpAttemptOptions {
   recorder: Recorder;
   /** Cookie names that make a response sticky (`__VCAP_ID__`). */
   stickyNames: string[];
+  /** `secure_cookies`: `__VCAP_ID__` is always Secure. */
+  secureCookies?: boolean;
+  /** `sticky_sessions_for_auth_negotiate`. */
+  stickyAuthNegotiate?: boolean;
 }
 
 /**
@@ -37,6 +42,8 @@ export class HttpAttempts implements Attempter {
   readonly transports: Transports;
   readonly recorder: Recorder;
   readonly stickyNames: string[];
+  readonly secureCookies: boolean;
+  readonly stickyAuthNegotiate: boolean;
   /** Attempts waiting on or streaming from a backend. */
   readonly live = new Set<Attempt>();
 
@@ -45,6 +52,8 @@ export class HttpAttempts implements Attempter {
     this.transports = options.transports;
     this.recorder = options.recorder;
     this.stickyNames = options.stickyNames;
+    this.secureCookies = options.secureCookies ?? false;
+    this.stickyAuthNegotiate = options.stickyAuthNegotiate ?? false;
   }
 
   /**
@@ -210,9 +219,10 @@ class Attempt {
       // fetch's Response cannot carry it (and 1xx never reaches here).
       throw new RangeError(`backend answered with status ${status}`);
     }
-    const stickyNames = this.group.stickyNames;
+    const group = this.group;
     const headers: [string, string][] = [];
     let setCookies: string[] | undefined;
+    let wwwAuth: string | undefined;
     let length = -1;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
@@ -223,19 +233,28 @@ class Attempt {
         length = Number(value);
         continue;
       }
-      if (lower === "set-cookie" && stickyNames.length > 0) {
-        (setCookies ??= []).push(value);
-      }
+      if (lower === "set-cookie") (setCookies ??= []).push(value);
+      else if (lower === "www-authenticate") wwwAuth ??= value;
       headers.push([name, value]);
     }
     headers.push(["x-vcap-request-id", x.requestId]);
-    if (setCookies !== undefined && ep.instanceId !== "") {
-      const vcap = stickyCookie(
+    const negotiate = group.stickyAuthNegotiate && wwwAuth !== undefined &&
+      wwwAuth.slice(0, 9).toLowerCase() === "negotiate";
+    // gorouter's setupStickySession; skipped cheaply when nothing applies.
+    if (
+      ep.instanceId !== "" &&
+      (setCookies !== undefined || negotiate ||
+        (x.sticky !== undefined && x.sticky !== ep.instanceId))
+    ) {
+      const vcap = stickyCookie({
         setCookies,
-        stickyNames,
-        ep.instanceId,
-        x.pool!,
-      );
+        names: group.stickyNames,
+        instanceId: ep.instanceId,
+        requested: x.sticky,
+        path: x.pool!.path,
+        secure: group.secureCookies,
+        negotiate,
+      });
       if (vcap !== undefined) headers.push(["set-cookie", vcap]);
     }
     this.status = status;

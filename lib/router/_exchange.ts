@@ -149,6 +149,17 @@ export class Exchanges {
         pinned.failedUntil <= clock.now()
       ) return pinned;
     }
+    if (x.mustBeSticky) {
+      // gorouter's round robin with mustBeSticky: no other instance, so
+      // NoEndpointsAvailable, which its error handler answers with a 502.
+      if (tried !== undefined) return undefined;
+      return recorder.errorResponse(
+        x,
+        502,
+        "endpoint_failure (No endpoints available)",
+        failureBody(502),
+      );
+    }
     const picked = pool.pick(
       clock.now(),
       tried,

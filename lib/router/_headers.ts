@@ -3,7 +3,6 @@
  * W3C trace context, sticky-session cookies. String work only, no regexes.
  * @module
  */
-import type { Pool } from "./_pool.ts";
 
 /** {@linkcode REQUEST_HEADER} value: not forwarded (hop-by-hop or set by the router). */
 export const RH_DROP = 1;
@@ -145,48 +144,24 @@ function randomHex(bytes: number): string {
   return s;
 }
 
-/** The instance a request is pinned to: needs `__VCAP_ID__` and a sticky cookie. */
+/**
+ * The instance a request is pinned to: its first `__VCAP_ID__`, when a
+ * sticky cookie (one of `names`) comes with it, or always with
+ * `anyVcap` (gorouter's `Authorization: Negotiate` case).
+ */
 export function stickyTarget(
   cookie: string,
   names: string[],
+  anyVcap = false,
 ): string | undefined {
   let vcap: string | undefined;
-  let hasSticky = false;
+  let hasSticky = anyVcap;
   for (const part of cookie.split(";")) {
     const eq = part.indexOf("=");
     if (eq === -1) continue;
     const name = part.slice(0, eq).trim();
-    if (name === "__VCAP_ID__") vcap = part.slice(eq + 1).trim();
+    if (name === "__VCAP_ID__") vcap ??= part.slice(eq + 1).trim();
     else if (names.includes(name)) hasSticky = true;
   }
   return hasSticky && vcap !== undefined && vcap !== "" ? vcap : undefined;
-}
-
-/**
- * The `__VCAP_ID__` Set-Cookie to add when the app set a sticky cookie:
- * HttpOnly, the route's path, and Secure/SameSite/Max-Age/Expires copied.
- */
-export function stickyCookie(
-  setCookies: string[],
-  names: string[],
-  instanceId: string,
-  pool: Pool,
-): string | undefined {
-  for (const sc of setCookies) {
-    const eq = sc.indexOf("=");
-    if (eq === -1) continue;
-    const name = sc.slice(0, eq).trim();
-    if (!names.includes(name)) continue;
-    let out = `__VCAP_ID__=${instanceId}; Path=${pool.path || "/"}; HttpOnly`;
-    for (const attr of sc.split(";").slice(1)) {
-      const a = attr.trim();
-      const lower = a.toLowerCase();
-      if (
-        lower === "secure" || lower.startsWith("samesite=") ||
-        lower.startsWith("max-age=") || lower.startsWith("expires=")
-      ) out += `; ${a}`;
-    }
-    return out;
-  }
-  return undefined;
 }

@@ -33,6 +33,10 @@ export interface ProxySettings {
   maxHeaderBytes: number;
   balancing: Balancing;
   stickyCookieNames: string[];
+  /** `secure_cookies`. */
+  secureCookies?: boolean;
+  /** `sticky_sessions_for_auth_negotiate`. */
+  stickyAuthNegotiate?: boolean;
   /** `router.tracing`. */
   tracing: TracingSettings;
 }
@@ -80,6 +84,8 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     transports,
     recorder,
     stickyNames: settings.stickyCookieNames,
+    secureCookies: settings.secureCookies,
+    stickyAuthNegotiate: settings.stickyAuthNegotiate,
   });
   const websocket = new WebSocketAttempts({
     transports,
@@ -125,6 +131,7 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     clock,
     maxHeaderBytes: settings.maxHeaderBytes,
     stickyCookieNames: settings.stickyCookieNames,
+    stickyAuthNegotiate: settings.stickyAuthNegotiate,
     tracing: settings.tracing,
   });
   return {

@@ -46,6 +46,8 @@ export interface Exchange {
   upgrade?: Request;
   /** Instance id the `__VCAP_ID__` cookie pins the request to. */
   sticky?: string;
+  /** `Authorization: Negotiate`: only the `sticky` instance may answer. */
+  mustBeSticky?: boolean;
   /** The one endpoint `X-CF-App-Instance` names: no other is tried. */
   pinned?: Endpoint;
   /** `Idempotency-Key` / `X-Idempotency-Key` sent: retriable like a GET. */

@@ -51,6 +51,11 @@ export interface RequestHandlerOptions {
   maxHeaderBytes: number;
   /** Cookie names that pin a request to an instance (with `__VCAP_ID__`). */
   stickyCookieNames: string[];
+  /**
+   * `sticky_sessions_for_auth_negotiate`: `Authorization: Negotiate` with
+   * `__VCAP_ID__` must reach that instance.
+   */
+  stickyAuthNegotiate?: boolean;
   /** Trace headers (`router.tracing`): off, the client's pass through. */
   tracing: TracingSettings;
 }
@@ -181,6 +186,7 @@ export class RequestHandler {
       body: null,
       upgrade: undefined,
       sticky: undefined,
+      mustBeSticky: false,
       pinned: undefined,
       idempotencyKey: idempotent,
       attempt: 0,
@@ -287,7 +293,14 @@ export class RequestHandler {
       addTraceHeaders(headers, tracing, trace ?? {}, requestId);
     }
     if (cookie !== undefined && cookie.includes("__VCAP_ID__=")) {
-      x.sticky = stickyTarget(cookie, this.#o.stickyCookieNames);
+      const auth = this.#o.stickyAuthNegotiate
+        ? req.headers.get("authorization")
+        : null;
+      if (auth !== null && auth.slice(0, 9).toLowerCase() === "negotiate") {
+        // As gorouter's GetStickySession: no other instance may answer.
+        x.sticky = stickyTarget(cookie, [], true);
+        x.mustBeSticky = x.sticky !== undefined;
+      } else x.sticky = stickyTarget(cookie, this.#o.stickyCookieNames);
     }
     x.pool = pool;
     if (pool.routeServiceUrl !== undefined) {

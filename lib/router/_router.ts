@@ -175,6 +175,8 @@ export async function startRouter(
       maxHeaderBytes: config.max_header_kb * 1024,
       balancing: config.balancing_algorithm,
       stickyCookieNames: config.sticky_cookie_names,
+      secureCookies: config.secure_cookies,
+      stickyAuthNegotiate: config.sticky_sessions_for_auth_negotiate,
       tracing: {
         w3c: config.tracing.enable_w3c,
         zipkin: config.tracing.enable_zipkin,
