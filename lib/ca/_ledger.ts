@@ -210,17 +210,7 @@ export class Ledger {
     // Close first: connections of one process share SQLite's per-file state
     // (the read-only WAL index), so a second connection would stay read-only.
     // Until a reopen succeeds, #readOnly stays set and the next write retries.
-    try {
-      this.#wal?.close();
-    } catch {
-      // already closed
-    }
-    this.#wal = undefined;
-    try {
-      this.#db.close();
-    } catch {
-      // already closed
-    }
+    this.#closeConnections();
     const { db, walMode } = connect(this.path, false);
     this.#db = db;
     this.#walMode = walMode;
@@ -404,6 +394,11 @@ export class Ledger {
   /** Commits pending rows, then closes the file. */
   close(): void {
     this.#flush(true);
+    this.#closeConnections();
+  }
+
+  /** Closes the WAL-holder and the main connection (either may be closed). */
+  #closeConnections(): void {
     try {
       this.#wal?.close();
     } catch {
