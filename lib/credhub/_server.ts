@@ -18,7 +18,8 @@ import { createCredhubApp } from "./_api.ts";
 import { MSG } from "./_messages.ts";
 import { loadUaa } from "./_uaa.ts";
 import { CredhubClientsError } from "./_clients.ts";
-import { CredhubError } from "./errors.ts";
+import { CredhubError, CredhubListenError } from "./errors.ts";
+import { describeListenError } from "../common/mod.ts";
 
 /** A running server. */
 export interface RunningCredhub {
@@ -134,10 +135,24 @@ export async function startCredhub(
       res.end(JSON.stringify({ error: MSG.INTERNAL }));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.listen.port, config.listen.hostname, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(
+        config.listen.port,
+        config.listen.hostname,
+        () => resolve(),
+      );
+    });
+  } catch (err) {
+    store.close();
+    throw new CredhubListenError(
+      `Cannot listen on "${formatAddress(config.listen)}" (credhub.listen): ${
+        describeListenError(err)
+      }`,
+      { cause: err },
+    );
+  }
   const addr = server.address() as { address: string; port: number };
   url = `https://${formatAddress({ hostname: addr.address, port: addr.port })}`;
   logger.info("credhub-listening", { url, credentials: store.count() });

@@ -17,3 +17,10 @@ export class CredhubError extends ApplianceError {
     this.body = options?.body;
   }
 }
+
+/** `sigil credhub` cannot bind `credhub.listen`. */
+export class CredhubListenError extends ApplianceError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_CREDHUB_LISTEN", message, options);
+  }
+}

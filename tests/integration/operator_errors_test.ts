@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair } from "jose";
 import { sigil } from "../_helpers/proc.ts";
+import { prepareTestCredhub } from "../_helpers/credhub.ts";
 import { testPki } from "../router/_helpers.ts";
 
 const STACK = /Uncaught|\n\s+at |error: /;
@@ -247,4 +248,27 @@ Deno.test("router on a busy port: one JSON start-failed line naming router.liste
       busy.close();
     }
   });
+});
+
+Deno.test("credhub on a busy port: one JSON start-failed line naming credhub.listen and the address, exit 1, no stack trace", async () => {
+  const f = await prepareTestCredhub();
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    const yaml = (await Deno.readTextFile(f.configPath)).replace(
+      /listen: 127\.0\.0\.1:\d+/,
+      `listen: 127.0.0.1:${port}`,
+    );
+    await Deno.writeTextFile(f.configPath, yaml);
+    assertStartFailed(
+      await sigil(["credhub", "--config", f.configPath]),
+      "credhub",
+      "ERR_CREDHUB_LISTEN",
+      `Cannot listen on "127.0.0.1:${port}" (credhub.listen): address already in use (stop the process holding it or choose another port)`,
+    );
+  } finally {
+    busy.close();
+    await Deno.remove(f.dir, { recursive: true });
+  }
 });
