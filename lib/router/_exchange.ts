@@ -150,9 +150,14 @@ export class Exchanges {
       ) return pinned;
     }
     if (x.mustBeSticky) {
-      // gorouter's round robin with mustBeSticky: no other instance, so
+      // gorouter's round robin with mustBeSticky: that instance even when
+      // it failed lately, never another; missing or full, it is
       // NoEndpointsAvailable, which its error handler answers with a 502.
       if (tried !== undefined) return undefined;
+      const pinned = pool.findInstance(x.sticky!);
+      if (pinned !== undefined && pinned.inflight < settings.maxConns) {
+        return pinned;
+      }
       return recorder.errorResponse(
         x,
         502,
