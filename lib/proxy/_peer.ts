@@ -27,7 +27,6 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "handshake-error",
 ];
 
-export { checkSanPattern } from "../config/mod.ts";
 
 /**
  * True when `san` matches `pattern` (DNS case-insensitive, `*` matches one or
