@@ -38,7 +38,9 @@ Deno.test("sigil rotator survives 200 SIGKILLs at random moments without a torn 
       await Deno.writeTextFile(
         cfg,
         rotatorYaml(ca, ids.map((id, i) => ({ id, dir: dirs[i]! })), {
-          validity: "1m",
+          // 10 min, renewed at once anyway (renew_at): a pair left behind by
+          // a kill must not expire before a loaded machine gets back to it.
+          validity: "10m",
           renew_at: "0.0001",
           jitter: "0",
           min_interval: "1ms",
