@@ -27,7 +27,6 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "handshake-error",
 ];
 
-
 /**
  * True when `san` matches `pattern` (DNS case-insensitive, `*` matches one or
  * more characters inside one label; URIs exact).
