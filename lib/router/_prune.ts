@@ -69,6 +69,7 @@ export function createPruner(o: PrunerOptions): () => Promise<void> {
       logger.warn("prune-suspended", { reason: "nats unavailable" });
       return;
     }
+    registry.sweepEmptied();
     const now = clock.now();
     const stale: Array<[Pool, Endpoint]> = [];
     let pruned = 0;

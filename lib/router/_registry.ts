@@ -141,18 +141,25 @@ export class Registry {
   recentlyEmptied(host: string, path: string): boolean {
     if (this.#emptied.size === 0) return false;
     const now = this.#now();
-    for (const [uri, at] of this.#emptied) {
-      if (now - at >= this.#emptyPoolMs) this.#emptied.delete(uri);
-    }
     let uri = host + path.toLowerCase();
     const q = uri.indexOf("?");
     if (q !== -1) uri = uri.slice(0, q);
     // The route itself, then each shorter path prefix, as lookup matches.
     for (;;) {
-      if (this.#emptied.has(uri)) return true;
+      const at = this.#emptied.get(uri);
+      if (at !== undefined && now - at < this.#emptyPoolMs) return true;
       const slash = uri.lastIndexOf("/");
       if (slash === -1) return false;
       uri = uri.slice(0, slash);
+    }
+  }
+
+  /** Forgets emptied routes older than `emptyPoolMs` (the prune cycle). */
+  sweepEmptied(): void {
+    if (this.#emptied.size === 0) return;
+    const now = this.#now();
+    for (const [uri, at] of this.#emptied) {
+      if (now - at >= this.#emptyPoolMs) this.#emptied.delete(uri);
     }
   }
 
