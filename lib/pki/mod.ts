@@ -54,6 +54,8 @@ export type {
   ServiceCertOptions,
   ValidityOptions,
 } from "./_cert.ts";
+export { checkCaCertificate } from "./_cacheck.ts";
+export type { CaCheckOptions, CheckedCa } from "./_cacheck.ts";
 export { describeCertificate } from "./_describe.ts";
 export type { CertDetails } from "./_describe.ts";
 export { PkiError } from "./errors.ts";
