@@ -21,6 +21,7 @@ import { describeListenError } from "../common/listen.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
 import { Ledger } from "./_ledger.ts";
+import { SqliteRevocations } from "./_revocations.ts";
 import { CaError } from "./errors.ts";
 import { CA_FILES, loadCa } from "./_store.ts";
 
@@ -62,6 +63,13 @@ export async function startCa(
   const clock = deps.clock ?? systemClock;
   const store = await loadCa(config.dir);
   const ledger = Ledger.open(join(config.dir, CA_FILES.ledger));
+  let revocations: SqliteRevocations;
+  try {
+    revocations = SqliteRevocations.open(ledger.path);
+  } catch (err) {
+    ledger.close();
+    throw err;
+  }
   const authority = new CertificateAuthority(store, ledger, {
     defaultValidityMs: config.default_validity,
     maxValidityMs: config.max_validity,
@@ -71,6 +79,7 @@ export async function startCa(
       perSecond: config.rate_limit.per_second,
       burst: config.rate_limit.burst,
     },
+    revocations,
     clock,
     logger,
     metrics: new MetricsRegistry("sigil_ca"),
@@ -122,6 +131,7 @@ export async function startCa(
   } catch (err) {
     ledger.close();
     watch.stop();
+    await revocations.close();
     throw new CaError(
       "ERR_CA_LISTEN",
       `Cannot listen on "${formatAddress(config.listen)}" (ca.listen): ${
@@ -138,9 +148,10 @@ export async function startCa(
     ledger: ledger.path,
   });
   let closed = false;
-  const finished = server.finished.then(() => {
+  const finished = server.finished.then(async () => {
     watch.stop();
     ledger.close();
+    await revocations.close();
   });
   return {
     address,

@@ -25,6 +25,8 @@ import type { KeyType } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
 import { cidrMatcher } from "./_policy.ts";
+import { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";
+import type { Revocation, RevocationKind } from "./_revocations.ts";
 import { startCa } from "./_serve.ts";
 import { INSPECT } from "./_inspect.ts";
 import {
@@ -35,6 +37,7 @@ import {
   renewIntermediate,
 } from "./_store.ts";
 import type { CaStore } from "./_store.ts";
+import { decodeJwt } from "jose";
 import { mintToken, SCOPES } from "../token/mod.ts";
 import type { Scope } from "../token/mod.ts";
 
@@ -248,6 +251,7 @@ const issue: Command = {
     const ca = await loadCa(dir);
     const ledger = Ledger.open(join(dir, CA_FILES.ledger));
     try {
+      await refuseRevoked(ledger.path, identity);
       const keys = await generateKeyPair(keyTypeFlag(flags));
       const leaf = await issueInstanceCertificate(
         keys.publicKey,
@@ -297,6 +301,27 @@ const issue: Command = {
     return 0;
   },
 };
+
+/** `ca issue` refuses a revoked instance or app, as the CA's API does. */
+async function refuseRevoked(
+  ledgerPath: string,
+  identity: { instanceId: string; app: string },
+): Promise<void> {
+  const store = SqliteRevocations.open(ledgerPath);
+  try {
+    const r = await store.identityRevocation(identity.instanceId, identity.app);
+    if (r) {
+      throw new CaError(
+        "ERR_CA_REVOKED",
+        `Cannot issue certificate for "${identity.instanceId}": ${r.kind} "${r.value}" is revoked (revoked ${r.time}${
+          r.reason ? `: ${r.reason}` : ""
+        })`,
+      );
+    }
+  } finally {
+    await store.close();
+  }
+}
 
 async function removeQuietly(files: string[]): Promise<void> {
   for (const f of files) await Deno.remove(f).catch(() => {});
@@ -391,8 +416,16 @@ const token: Command = {
       throw new UsageError((err as Error).message);
     }
     const ca = await loadCa(dir);
-    console.log(
-      await mintToken(ca, grant, { ttlMs: durationFlag(flags, "ttl", "720h") }),
+    const jwt = await mintToken(ca, grant, {
+      ttlMs: durationFlag(flags, "ttl", "720h"),
+    });
+    console.log(jwt);
+    // stderr, so `> token.jwt` keeps only the token: what revoking it needs.
+    const { jti, exp } = decodeJwt(jwt);
+    console.error(
+      `Token jti ${jti} for "${subject}", expires ${
+        new Date((exp ?? 0) * 1000).toISOString()
+      } (revoke: sigil ca revoke --dir ${dir} --token ${jti})`,
     );
     return 0;
   },
@@ -443,15 +476,121 @@ const serve: Command = {
   },
 };
 
+const revoke: Command = {
+  name: "ca revoke",
+  summary:
+    "Revoke a token (--token JTI | --subject S) or an identity (--instance ID | --app GUID)",
+  flags: {
+    dir: { type: "string", arg: "DIR", description: "CA directory" },
+    token: {
+      type: "string",
+      arg: "JTI",
+      description:
+        "A token's jti ('sigil inspect' on the token shows it): /v1/sign refuses it with 401",
+    },
+    subject: {
+      type: "string",
+      arg: "NAME",
+      description: "Every token minted with --subject NAME (401)",
+    },
+    instance: {
+      type: "string",
+      arg: "ID",
+      description:
+        "An instance: no more certificates (403), its unexpired ones listed in /v1/crl.pem",
+    },
+    app: {
+      type: "string",
+      arg: "GUID",
+      description: "Every instance of an app, as --instance",
+    },
+    reason: {
+      type: "string",
+      arg: "TEXT",
+      description: "Why (shown in refusals and 'sigil ca ledger')",
+    },
+  },
+  async run(flags) {
+    const dir = requireFlag(flags, "dir");
+    const given = REVOCATION_KINDS.filter((k) => flags[k] !== undefined);
+    if (given.length !== 1) {
+      throw new UsageError(
+        `"sigil ca revoke" needs exactly one of --token, --subject, --instance or --app${
+          given.length ? ` (got ${given.map((k) => `--${k}`).join(", ")})` : ""
+        }`,
+      );
+    }
+    const kind: RevocationKind = given[0]!;
+    const value = requireFlag(flags, kind);
+    if (value.trim() === "" || value.length > 256) {
+      throw new UsageError(
+        `Invalid value for "--${kind}": must be 1-256 characters`,
+      );
+    }
+    await loadCa(dir); // a CA directory, not a typo
+    const path = join(dir, CA_FILES.ledger);
+    Ledger.open(path).close(); // creates the ledger tables on a new CA
+    const store = SqliteRevocations.open(path);
+    try {
+      const { added, revocation } = await store.add({
+        kind,
+        value,
+        reason: stringFlag(flags, "reason")?.slice(0, 500) ?? null,
+      });
+      console.log(
+        added
+          ? `Revoked ${kind} "${value}" at ${revocation.time}`
+          : `Already revoked: ${kind} "${value}" since ${revocation.time}`,
+      );
+      if (kind === "instance" || kind === "app") {
+        const certs = (await store.revokedCertificates(new Date())).filter(
+          (c) => c.kind === kind && c.value === value,
+        );
+        console.log(
+          `  /v1/sign refuses it from now on; ${certs.length} unexpired certificate(s) in /v1/crl.pem${
+            certs.length ? `: ${certs.map((c) => c.serial).join(", ")}` : ""
+          }`,
+        );
+        console.log(
+          "  proxies and routers with a crl setting refuse them after their next refresh",
+        );
+      } else {
+        console.log("  /v1/sign refuses it from now on (401 token revoked)");
+      }
+    } finally {
+      await store.close();
+    }
+    return 0;
+  },
+};
+
+/** A revocation as a ledger line. */
+function revocationRow(r: Revocation): string[] {
+  const instance = r.kind === "instance" ? r.value : "-";
+  const app = r.kind === "app" ? r.value : "-";
+  const caller = r.kind === "subject" ? r.value : "-";
+  const what = r.kind === "token" ? `token jti ${r.value}` : r.kind;
+  return [
+    r.time,
+    "revoked",
+    "-",
+    instance,
+    app,
+    "-",
+    caller,
+    `${what}${r.reason ? `: ${r.reason}` : ""}`,
+  ];
+}
+
 const ledger: Command = {
   name: "ca ledger",
-  summary: "List recorded issuances and refusals",
+  summary: "List recorded issuances and refusals, then revocations",
   flags: {
     dir: { type: "string", arg: "DIR", description: "CA directory" },
     instance: { type: "string", arg: "ID", description: "Only this instance" },
     json: { type: "boolean", description: "One JSON object per line" },
   },
-  run(flags) {
+  async run(flags) {
     const dir = requireFlag(flags, "dir");
     const path = join(dir, CA_FILES.ledger);
     try {
@@ -463,11 +602,20 @@ const ledger: Command = {
       );
     }
     const l = Ledger.open(path, { readOnly: true });
+    const store = SqliteRevocations.open(path, { readOnly: true });
     try {
-      const rows = l.list({ instanceId: stringFlag(flags, "instance") });
+      const instance = stringFlag(flags, "instance");
+      const rows = l.list({ instanceId: instance });
+      const revocations = (await store.list()).filter((r) =>
+        instance === undefined ||
+        (r.kind === "instance" && r.value === instance)
+      );
       if (flags.json) {
         for (const r of rows) {
           console.log(JSON.stringify({ ...r, ips: JSON.parse(r.ips) }));
+        }
+        for (const r of revocations) {
+          console.log(JSON.stringify({ result: "revoked", ...r }));
         }
       } else {
         console.log(
@@ -497,11 +645,15 @@ const ledger: Command = {
               .join("\t"),
           );
         }
+        for (const r of revocations) {
+          console.log(revocationRow(r).join("\t"));
+        }
       }
     } finally {
       l.close();
+      await store.close();
     }
-    return Promise.resolve(0);
+    return 0;
   },
 };
 
@@ -722,6 +874,7 @@ export const CA_COMMANDS: Command[] = [
   issue,
   token,
   serve,
+  revoke,
   ledger,
   INSPECT,
 ];
