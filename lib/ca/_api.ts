@@ -32,8 +32,10 @@ function errorBody(code: string, message: string) {
 }
 
 /**
- * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem`,
- * `GET /v1/jwks.json`, `GET /v1/crl.pem` (with a revocation store), `GET /healthz`, `GET /metrics`, and the status page
+ * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem` (roots),
+ * `GET /v1/intermediates.pem` (current, then previous intermediates),
+ * `GET /v1/jwks.json`, `GET /v1/crl.pem` (with a revocation store),
+ * `GET /healthz`, `GET /metrics`, and the status page
  * `GET /status` (with `/status.json`).
  *
  * @param ca The authority that decides.
@@ -81,6 +83,12 @@ export function createCaApp(
   app.get("/v1/bundle.pem", (c) => {
     c.header("content-type", "application/x-pem-file");
     return c.body(ca.store.bundlePem);
+  });
+  // The current intermediate first, then previous ones still valid: for a
+  // peer that must complete a chain it was sent without its intermediate.
+  app.get("/v1/intermediates.pem", (c) => {
+    c.header("content-type", "application/x-pem-file");
+    return c.body(ca.store.intermediatesPem);
   });
   app.get("/v1/jwks.json", async (c) => c.json(await keys));
   if (ca.revocations) {

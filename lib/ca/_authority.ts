@@ -136,7 +136,8 @@ export class CertificateAuthority {
     );
     const root = parseCertificate(store.rootPem);
     const inter = parseCertificate(store.intermediatePem);
-    // No serial label: it would start a new series on every CA rotation.
+    // No serial label on the current one: it would start a new series on
+    // every CA rotation, and alerts need one series to watch.
     this.metrics.gauge(
       "root_not_after_timestamp_seconds",
       "Root CA certificate notAfter (Unix time)",
@@ -144,8 +145,19 @@ export class CertificateAuthority {
     );
     this.metrics.gauge(
       "intermediate_not_after_timestamp_seconds",
-      "Intermediate CA certificate notAfter (Unix time)",
+      "Intermediate CA certificate notAfter (Unix time), the one that signs new leaves",
       () => [[{}, Math.floor(inter.notAfter.getTime() / 1000)]],
+    );
+    this.metrics.gauge(
+      "previous_intermediate_not_after_timestamp_seconds",
+      "notAfter (Unix time) of each previous intermediate still served after a renewal, by serial",
+      () =>
+        store.previousIntermediates.filter((p) =>
+          p.notAfter.getTime() > this.#o.clock.now()
+        ).map((p) => [
+          { serial: p.serial },
+          Math.floor(p.notAfter.getTime() / 1000),
+        ]),
     );
   }
 

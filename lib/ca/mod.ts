@@ -15,8 +15,22 @@
  * @module
  */
 export { CaError } from "./errors.ts";
-export { CA_FILES, initCa, loadCa } from "./_store.ts";
-export type { CaMeta, CaStore, InitCaOptions } from "./_store.ts";
+export {
+  CA_FILES,
+  importCa,
+  initCa,
+  loadCa,
+  renewIntermediate,
+} from "./_store.ts";
+export type {
+  CaMeta,
+  CaStore,
+  ImportCaOptions,
+  InitCaOptions,
+  PreviousIntermediate,
+  RenewedIntermediate,
+  RenewIntermediateOptions,
+} from "./_store.ts";
 // The token contract lives in lib/token; re-exported for the CA's callers.
 export {
   jwks,
