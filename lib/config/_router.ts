@@ -9,6 +9,7 @@ import {
   LogLevel,
   safeJwksUrl,
 } from "./_common.ts";
+import { CrlSource } from "./_crl.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -40,6 +41,11 @@ const RouterBackends = z.strictObject({
   tls_handshake_timeout: Duration.prefault("10s"),
   /** How long a plain endpoint that failed is skipped. */
   failure_cooldown: Duration.prefault("30s"),
+  /**
+   * The CA's CRL: a TLS backend whose certificate it lists fails the
+   * handshake (526, endpoint pruned). Off when absent.
+   */
+  crl: CrlSource.optional(),
 }).refine((b) => b.mode !== "mtls" || (!!b.cert && !!b.key), {
   message: "mode mtls needs backends.cert and backends.key",
   path: ["cert"],
