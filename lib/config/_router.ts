@@ -243,6 +243,24 @@ export const RouterSection = z.strictObject({
         "must be a W3C tracestate tenant id (lowercase letters, digits, _-*/)",
     }).default(""),
   }).prefault({}),
+  /**
+   * A client's `X-Forwarded-Client-Cert`, as gorouter's setting:
+   * `always_forward` passes it on as sent; `forward` only when the client
+   * presented a certificate over TLS (a load balancer in front that sets it);
+   * `sanitize_set` never, and sets it to the base64 DER of the client's own
+   * certificate when the TLS front asked for one (it does not today, so the
+   * header is removed).
+   */
+  forwarded_client_cert: z.enum(["always_forward", "forward", "sanitize_set"])
+    .default("always_forward"),
+  /**
+   * gorouter's `sanitize_forwarded_proto`: replace a client's
+   * `X-Forwarded-Proto` with the listener's scheme (off: a client's value
+   * passes, one is added only when missing or empty).
+   */
+  sanitize_forwarded_proto: z.boolean().default(false),
+  /** gorouter's `force_forwarded_proto_https`: always `X-Forwarded-Proto: https`. */
+  force_forwarded_proto_https: z.boolean().default(false),
   /** Probe stale TLS endpoints with a TLS handshake and prune those that fail. */
   probe_stale_tls: z.boolean().default(true),
   /** Interval advertised to emitters in `router.start`. */

@@ -197,6 +197,11 @@ export async function startRouter(
       stickyCookieNames: config.sticky_cookie_names,
       secureCookies: config.secure_cookies,
       stickyAuthNegotiate: config.sticky_sessions_for_auth_negotiate,
+      forwardedClientCert: config.forwarded_client_cert,
+      forwardedProto: {
+        sanitize: config.sanitize_forwarded_proto,
+        forceHttps: config.force_forwarded_proto_https,
+      },
       tracing: {
         w3c: config.tracing.enable_w3c,
         zipkin: config.tracing.enable_zipkin,
