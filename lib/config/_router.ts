@@ -284,7 +284,14 @@ export const RouterSection = z.strictObject({
   request_timeout: Duration.prefault("900s"),
   /** Largest accepted request header block in KiB (431 beyond). */
   max_header_kb: z.number().int().positive().default(1024),
-  /** On SIGTERM, how long in-flight requests may finish. */
+  /**
+   * On SIGTERM, how long the router keeps accepting and serving while
+   * `/healthz` answers 503 `draining`, so a load balancer checking it moves
+   * traffic away first (gorouter's `drain_wait`; routing-release ships 20s).
+   * Responses in this window carry `Connection: close`. 0 skips the wait.
+   */
+  drain_wait: Duration.prefault("20s"),
+  /** After `drain_wait`, how long in-flight requests may finish. */
   drain_timeout: Duration.prefault("30s"),
   /** Router id in `router.start` (random when absent). */
   id: z.string().min(1).optional(),
