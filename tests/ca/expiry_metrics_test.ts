@@ -84,6 +84,17 @@ Deno.test("sigil ca serve: /metrics carries the root's, the current and the prev
           .text(),
         current + old,
       );
+      const roles = async () =>
+        ((await (await fetch(`${ca.url}/status.json`, { client: http }))
+          .json()) as { issuers: Array<{ role: string; serial: string }> })
+          .issuers.map((i) => `${i.role} ${i.serial}`);
+      assert.deepEqual(await roles(), [
+        `root ${parseCertificate(rootPem).serial}`,
+        `intermediate (signs instances) ${parseCertificate(current).serial}`,
+        `previous intermediate (its leaves still valid) ${
+          parseCertificate(old).serial
+        }`,
+      ]);
       const expiring = () =>
         lines.filter((l) => l.event === "ca-certificate-expiring");
       // 10 days left, threshold 7 days: nothing yet.
@@ -113,6 +124,7 @@ Deno.test("sigil ca serve: /metrics carries the root's, the current and the prev
           .text(),
         current,
       );
+      assert.equal((await roles()).length, 2);
     } finally {
       http.close();
       await ca.close();
