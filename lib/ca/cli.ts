@@ -486,7 +486,7 @@ const revoke: Command = {
       type: "string",
       arg: "JTI",
       description:
-        "A token's jti ('sigil inspect' on the token shows it): /v1/sign refuses it with 401",
+        "A token's jti ('sigil ca token' prints it on stderr): /v1/sign refuses it with 401",
     },
     subject: {
       type: "string",
