@@ -434,7 +434,7 @@ const token: Command = {
 const serve: Command = {
   name: "ca serve",
   summary:
-    "Serve the signing API over HTTPS (POST /v1/sign, /v1/bundle.pem, /v1/jwks.json)",
+    "Serve the signing API over HTTPS (POST /v1/sign, /v1/bundle.pem, /v1/jwks.json, /v1/crl.pem)",
   flags: {
     config: {
       type: "string",
