@@ -9,6 +9,7 @@ import {
   LogLevel,
   safeJwksUrl,
 } from "./_common.ts";
+import { CrlSource } from "./_crl.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -46,6 +47,11 @@ const RouterBackends = z.strictObject({
   tls_handshake_timeout: Duration.prefault("10s"),
   /** How long a plain endpoint that failed is skipped. */
   failure_cooldown: Duration.prefault("30s"),
+  /**
+   * The CA's CRL: a TLS backend whose certificate it lists fails the
+   * handshake (526, endpoint pruned). Off when absent.
+   */
+  crl: CrlSource.optional(),
 }).refine((b) => b.mode !== "mtls" || (!!b.cert && !!b.key), {
   message: "mode mtls needs backends.cert and backends.key",
   path: ["cert"],
@@ -284,7 +290,14 @@ export const RouterSection = z.strictObject({
   request_timeout: Duration.prefault("900s"),
   /** Largest accepted request header block in KiB (431 beyond). */
   max_header_kb: z.number().int().positive().default(1024),
-  /** On SIGTERM, how long in-flight requests may finish. */
+  /**
+   * On SIGTERM, how long the router keeps accepting and serving while
+   * `/healthz` answers 503 `draining`, so a load balancer checking it moves
+   * traffic away first (gorouter's `drain_wait`; routing-release ships 20s).
+   * Responses in this window carry `Connection: close`. 0 skips the wait.
+   */
+  drain_wait: Duration.prefault("20s"),
+  /** After `drain_wait`, how long in-flight requests may finish. */
   drain_timeout: Duration.prefault("30s"),
   /** Router id in `router.start` (random when absent). */
   id: z.string().min(1).optional(),
