@@ -3,7 +3,6 @@
  * ledger, serve the API over HTTPS.
  * @module
  */
-import { join } from "node:path";
 import type { CaSection } from "../config/mod.ts";
 import { formatAddress } from "../config/mod.ts";
 import {
@@ -19,9 +18,9 @@ import { oneSegment } from "../common/tls_response.ts";
 import { describeListenError } from "../common/listen.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
-import { Ledger } from "./_ledger.ts";
+import { openLedgerStore } from "./_ledger_pg.ts";
 import { CaError } from "./errors.ts";
-import { CA_FILES, loadCa } from "./_store.ts";
+import { loadCa } from "./_store.ts";
 
 /** A running CA server. */
 export interface RunningCa {
@@ -60,7 +59,7 @@ export async function startCa(
     createLogger("ca", { level: config.log_level });
   const clock = deps.clock ?? systemClock;
   const store = await loadCa(config.dir);
-  const ledger = Ledger.open(join(config.dir, CA_FILES.ledger));
+  const ledger = await openLedgerStore(config.dir, config.store);
   const authority = new CertificateAuthority(store, ledger, {
     defaultValidityMs: config.default_validity,
     maxValidityMs: config.max_validity,
@@ -111,7 +110,7 @@ export async function startCa(
       },
     }, async (req, info) => oneSegment(await app.fetch(req, info)));
   } catch (err) {
-    ledger.close();
+    await ledger.close();
     throw new CaError(
       "ERR_CA_LISTEN",
       `Cannot listen on "${formatAddress(config.listen)}" (ca.listen): ${

@@ -24,6 +24,7 @@ import { KEY_TYPES } from "../pki/mod.ts";
 import type { KeyType } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
+import { openLedgerStore } from "./_ledger_pg.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { startCa } from "./_serve.ts";
 import { INSPECT } from "./_inspect.ts";
@@ -402,23 +403,37 @@ const ledger: Command = {
   summary: "List recorded issuances and refusals",
   flags: {
     dir: { type: "string", arg: "DIR", description: "CA directory" },
+    config: {
+      type: "string",
+      arg: "FILE",
+      description: "Config file with a ca section (reads ca.store)",
+    },
     instance: { type: "string", arg: "ID", description: "Only this instance" },
     json: { type: "boolean", description: "One JSON object per line" },
   },
-  run(flags) {
-    const dir = requireFlag(flags, "dir");
-    const path = join(dir, CA_FILES.ledger);
-    try {
-      Deno.statSync(path);
-    } catch {
-      throw new CaError(
-        "ERR_CA_LEDGER",
-        `Cannot read ledger "${path}": file not found (nothing issued yet?)`,
-      );
+  async run(flags) {
+    const file = stringFlag(flags, "config");
+    const config = file
+      ? requireSection(await loadConfig(file), "ca", "sigil ca ledger")
+      : undefined;
+    const dir = config?.dir ?? requireFlag(flags, "dir");
+    const store = config?.store;
+    if (store?.kind !== "postgres") {
+      const path = store?.path ?? join(dir, CA_FILES.ledger);
+      try {
+        Deno.statSync(path);
+      } catch {
+        throw new CaError(
+          "ERR_CA_LEDGER",
+          `Cannot read ledger "${path}": file not found (nothing issued yet?)`,
+        );
+      }
     }
-    const l = Ledger.open(path, { readOnly: true });
+    const l = await openLedgerStore(dir, store, { readOnly: true });
     try {
-      const rows = l.list({ instanceId: stringFlag(flags, "instance") });
+      const rows = await l.list({
+        instanceId: stringFlag(flags, "instance"),
+      });
       if (flags.json) {
         for (const r of rows) {
           console.log(JSON.stringify({ ...r, ips: JSON.parse(r.ips) }));
@@ -453,9 +468,9 @@ const ledger: Command = {
         }
       }
     } finally {
-      l.close();
+      await l.close();
     }
-    return Promise.resolve(0);
+    return 0;
   },
 };
 

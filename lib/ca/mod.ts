@@ -28,7 +28,9 @@ export {
 export type { Scope, TokenClaims, TokenGrant } from "../token/mod.ts";
 export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
 export { Ledger } from "./_ledger.ts";
-export type { LedgerEntry } from "./_ledger.ts";
+export type { LedgerEntry, LedgerRow, LedgerStore } from "./_ledger.ts";
+export { openLedgerStore, PgLedger } from "./_ledger_pg.ts";
+export { migrate, MIGRATIONS } from "./_pg.ts";
 export { CertificateAuthority, SignRequest } from "./_authority.ts";
 export type { AuthorityOptions, SignResponse } from "./_authority.ts";
 export { createCaApp } from "./_api.ts";
