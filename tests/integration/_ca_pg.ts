@@ -54,7 +54,9 @@ export async function setUpPgCa(
   ]);
   assert.equal(tok.code, 0, tok.stderr);
   const tokenFile = join(dir, "token");
-  await Deno.writeTextFile(tokenFile, tok.stdout.trim() + "\n");
+  await Deno.writeTextFile(tokenFile, tok.stdout.trim() + "\n", {
+    mode: 0o600,
+  });
   const config = join(dir, "sigil.yaml");
   await Deno.writeTextFile(
     config,
