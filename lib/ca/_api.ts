@@ -20,7 +20,9 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   ERR_CA_CSR_INVALID: 400,
   ERR_CA_IDENTITY_INVALID: 400,
   ERR_CA_UNAUTHENTICATED: 401,
+  ERR_CA_TOKEN_REVOKED: 401,
   ERR_CA_FORBIDDEN: 403,
+  ERR_CA_REVOKED: 403,
   ERR_CA_TOO_LARGE: 413,
   ERR_CA_RATE_LIMITED: 429,
   // The shared database is down or restarting: nothing was signed; another
@@ -33,8 +35,10 @@ function errorBody(code: string, message: string) {
 }
 
 /**
- * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem`,
- * `GET /v1/jwks.json`, `GET /healthz`, `GET /metrics`, and the status page
+ * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem` (roots),
+ * `GET /v1/intermediates.pem` (current, then previous intermediates),
+ * `GET /v1/jwks.json`, `GET /v1/crl.pem` (with a revocation store),
+ * `GET /healthz`, `GET /metrics`, and the status page
  * `GET /status` (with `/status.json`).
  *
  * @param ca The authority that decides.
@@ -83,7 +87,21 @@ export function createCaApp(
     c.header("content-type", "application/x-pem-file");
     return c.body(ca.store.bundlePem);
   });
+  // The current intermediate first, then previous ones still valid: for a
+  // peer that must complete a chain it was sent without its intermediate.
+  app.get("/v1/intermediates.pem", (c) => {
+    c.header("content-type", "application/x-pem-file");
+    return c.body(ca.store.intermediatesPem);
+  });
   app.get("/v1/jwks.json", async (c) => c.json(await keys));
+  if (ca.revocations) {
+    app.get("/v1/crl.pem", async (c) => {
+      const pem = await ca.crlPem();
+      c.header("content-type", "application/x-pem-file");
+      c.header("cache-control", "no-cache");
+      return c.body(pem);
+    });
+  }
   // Healthy means a sign could be answered now: the ledger takes a real
   // write (a CA whose every sign fails with ERR_CA_LEDGER is not healthy).
   let failing: string | undefined;

@@ -10,6 +10,9 @@ import type { CaError } from "./errors.ts";
 import { Ledger } from "./_ledger.ts";
 import type { LedgerEntry, LedgerRow, LedgerStore } from "./_ledger.ts";
 import { CA_FILES } from "./_store.ts";
+import { SqliteRevocations } from "./_revocations.ts";
+import type { RevocationStore } from "./_revocations.ts";
+import { PgRevocations } from "./_revocations_pg.ts";
 import { connectPg, migrate, pgError } from "./_pg.ts";
 import type { PgDeps, Sql } from "./_pg.ts";
 
@@ -237,4 +240,20 @@ export async function openLedgerStore(
     });
   }
   return Ledger.open(store?.path ?? join(dir, CA_FILES.ledger), options);
+}
+
+/**
+ * The revocation store beside a ledger: the same PostgreSQL pool, or the
+ * ledger's SQLite file.
+ *
+ * @throws {CaError} `ERR_CA_LEDGER` when the SQLite file cannot be opened.
+ */
+export function openRevocationStore(
+  ledger: LedgerStore,
+  options: { readOnly?: boolean } = {},
+): RevocationStore {
+  if (ledger instanceof PgLedger) {
+    return new PgRevocations(ledger.sql, ledger.path);
+  }
+  return SqliteRevocations.open(ledger.path, options);
 }

@@ -31,6 +31,14 @@ export const MIGRATIONS: readonly { version: number; sql: string }[] = [
       CREATE TABLE ledger_probe (
         replica TEXT PRIMARY KEY, time TIMESTAMPTZ NOT NULL)`,
   },
+  {
+    version: 2,
+    sql: `CREATE TABLE revocations (
+        id BIGSERIAL PRIMARY KEY,
+        time TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+        reason TEXT, UNIQUE (kind, value));
+      CREATE INDEX issuances_app ON issuances (app)`,
+  },
 ];
 
 /** `pg_advisory_xact_lock` key of the migrations ("sigil" in ASCII). */

@@ -41,6 +41,13 @@ export const CaSection = z.strictObject({
   }).prefault({}),
   /** Largest accepted request body in bytes. */
   max_body_bytes: z.number().int().positive().default(65536),
+  /**
+   * Warn (log `ca-certificate-expiring`) when the root or the current
+   * intermediate expires within this long; checked at start and hourly.
+   */
+  expiry_warning: Duration.refine((ms) => ms > 0, {
+    message: 'must be longer than "0s"',
+  }).prefault("720h"),
   /** Lowest level of log lines written (debug, info, warn, error). */
   log_level: LogLevel,
 }).refine((s) => s.default_validity <= s.max_validity, {

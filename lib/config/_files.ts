@@ -21,6 +21,7 @@ type Kind =
   | "certs" // a PEM file with at least one parseable certificate
   | "key" // a PEM private key
   | "file" // a readable file
+  | "secret-file" // a readable file only its owner may read (a token)
   | "parent" // a file that may be created: its directory must exist
   | "optional-certs" // parsed when present (credentials the rotator writes)
   | "optional-key"
@@ -64,7 +65,7 @@ function* settings(cfg: Config): Generator<Setting> {
   if (cfg.rotator) {
     const r = cfg.rotator;
     yield* s("rotator.ca_bundle", r.ca_bundle, "certs");
-    yield* s("rotator.token_file", r.token_file, "file");
+    yield* s("rotator.token_file", r.token_file, "secret-file");
   }
   if (cfg.proxy) {
     for (const [i, inst] of cfg.proxy.instances.entries()) {
@@ -78,7 +79,11 @@ function* settings(cfg: Config): Generator<Setting> {
         yield* s(`${p}.trusted_client_cas.${j}`, f, "certs");
       }
       for (const [j, t] of (inst.register?.routers ?? []).entries()) {
-        yield* s(`${p}.register.routers.${j}.token_file`, t.token_file, "file");
+        yield* s(
+          `${p}.register.routers.${j}.token_file`,
+          t.token_file,
+          "secret-file",
+        );
         yield* s(`${p}.register.routers.${j}.ca_bundle`, t.ca_bundle, "certs");
       }
       yield* s(
@@ -101,6 +106,11 @@ function* settings(cfg: Config): Generator<Setting> {
     yield* s("router.backends.cert", r.backends.cert, "certs");
     yield* s("router.backends.key", r.backends.key, "key", {
       cert: r.backends.cert,
+    });
+    yield* s("router.route_services.ca", r.route_services.ca, "certs");
+    yield* s("router.route_services.cert", r.route_services.cert, "certs");
+    yield* s("router.route_services.key", r.route_services.key, "key", {
+      cert: r.route_services.cert,
     });
     if (r.access_log.enabled) {
       yield* s("router.access_log.file", r.access_log.file, "parent");
@@ -178,10 +188,18 @@ async function check(setting: Setting): Promise<string | undefined> {
   const { file } = setting;
   let { kind } = setting;
   if (kind === "keys-dir") return await checkKeysDir(file);
-  if (kind === "secret-parent" || kind === "secret-key") {
-    const why = await ownerOnly(file, kind === "secret-parent");
+  if (
+    kind === "secret-parent" || kind === "secret-key" || kind === "key" ||
+    kind === "optional-key" || kind === "secret-file"
+  ) {
+    // Every role refuses private keys and tokens others can read.
+    const why = await ownerOnly(
+      file,
+      kind === "secret-parent" || kind === "optional-key",
+    );
     if (why) return why;
     if (kind === "secret-parent") kind = "parent";
+    if (kind === "secret-file") kind = "file";
   }
   const target = kind === "parent" || kind === "database"
     ? dirname(file)
