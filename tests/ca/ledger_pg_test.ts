@@ -3,6 +3,7 @@ import {
   type CaError,
   migrate,
   MIGRATIONS,
+  openRevocationStore,
   PgLedger,
 } from "../../lib/ca/mod.ts";
 import type { LedgerRow } from "../../lib/ca/mod.ts";
@@ -163,5 +164,57 @@ Deno.test({
         return true;
       },
     );
+  },
+});
+
+Deno.test({
+  name:
+    "PgRevocations: a revocation added through one replica's store is seen by another's at once; revoking twice keeps the first; the CRL list joins the shared ledger",
+  ignore: skip !== undefined,
+  async fn() {
+    await using pg = await startPostgres();
+    const store = storeOf(pg.url, pg.passwordFile);
+    const [la, lb] = await Promise.all([
+      PgLedger.open(store),
+      PgLedger.open(store),
+    ]);
+    const a = openRevocationStore(la);
+    const b = openRevocationStore(lb);
+    try {
+      const future = new Date(Date.now() + 3_600_000).toISOString();
+      await la.commit({ ...row("c1"), not_after: future });
+      await la.commit({ ...row("c2"), instance_id: "i-2", not_after: future });
+      assert.equal(await b.identityRevocation("i-1", "a"), undefined);
+      const first = await a.add({
+        kind: "instance",
+        value: "i-1",
+        reason: "x",
+      });
+      assert.equal(first.added, true);
+      const again = await b.add({
+        kind: "instance",
+        value: "i-1",
+        reason: "y",
+      });
+      assert.equal(again.added, false);
+      assert.equal(again.revocation.reason, "x");
+      assert.equal((await b.identityRevocation("i-1", "a"))?.kind, "instance");
+      await a.add({ kind: "subject", value: "cell-9", reason: null });
+      assert.equal((await b.tokenRevocation("j", "cell-9"))?.kind, "subject");
+      assert.equal(await b.tokenRevocation("j", "cell-1"), undefined);
+      assert.deepEqual(
+        (await b.revokedCertificates(new Date())).map((c) => c.serial),
+        ["c1"],
+      );
+      assert.deepEqual((await b.list()).map((r) => r.value), [
+        "i-1",
+        "cell-9",
+      ]);
+    } finally {
+      await a.close();
+      await b.close();
+      await la.close();
+      await lb.close();
+    }
   },
 });

@@ -9,7 +9,7 @@ import { createCsr, generateKeyPair } from "../../lib/pki/mod.ts";
 import { CaEndpoints, createCaSigner } from "../../lib/rotator/mod.ts";
 import { freePort } from "../_helpers/ports.ts";
 import { postgresUnavailable, startPostgres } from "../_helpers/postgres.ts";
-import { sigil, SigilProcess } from "../_helpers/proc.ts";
+import { openssl, sigil, SigilProcess } from "../_helpers/proc.ts";
 import { eventually, setUpPgCa, signOnce, startReplica } from "./_ca_pg.ts";
 import type { Replica } from "./_ca_pg.ts";
 
@@ -31,7 +31,7 @@ function serialsOf(p: SigilProcess, event: string): string[] {
 
 Deno.test({
   name:
-    "drill: two CA replicas on one PostgreSQL, replica A SIGKILLed mid-load and restarted: no renewal fails (rotator and instances fail over to B), every certificate handed out is in the shared ledger exactly once",
+    "drill: two CA replicas on one PostgreSQL, replica A SIGKILLed mid-load and restarted: no renewal fails (rotator and instances fail over to B), every certificate handed out is in the shared ledger exactly once; an instance revoked in the shared store is refused by both replicas at once and listed in B's CRL",
   ignore: skip !== undefined,
   async fn() {
     await using pg = await startPostgres();
@@ -134,6 +134,45 @@ Deno.test({
       await Promise.all(load);
       load = [];
 
+      // A revocation recorded through the shared store is enforced by both
+      // replicas from the next request on (each sign asks the database).
+      const early = await signOnce(tls, a.url, ca.token, "i-revoked");
+      assert.equal(early.status, 201);
+      const revokedSerial = (await early.json()).serial;
+      delivered.push(revokedSerial);
+      const revoke = await sigil([
+        "ca",
+        "revoke",
+        "--config",
+        ca.config,
+        "--instance",
+        "i-revoked",
+        "--reason",
+        "drill",
+      ]);
+      assert.equal(revoke.code, 0, revoke.stderr);
+      const revokedAt = performance.now();
+      const onB = await signOnce(tls, b.url, ca.token, "i-revoked");
+      const enforcedMs = performance.now() - revokedAt;
+      assert.equal(onB.status, 403);
+      assert.equal((await onB.json()).error.code, "ERR_CA_REVOKED");
+      const onA = await signOnce(tls, a.url, ca.token, "i-revoked");
+      assert.equal(onA.status, 403);
+      await onA.body?.cancel();
+      const crl = await fetch(`${b.url}/v1/crl.pem`, { client: tls });
+      assert.equal(crl.status, 200);
+      const crlFile = join(dir, "crl.pem");
+      await Deno.writeTextFile(crlFile, await crl.text());
+      const text = await openssl(["crl", "-in", crlFile, "-noout", "-text"]);
+      assert.equal(text.code, 0, text.stderr);
+      assert.deepEqual(
+        [...text.stdout.matchAll(/Serial Number: ([0-9A-F]+)/g)].map((m) =>
+          m[1]!.toLowerCase()
+        ),
+        [revokedSerial],
+        "replica B's CRL lists the certificate replica A issued",
+      );
+
       assert.deepEqual(failures, [], "no in-test renewal failed");
       assert.deepEqual(
         serialsOf(rotator, "cert-renew-failed"),
@@ -145,6 +184,9 @@ Deno.test({
         0,
         rotator.lines.filter((l) => l.includes("renew-failed")).join("\n"),
       );
+      // Stopped first: renewals after this point would be in the ledger
+      // but not in the list below.
+      await rotator.stop();
       const handedOut = [
         ...delivered,
         ...serialsOf(rotator, "cert-issued"),
@@ -176,7 +218,9 @@ Deno.test({
           handedOut.length - delivered.length
         } rotator), ${issued.length} ledger rows, ${
           issued.length - handedOut.length
-        } recorded but lost with replica A`,
+        } recorded but lost with replica A; revocation refused by replica B ${
+          enforcedMs.toFixed(0)
+        } ms after sigil ca revoke returned (its first request)`,
       );
     } finally {
       stopLoad = true;
