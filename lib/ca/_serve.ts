@@ -168,11 +168,13 @@ export async function startCa(
 }
 
 const EXPIRY_CHECK_MS = 3_600_000;
+const WARN_EVERY_MS = 86_400_000;
 
 /**
  * Logs `ca-certificate-expiring` (warn) for the root and the current
- * intermediate once they are within `thresholdMs` of expiry: at start, then
- * hourly. Previous intermediates are expected to run out and are not warned about.
+ * intermediate once they are within `thresholdMs` of expiry. Checked at start
+ * and hourly; each certificate is warned about at most once a day. Previous
+ * intermediates are expected to run out and are not warned about.
  */
 function watchExpiry(
   store: { rootPem: string; intermediatePem: string },
@@ -189,11 +191,15 @@ function watchExpiry(
   ];
   let timer: TimerId | undefined;
   let stopped = false;
+  const warned = new Map<string, number>();
   const check = () => {
     const now = clock.now();
     for (const { certificate, info } of certs) {
       const left = info.notAfter.getTime() - now;
       if (left > thresholdMs) continue;
+      const last = warned.get(certificate);
+      if (last !== undefined && now - last < WARN_EVERY_MS) continue;
+      warned.set(certificate, now);
       logger.warn("ca-certificate-expiring", {
         certificate,
         serial: info.serial,

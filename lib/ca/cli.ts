@@ -717,7 +717,7 @@ function describeCa(ca: CaStore): void {
     }`,
   );
   console.log(
-    `  intermediate.crt  serial ${inter.serial}, expires ${inter.notAfter.toISOString()} (${ca.meta.key_type})`,
+    `  intermediate.crt  serial ${inter.serial}, expires ${inter.notAfter.toISOString()} (${ca.issuer.keys.type})`,
   );
   for (const p of ca.previousIntermediates) {
     console.log(

@@ -68,6 +68,7 @@ function* settings(cfg: Config): Generator<Setting> {
     yield* s("rotator.token_file", r.token_file, "secret-file");
   }
   if (cfg.proxy) {
+    yield* s("proxy.crl.ca_bundle", cfg.proxy.crl?.ca_bundle, "certs");
     for (const [i, inst] of cfg.proxy.instances.entries()) {
       const p = `proxy.instances.${i}`;
       const dir = inst.credentials_dir;
@@ -103,6 +104,11 @@ function* settings(cfg: Config): Generator<Setting> {
     yield* s("router.api.public_key_file", r.api.public_key_file, "public-key");
     yield* s("router.nats.tls_ca", r.nats?.tls_ca, "certs");
     yield* s("router.backends.ca", r.backends.ca, "certs");
+    yield* s(
+      "router.backends.crl.ca_bundle",
+      r.backends.crl?.ca_bundle,
+      "certs",
+    );
     yield* s("router.backends.cert", r.backends.cert, "certs");
     yield* s("router.backends.key", r.backends.key, "key", {
       cert: r.backends.cert,

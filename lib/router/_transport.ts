@@ -72,6 +72,8 @@ export interface TransportOptions {
   dialTimeoutMs?: number;
   /** TLS handshake timeout in ms. @default {10000} */
   handshakeTimeoutMs?: number;
+  /** True when the CA's CRL lists this backend serial (backends.crl). */
+  isRevoked?: (serial: string) => boolean;
 }
 
 /** An error carrying a stable `code`, for the failure classifiers. */
@@ -321,9 +323,11 @@ export class Transports {
   /** Retired agents that may still carry a request. */
   #retired = new Set<EndpointAgent>();
   #closed = false;
+  #isRevoked: ((serial: string) => boolean) | undefined;
 
   constructor(options: TransportOptions) {
     this.#tls = options.tls;
+    this.#isRevoked = options.isRevoked;
     this.#maxConns = options.maxConns ?? 500;
     this.#maxIdle = options.maxIdle ?? 100;
     this.#idleMs = options.idleTimeoutMs ?? 90_000;
@@ -424,10 +428,23 @@ export class Transports {
   /** TLS client options for a backend that must prove it is `san`. */
   tlsOptions(san: string): tls.ConnectionOptions {
     const t = this.#tls;
+    const identity = identityChecker(san);
+    const revoked = this.#isRevoked;
     return {
       // No SNI for an IP address (RFC 6066).
       servername: net.isIP(san) === 0 ? san : "",
-      checkServerIdentity: identityChecker(san),
+      // Deno 2.9's node:tls ignores the `crl` option, so the CRL is read
+      // here, where the handshake can still be failed (before any request
+      // byte is sent): a revoked certificate is untrusted, whatever it names.
+      checkServerIdentity: revoked === undefined
+        ? identity
+        : (host, cert) =>
+          revoked(cert.serialNumber)
+            ? codedError(
+              "CERT_REVOKED",
+              `Backend certificate ${cert.serialNumber.toLowerCase()} is revoked (listed in the CA's CRL)`,
+            )
+            : identity(host, cert),
       ca: t.ca,
       cert: t.cert,
       key: t.key,
