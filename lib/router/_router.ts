@@ -26,6 +26,7 @@ import { RouteEvents } from "./_events.ts";
 import { routerStatus } from "./_status.ts";
 import { loadBackendTls, loadRouterFiles } from "./_material.ts";
 import { checkReusePort, serveClients } from "./_listeners.ts";
+import type { ClientListener } from "./_listeners.ts";
 import { startApi } from "./_api_server.ts";
 import type { ApiServer } from "./_api_server.ts";
 import { connectRouteSource } from "./_nats.ts";
@@ -78,11 +79,16 @@ export interface RunningRouter {
   /** Re-reads the backend CA and client certificate; new connections use them. */
   reload(): Promise<void>;
   /**
-   * Stops accepting, lets in-flight requests finish for up to `timeoutMs`,
-   * then closes everything.
+   * Drains as gorouter does: `/healthz` answers 503 and responses carry
+   * `Connection: close` at once; the router keeps accepting for `waitMs`
+   * (`drain_wait`), then stops accepting and lets in-flight requests finish
+   * for up to `timeoutMs` (`drain_timeout`), then closes everything.
    */
-  drain(timeoutMs?: number): Promise<void>;
-  /** Closes listeners, backend connections, NATS and timers at once. */
+  drain(timeoutMs?: number, waitMs?: number): Promise<void>;
+  /**
+   * Closes listeners, backend connections, NATS and timers at once (during
+   * a drain: ends its wait; requests in flight keep their grace period).
+   */
   close(): Promise<void>;
 }
 
@@ -142,6 +148,7 @@ export async function startRouter(
     idleTimeoutMs: b.idle_timeout,
     dialTimeoutMs: b.dial_timeout,
     handshakeTimeoutMs: b.tls_handshake_timeout,
+    maxConnAgeMs: b.max_conn_age,
     clock,
     dial: deps.dialBackend,
     isRevoked: crl ? (serial) => crl.isRevoked(serial) : undefined,
@@ -197,6 +204,11 @@ export async function startRouter(
       stickyCookieNames: config.sticky_cookie_names,
       secureCookies: config.secure_cookies,
       stickyAuthNegotiate: config.sticky_sessions_for_auth_negotiate,
+      forwardedClientCert: config.forwarded_client_cert,
+      forwardedProto: {
+        sanitize: config.sanitize_forwarded_proto,
+        forceHttps: config.force_forwarded_proto_https,
+      },
       tracing: {
         w3c: config.tracing.enable_w3c,
         zipkin: config.tracing.enable_zipkin,
@@ -225,19 +237,22 @@ export async function startRouter(
     }
   };
 
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const servers: ClientListener[] = [];
   let api: ApiServer | undefined;
   let source: RouteSource | undefined;
   let loops: Loops | undefined;
   let draining = false;
   let stopping: Promise<void> | undefined;
-  const stop = (graceMs: number) => {
+  const skip = Promise.withResolvers<void>();
+  const stop = (graceMs: number, waitMs: number) => {
     draining = true;
+    if (waitMs <= 0) skip.resolve();
     return stopping ??= shutdown({
       clock,
       logger,
       servers,
       api: api?.server,
+      inflight: () => handler.inflight,
       stopLoops: () => loops?.stop(),
       closeUpgrades: () => handler.closeUpgrades(),
       closeBackends: () => transports.closeAll(),
@@ -247,11 +262,15 @@ export async function startRouter(
         api?.verifier.close();
         await accessLog?.close();
       },
-    }, graceMs);
+    }, { waitMs, graceMs, skipWait: skip.promise });
   };
 
   try {
-    const listenOpts = { reusePort: config.reuse_port, logger };
+    const listenOpts = {
+      reusePort: config.reuse_port,
+      logger,
+      closing: () => draining,
+    };
     servers.push(
       serveClients(config.listen, handler.handle, {
         ...listenOpts,
@@ -377,17 +396,23 @@ export async function startRouter(
         }
         logger.info("backend-tls-reloaded", {});
       },
-      async drain(timeoutMs = config.drain_timeout) {
-        logger.info("router-draining", {
-          timeout_ms: timeoutMs,
-          inflight: handler.inflight,
-        });
-        await stop(timeoutMs);
+      async drain(
+        timeoutMs = config.drain_timeout,
+        waitMs = config.drain_wait,
+      ) {
+        if (!draining) {
+          logger.info("router-draining", {
+            wait_ms: waitMs,
+            timeout_ms: timeoutMs,
+            inflight: handler.inflight,
+          });
+        }
+        await stop(timeoutMs, waitMs);
       },
-      close: () => stop(0),
+      close: () => stop(0, 0),
     };
   } catch (err) {
-    await stop(0);
+    await stop(0, 0);
     throw err;
   }
 }
