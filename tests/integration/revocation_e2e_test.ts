@@ -143,12 +143,13 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
         `${indent}  refresh: 1s`,
       ].join("\n");
     const proxyPort = freePort();
+    const adminPort = freePort();
     const appPort = app.addr.port;
     await Deno.writeTextFile(
       join(dir, "proxy.yaml"),
       [
         "proxy:",
-        `  admin_listen: 127.0.0.1:${freePort()}`,
+        `  admin_listen: 127.0.0.1:${adminPort}`,
         crlBlock("  "),
         "  instances:",
         "    - id: i-backend",
@@ -321,6 +322,15 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
     );
     assert.match(String(refused.detail), new RegExp(curlSerial));
     const cut = await proxy.waitFor((l) => l.event === "client-cut-revoked");
+    const proxyMetrics = await (await fetch(
+      `http://127.0.0.1:${adminPort}/metrics`,
+    )).text();
+    assert.match(proxyMetrics, /^sigil_proxy_crl_revoked_serials 1$/m);
+    assert.match(proxyMetrics, /^sigil_proxy_crl_fetch_failures_total 0$/m);
+    assert.match(
+      proxyMetrics,
+      /^sigil_proxy_handshake_failures_total\{[^}]*reason="revoked"[^}]*\} [1-9]/m,
+    );
     assert.equal(cut.serial, curlSerial);
     // openssl sees the connection end (it exits without being asked).
     while (!(await heldOut.read()).done) { /* drain until closed */ }
@@ -371,6 +381,10 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
     assert.equal(r.status, 526, JSON.stringify(r));
     assert.equal(r.error, "endpoint_failure (CERT_REVOKED)");
     assert.equal(r.body, "526 Invalid SSL Certificate (certificate revoked)\n");
+    const routerMetrics = await (await fetch(
+      `http://127.0.0.1:${started.api_port}/metrics`,
+    )).text();
+    assert.match(routerMetrics, /^sigil_router_crl_revoked_serials 2$/m);
     assert.ok(
       router.lines.some((l) => l.includes(backendSerial)),
       "the router's log names the revoked serial",
