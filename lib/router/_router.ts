@@ -170,6 +170,9 @@ export async function startRouter(
     ? await createAccessLog({
       file: config.access_log.file,
       sink: deps.accessLogSink,
+    }).catch((err) => {
+      crl?.close(); // its reload timer would keep the process alive
+      throw err;
     })
     : undefined;
   const events = new RouteEvents();
