@@ -435,7 +435,7 @@ const token: Command = {
 const serve: Command = {
   name: "ca serve",
   summary:
-    "Serve the signing API over HTTPS (POST /v1/sign, /v1/bundle.pem, /v1/jwks.json)",
+    "Serve the signing API over HTTPS (POST /v1/sign, /v1/bundle.pem, /v1/jwks.json, /v1/crl.pem)",
   flags: {
     config: {
       type: "string",
@@ -493,7 +493,7 @@ const revoke: Command = {
       type: "string",
       arg: "JTI",
       description:
-        "A token's jti ('sigil inspect' on the token shows it): /v1/sign refuses it with 401",
+        "A token's jti ('sigil ca token' prints it on stderr): /v1/sign refuses it with 401",
     },
     subject: {
       type: "string",

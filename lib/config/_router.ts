@@ -35,6 +35,12 @@ const RouterBackends = z.strictObject({
   max_idle_conns: z.number().int().min(0).default(100),
   /** How long an idle keep-alive connection is kept. */
   idle_timeout: Duration.prefault("90s"),
+  /**
+   * Longest life of a backend connection ("0s": no limit). A TLS connection
+   * carries no request past the notAfter of the certificate that
+   * authenticated it either way.
+   */
+  max_conn_age: Duration.prefault("0s"),
   /** TCP connect timeout. */
   dial_timeout: Duration.prefault("5s"),
   /** TLS handshake timeout (after the TCP connection is up). */

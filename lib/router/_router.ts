@@ -148,6 +148,7 @@ export async function startRouter(
     idleTimeoutMs: b.idle_timeout,
     dialTimeoutMs: b.dial_timeout,
     handshakeTimeoutMs: b.tls_handshake_timeout,
+    maxConnAgeMs: b.max_conn_age,
     clock,
     dial: deps.dialBackend,
     isRevoked: crl ? (serial) => crl.isRevoked(serial) : undefined,

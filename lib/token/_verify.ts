@@ -7,7 +7,12 @@ import { errors as joseErrors, jwtVerify } from "jose";
 import type { JWTPayload, JWTVerifyGetKey } from "jose";
 import { describeFetchError, systemClock } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
-import { claimsOf, TOKEN_AUDIENCE, TOKEN_ISSUER } from "./_claims.ts";
+import {
+  claimsOf,
+  mistypedClaim,
+  TOKEN_AUDIENCE,
+  TOKEN_ISSUER,
+} from "./_claims.ts";
 import type { TokenClaims } from "./_claims.ts";
 import { localKey, remoteKeys } from "./_keys.ts";
 import type { VerifyKey } from "./_keys.ts";
@@ -142,6 +147,14 @@ export async function createTokenVerifier(
       }));
     } catch (err) {
       throw refusal(err, url);
+    }
+    const mistyped = mistypedClaim(payload);
+    if (mistyped !== undefined) {
+      throw new TokenError(
+        "claims",
+        `Invalid bearer token: claim "${mistyped}" must be a string`,
+        { claim: mistyped },
+      );
     }
     const claims = claimsOf(payload);
     if (cache.size >= max) cache.clear();

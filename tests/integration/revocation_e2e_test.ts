@@ -154,6 +154,7 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
         `      credentials_dir: ${join(dir, "backend")}`,
         "      mode: mtls",
         `      trusted_client_cas: [${root}]`,
+        "      allowed_client_sans: [i-router, i-curl]",
         "      listeners:",
         `        - listen: 127.0.0.1:${proxyPort}`,
         `          app: 127.0.0.1:${appPort}`,
