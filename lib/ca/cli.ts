@@ -24,14 +24,10 @@ import { KEY_TYPES } from "../pki/mod.ts";
 import type { KeyType } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
-import { openLedgerStore, openRevocationStore } from "./_ledger_pg.ts";
+import { openCaStores } from "./_ledger_pg.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";
-import type {
-  Revocation,
-  RevocationKind,
-  RevocationStore,
-} from "./_revocations.ts";
+import type { Revocation, RevocationKind } from "./_revocations.ts";
 import { startCa } from "./_serve.ts";
 import { INSPECT } from "./_inspect.ts";
 import {
@@ -544,14 +540,8 @@ const revoke: Command = {
     }
     await loadCa(dir); // a CA directory, not a typo
     // Opening the ledger creates (or migrates) its tables on a new CA.
-    const ledgerStore = await openLedgerStore(dir, config?.store);
-    let store: RevocationStore;
-    try {
-      store = openRevocationStore(ledgerStore);
-    } catch (err) {
-      await ledgerStore.close();
-      throw err;
-    }
+    const stores = await openCaStores(dir, config?.store);
+    const store = stores.revocations;
     try {
       const { added, revocation } = await store.add({
         kind,
@@ -579,8 +569,7 @@ const revoke: Command = {
         console.log("  /v1/sign refuses it from now on (401 token revoked)");
       }
     } finally {
-      await store.close();
-      await ledgerStore.close();
+      await stores.close();
     }
     return 0;
   },
@@ -635,14 +624,8 @@ const ledger: Command = {
         );
       }
     }
-    const l = await openLedgerStore(dir, where, { readOnly: true });
-    let store: RevocationStore;
-    try {
-      store = openRevocationStore(l, { readOnly: true });
-    } catch (err) {
-      await l.close();
-      throw err;
-    }
+    const stores = await openCaStores(dir, where, { readOnly: true });
+    const { ledger: l, revocations: store } = stores;
     try {
       const instance = stringFlag(flags, "instance");
       const rows = await l.list({ instanceId: instance });
@@ -690,8 +673,7 @@ const ledger: Command = {
         }
       }
     } finally {
-      await store.close();
-      await l.close();
+      await stores.close();
     }
     return 0;
   },
