@@ -26,7 +26,12 @@ export {
   TOKEN_ISSUER,
 } from "../token/mod.ts";
 export type { Scope, TokenClaims, TokenGrant } from "../token/mod.ts";
-export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
+export {
+  authorize,
+  authorizeRouter,
+  cidrMatcher,
+  globMatch,
+} from "./_policy.ts";
 export { Ledger } from "./_ledger.ts";
 export type { LedgerEntry } from "./_ledger.ts";
 export { CertificateAuthority, SignRequest } from "./_authority.ts";

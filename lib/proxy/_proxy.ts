@@ -129,6 +129,7 @@ export async function startProxy(
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger("proxy");
   const metrics = new ProxyMetrics();
+  metrics.watchExpiry(logger, clock);
   const parts: ProxyParts & {
     instances: InstanceRuntime[];
     registrars: RouteRegistrar[];
@@ -155,6 +156,7 @@ export async function startProxy(
     }
   } catch (err) {
     await drainAndRelease(parts, 0);
+    metrics.closeExpiry();
     throw err;
   }
   const { instances } = parts;
@@ -208,6 +210,7 @@ export async function startProxy(
           parts,
           options.drainTimeoutMs ?? config.drain_timeout,
         );
+        metrics.closeExpiry();
         logger.info("proxy-stopped", {});
       })();
       return closing;
@@ -245,6 +248,7 @@ export async function startProxy(
       logger,
       random: deps.random ?? Math.random,
       metrics,
+      tokenWarnMs: config.expiry_warning.token,
       sinks: deps.sinks,
     }, parts.registrars);
   } catch (err) {
