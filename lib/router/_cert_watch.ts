@@ -31,8 +31,11 @@ export interface RouterCertWatchOptions {
   registry: MetricsRegistry;
   /** The pairs loaded at start (undefined: not configured). */
   initial: { backend?: PemPair; api?: PemPair; httpsCert?: string };
-  /** Loads the backend pair from its files (throws when unusable). */
-  reloadBackend(): Promise<void>;
+  /**
+   * Loads the backend pair from its files (throws when unusable).
+   * @returns The certificate PEM it loaded.
+   */
+  reloadBackend(): Promise<string | undefined>;
   /** Serves a new API pair. */
   swapApi?(pair: PemPair): Promise<void>;
 }
@@ -127,12 +130,14 @@ export class RouterCertWatch {
       // Remember what was seen, so a bad pair is reported once, not per poll.
       this.#backend = backend;
       try {
-        await this.#o.reloadBackend();
-        this.#track("backend", backend.cert, b.cert);
+        // What was loaded, not what this poll read: the two files are read
+        // one after the other, and a swap may fall between them.
+        const loaded = await this.#o.reloadBackend();
+        this.#track("backend", loaded, b.cert);
         logger.info("router-cert-reloaded", {
           role: "backend client",
           file: b.cert,
-          serial: serialOf(backend.cert),
+          serial: loaded === undefined ? undefined : serialOf(loaded),
         });
       } catch (err) {
         logger.error("router-cert-reload-failed", {
@@ -173,7 +178,18 @@ export class RouterCertWatch {
   ): Promise<PemPair | undefined> {
     if (cert === undefined || key === undefined) return undefined;
     try {
-      return { cert: await this.#o.read(cert), key: await this.#o.read(key) };
+      // The files are read one after the other: a swap between the reads
+      // would pair the old certificate with the new key. Read until stable.
+      let pair = {
+        cert: await this.#o.read(cert),
+        key: await this.#o.read(key),
+      };
+      for (let i = 0; i < 3; i++) {
+        const again = await this.#o.read(cert);
+        if (again === pair.cert) break;
+        pair = { cert: again, key: await this.#o.read(key) };
+      }
+      return pair;
     } catch (err) {
       this.#o.logger.warn("router-cert-unreadable", {
         file: cert,

@@ -384,6 +384,7 @@ export async function startRouter(
         for (const ep of pool.endpoints) transports.release(ep);
       }
       logger.info("backend-tls-reloaded", {});
+      return currentTls.cert;
     };
     const apiServer = api;
     certWatch = new RouterCertWatch({
