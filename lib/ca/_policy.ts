@@ -93,13 +93,7 @@ export function authorize(
   if (!grant.orgs.some((g) => globMatch(g, id.org))) {
     throw deny(`org "${id.org}"`);
   }
-  let inRange: (ip: string) => boolean;
-  try {
-    inRange = cidrMatcher(grant.cidrs);
-  } catch {
-    throw deny("the address list (the token carries a malformed CIDR)");
-  }
-  for (const ip of id.ips) if (!inRange(ip)) throw deny(`address "${ip}"`);
+  checkAddresses(grant.cidrs, id.ips, deny);
 }
 
 /**
@@ -131,11 +125,20 @@ export function authorizeRouter(
       throw deny(`name "${name}"`);
     }
   }
+  checkAddresses(grant.cidrs, router.ips, deny);
+}
+
+/** Throws `deny(...)` unless every address is inside the token's CIDRs. */
+function checkAddresses(
+  cidrs: string[],
+  ips: string[],
+  deny: (what: string) => CaError,
+): void {
   let inRange: (ip: string) => boolean;
   try {
-    inRange = cidrMatcher(grant.cidrs);
+    inRange = cidrMatcher(cidrs);
   } catch {
     throw deny("the address list (the token carries a malformed CIDR)");
   }
-  for (const ip of router.ips) if (!inRange(ip)) throw deny(`address "${ip}"`);
+  for (const ip of ips) if (!inRange(ip)) throw deny(`address "${ip}"`);
 }

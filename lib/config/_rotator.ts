@@ -69,6 +69,17 @@ const Hooks = {
   pid_file: FilePath.optional(),
 };
 
+/** `reload_signal` and `pid_file` are set together or not at all. */
+function hooksPaired(
+  i: { reload_signal?: unknown; pid_file?: unknown },
+): boolean {
+  return (i.reload_signal === undefined) === (i.pid_file === undefined);
+}
+const HOOKS_PAIRED = {
+  message: "reload_signal and pid_file go together",
+  path: ["pid_file"],
+};
+
 /** One instance the rotator keeps credentials for. */
 export const RotatorInstance = z.strictObject({
   /** Instance (container) GUID: the certificate's CN and DNS SAN. */
@@ -81,13 +92,7 @@ export const RotatorInstance = z.strictObject({
   /** Credentials directory: `instance.crt` and `instance.key` live here. */
   dir: FilePath,
   ...Hooks,
-}).refine(
-  (i) => (i.reload_signal === undefined) === (i.pid_file === undefined),
-  {
-    message: "reload_signal and pid_file go together",
-    path: ["pid_file"],
-  },
-);
+}).refine(hooksPaired, HOOKS_PAIRED);
 /** A resolved instance entry. */
 export type RotatorInstance = z.output<typeof RotatorInstance>;
 
@@ -106,13 +111,7 @@ export const RotatorRouter = z.strictObject({
   /** Credentials directory: `instance.crt` and `instance.key` live here. */
   dir: FilePath,
   ...Hooks,
-}).refine(
-  (i) => (i.reload_signal === undefined) === (i.pid_file === undefined),
-  {
-    message: "reload_signal and pid_file go together",
-    path: ["pid_file"],
-  },
-);
+}).refine(hooksPaired, HOOKS_PAIRED);
 /** A resolved router entry. */
 export type RotatorRouter = z.output<typeof RotatorRouter>;
 
@@ -182,13 +181,7 @@ export const RotatorSection = z.strictObject({
     token: Duration.prefault("7d"),
     cert_fraction: z.number().gt(0).lt(1).default(0.2),
   }).prefault({}),
-}).refine(
-  (s) => (s.reload_signal === undefined) === (s.pid_file === undefined),
-  {
-    message: "reload_signal and pid_file go together",
-    path: ["pid_file"],
-  },
-).refine(
+}).refine(hooksPaired, HOOKS_PAIRED).refine(
   (s) =>
     new Set(s.instances.map((i) => i.instance_id)).size === s.instances.length,
   { message: "instance_id values must be unique", path: ["instances"] },

@@ -7,9 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { exportJWK } from "jose";
-import { initCa, mintToken, startCa } from "../../lib/ca/mod.ts";
+import { initCa, mintToken } from "../../lib/ca/mod.ts";
 import {
-  CaSection,
   ProxySection,
   RotatorSection,
   RouterSection,
@@ -24,6 +23,13 @@ import { startRotator } from "../../lib/rotator/mod.ts";
 import { startRouter } from "../../lib/router/mod.ts";
 import { startProxy } from "../../lib/proxy/mod.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
+import {
+  cellGrant,
+  eventually,
+  oneInstanceRotator,
+  startTestCa,
+  writeToken,
+} from "./_ca.ts";
 
 type Line = Record<string, unknown>;
 
@@ -37,18 +43,6 @@ function capture(component: string) {
     },
   });
   return { logger, lines, raw };
-}
-
-async function eventually(
-  fn: () => Promise<boolean> | boolean,
-  what: string,
-  ms = 20_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function scrape(url: string, caPem?: string): Promise<string> {
@@ -72,47 +66,20 @@ function gauge(text: string, name: string, labels = ""): number | undefined {
 
 Deno.test("rotator: token and certificate expiries on /metrics, credential-expiring logged without the token", async () => {
   const dir = await Deno.makeTempDir();
-  const store = await initCa(join(dir, "ca"));
-  const ca = await startCa(
-    CaSection.parse({
-      dir: join(dir, "ca"),
-      listen: "127.0.0.1:0",
-      backdate: "0s",
-    }),
-    { logger: createLogger("ca", { sink: () => {} }) },
-  );
-  const bundle = join(dir, "root.crt");
-  await Deno.writeTextFile(bundle, store.rootPem);
+  const { store, ca, bundle } = await startTestCa(dir);
   // A token with 1 h left: inside a 2 h warning window.
-  const token = await mintToken(store, {
-    subject: "cell-1",
-    scopes: ["cert.issue"],
-    apps: ["*"],
-    spaces: ["*"],
-    orgs: ["*"],
-    cidrs: ["0.0.0.0/0"],
-  }, { ttlMs: 3600_000 });
-  const tokenFile = join(dir, "cell.jwt");
-  await Deno.writeTextFile(tokenFile, token + "\n", { mode: 0o600 });
+  const token = await mintToken(store, cellGrant("cell-1"), {
+    ttlMs: 3600_000,
+  });
+  const tokenFile = await writeToken(join(dir, "cell.jwt"), token);
   const log = capture("rotator");
   const rotator = await startRotator(
-    RotatorSection.parse({
-      ca_url: ca.url,
-      ca_bundle: bundle,
-      token_file: tokenFile,
-      validity: "2m",
-      metrics_listen: "127.0.0.1:0",
-      // Warn once 99.9% of a certificate's life is left: at once, here.
-      expiry_warning: { token: "2h", cert_fraction: 0.999 },
-      instances: [{
-        instance_id: "inst-1",
-        app: "a",
-        space: "s",
-        org: "o",
-        ips: ["127.0.0.1"],
-        dir: join(dir, "inst-1"),
-      }],
-    }),
+    RotatorSection.parse(
+      oneInstanceRotator(ca, { bundle, tokenFile, dir }, {
+        // Warn once 99.9% of a certificate's life is left: at once, here.
+        expiry_warning: { token: "2h", cert_fraction: 0.999 },
+      }),
+    ),
     { logger: log.logger },
   );
   try {
@@ -208,8 +175,7 @@ Deno.test("router and proxy: certificate and router-token expiries on /metrics o
     orgs: [],
     cidrs: [],
   }, { ttlMs: 86_400_000 });
-  const tokenFile = join(dir, "routes.jwt");
-  await Deno.writeTextFile(tokenFile, routesToken + "\n", { mode: 0o600 });
+  const tokenFile = await writeToken(join(dir, "routes.jwt"), routesToken);
 
   const rlog = capture("router");
   const router = await startRouter(

@@ -10,12 +10,8 @@ import tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { exportJWK } from "jose";
-import { initCa, mintToken, startCa } from "../../lib/ca/mod.ts";
-import {
-  CaSection,
-  RotatorSection,
-  RouterSection,
-} from "../../lib/config/mod.ts";
+import { mintToken } from "../../lib/ca/mod.ts";
+import { RotatorSection, RouterSection } from "../../lib/config/mod.ts";
 import {
   createCsr,
   exportPrivateKeyPem,
@@ -27,39 +23,14 @@ import { startRotator } from "../../lib/rotator/mod.ts";
 import { startRouter } from "../../lib/router/mod.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { request } from "../router/_helpers.ts";
-
-/** Polls an async condition; fails after `ms` of real time. */
-async function eventually(
-  fn: () => Promise<boolean>,
-  what: string,
-  ms = 20_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { cellGrant, eventually, startTestCa, writeToken } from "./_ca.ts";
 
 const TD = "prod.example";
 
 async function setup(dir: string) {
-  const store = await initCa(join(dir, "ca"), { trustDomain: TD });
-  const ca = await startCa(
-    CaSection.parse({
-      dir: join(dir, "ca"),
-      listen: "127.0.0.1:0",
-      backdate: "0s",
-    }),
-    { logger: createLogger("ca", { sink: () => {} }) },
-  );
-  const bundle = join(dir, "root.crt");
-  await Deno.writeTextFile(bundle, store.rootPem);
-  const write = async (name: string, token: string) => {
-    const p = join(dir, name);
-    await Deno.writeTextFile(p, token + "\n", { mode: 0o600 });
-    return p;
-  };
+  const { store, ca, bundle } = await startTestCa(dir, { trustDomain: TD });
+  const write = (name: string, token: string) =>
+    writeToken(join(dir, name), token);
   const routerToken = await write(
     "router.jwt",
     await mintToken(store, {
@@ -72,14 +43,7 @@ async function setup(dir: string) {
       routers: ["router-*"],
     }),
   );
-  const cellToken = await mintToken(store, {
-    subject: "cell-1",
-    scopes: ["cert.issue"],
-    apps: ["*"],
-    spaces: ["*"],
-    orgs: ["*"],
-    cidrs: ["0.0.0.0/0"],
-  });
+  const cellToken = await mintToken(store, cellGrant("cell-1"));
   return { store, ca, bundle, routerToken, cellToken };
 }
 

@@ -6,61 +6,35 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { initCa, mintToken, startCa } from "../../lib/ca/mod.ts";
-import { CaSection, RotatorSection } from "../../lib/config/mod.ts";
+import { mintToken } from "../../lib/ca/mod.ts";
+import { RotatorSection } from "../../lib/config/mod.ts";
 import { createLogger } from "../../lib/observe/mod.ts";
 import { startRotator } from "../../lib/rotator/mod.ts";
+import {
+  cellGrant,
+  oneInstanceRotator,
+  startTestCa,
+  writeToken,
+} from "./_ca.ts";
 
 Deno.test("a cell token replaced on disk is used by the running rotator at once (no restart)", async () => {
   const dir = await Deno.makeTempDir();
-  const store = await initCa(join(dir, "ca"));
   const caLines: Array<Record<string, unknown>> = [];
-  const ca = await startCa(
-    CaSection.parse({
-      dir: join(dir, "ca"),
-      listen: "127.0.0.1:0",
-      backdate: "0s",
-    }),
-    {
-      logger: createLogger("ca", {
-        sink: (l) => caLines.push(JSON.parse(l)),
-      }),
-    },
-  );
-  const bundle = join(dir, "root.crt");
-  await Deno.writeTextFile(bundle, store.rootPem);
-  const grant = (subject: string) => ({
-    subject,
-    scopes: ["cert.issue" as const],
-    apps: ["*"],
-    spaces: ["*"],
-    orgs: ["*"],
-    cidrs: ["127.0.0.0/8"],
+  const { store, ca, bundle } = await startTestCa(dir, {
+    sink: (l) => caLines.push(JSON.parse(l)),
   });
+  const grant = (subject: string) => cellGrant(subject, ["127.0.0.0/8"]);
   const tokenFile = join(dir, "cell-7.jwt");
   // The old token: 1 h left, inside the 7 d warning window.
-  await Deno.writeTextFile(
+  await writeToken(
     tokenFile,
-    await mintToken(store, grant("cell-7"), { ttlMs: 3600_000 }) + "\n",
-    { mode: 0o600 },
+    await mintToken(store, grant("cell-7"), { ttlMs: 3600_000 }),
   );
   const lines: Array<Record<string, unknown>> = [];
   const rotator = await startRotator(
-    RotatorSection.parse({
-      ca_url: ca.url,
-      ca_bundle: bundle,
-      token_file: tokenFile,
-      validity: "2m",
-      metrics_listen: "127.0.0.1:0",
-      instances: [{
-        instance_id: "inst-1",
-        app: "a",
-        space: "s",
-        org: "o",
-        ips: ["127.0.0.1"],
-        dir: join(dir, "inst-1"),
-      }],
-    }),
+    RotatorSection.parse(
+      oneInstanceRotator(ca, { bundle, tokenFile, dir }),
+    ),
     {
       logger: createLogger("rotator", {
         sink: (l) => lines.push(JSON.parse(l)),
