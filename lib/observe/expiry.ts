@@ -9,11 +9,13 @@
 import type { Logger } from "./log.ts";
 import type { MetricsRegistry } from "./metrics.ts";
 
-/** The timer part of a clock (lib/common's `Clock` fits). */
+/**
+ * The time source (lib/common's `Clock` fits). Only `now()` is used: the
+ * warning timers are real-time timers that re-check `now()` when they fire,
+ * so a test's fake clock keeps its own timers to itself.
+ */
 export interface ExpiryClock {
   now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
 }
 
 /** One credential to watch. */
@@ -47,7 +49,7 @@ export function certWarnAt(
 }
 
 interface Entry extends WatchedCredential {
-  timer?: unknown;
+  timer?: ReturnType<typeof setTimeout>;
   warned: boolean;
 }
 
@@ -90,12 +92,7 @@ export class ExpiryWatch {
     this.#o = {
       credential: options.credential,
       logger: options.logger,
-      clock: options.clock ?? {
-        now: () => Date.now(),
-        setTimeout: (fn, ms) =>
-          setTimeout(fn, Math.max(0, Math.min(ms, 2 ** 31 - 1))),
-        clearTimeout: (id) => clearTimeout(id as number),
-      },
+      clock: options.clock ?? { now: () => Date.now() },
     };
     options.registry?.gauge(
       options.name ?? "not_after_timestamp_seconds",
@@ -110,7 +107,7 @@ export class ExpiryWatch {
   /** Starts (or replaces) watching `key`; warns now when already in the window. */
   track(key: string, credential: WatchedCredential): void {
     const old = this.#entries.get(key);
-    if (old?.timer !== undefined) this.#o.clock.clearTimeout(old.timer);
+    if (old?.timer !== undefined) clearTimeout(old.timer);
     // The same credential again (a re-read) keeps its warned state.
     const same = old !== undefined && old.notAfter === credential.notAfter;
     const e: Entry = { ...credential, warned: same && old.warned };
@@ -121,7 +118,7 @@ export class ExpiryWatch {
   /** Stops watching `key` (its gauge series goes away). */
   forget(key: string): void {
     const e = this.#entries.get(key);
-    if (e?.timer !== undefined) this.#o.clock.clearTimeout(e.timer);
+    if (e?.timer !== undefined) clearTimeout(e.timer);
     this.#entries.delete(key);
   }
 
@@ -136,7 +133,7 @@ export class ExpiryWatch {
   /** Clears every timer. */
   close(): void {
     for (const e of this.#entries.values()) {
-      if (e.timer !== undefined) this.#o.clock.clearTimeout(e.timer);
+      if (e.timer !== undefined) clearTimeout(e.timer);
       e.timer = undefined;
     }
   }
@@ -147,8 +144,13 @@ export class ExpiryWatch {
     if (e.warned || this.#entries.get(key) !== e) return;
     const now = clock.now();
     if (now < e.warnAt) {
-      // Long delays are capped by the platform timer: re-check on fire.
-      e.timer = clock.setTimeout(() => this.#arm(key, e), e.warnAt - now);
+      // Real time, capped by the platform timer (and not the injected
+      // clock's): the check on fire uses clock.now() again. At most a minute
+      // apart, so a clock that jumps is noticed.
+      e.timer = setTimeout(
+        () => this.#arm(key, e),
+        Math.max(0, Math.min(e.warnAt - now, 60_000)),
+      );
       return;
     }
     e.warned = true;

@@ -195,9 +195,11 @@ export async function startRotator(
   );
   const workers = new Map<string, InstanceWorker>();
   await checkToken();
-  let tokenTimer: unknown;
+  // A real-time poll (not on the injected clock, whose timers drive the
+  // renewal schedule): it only re-reads a file.
+  let tokenTimer: ReturnType<typeof setTimeout> | undefined;
   const tokenLoop = () => {
-    tokenTimer = ctx.clock.setTimeout(async () => {
+    tokenTimer = setTimeout(async () => {
       await checkToken();
       if (!closed) tokenLoop();
     }, TOKEN_CHECK_INTERVAL_MS);
@@ -293,7 +295,7 @@ export async function startRotator(
       return serial(async () => {
         if (closed) return;
         closed = true;
-        ctx.clock.clearTimeout(tokenTimer);
+        clearTimeout(tokenTimer);
         await Promise.all([...workers.values()].map((w) => w.close()));
         closeExpiry();
         await metricsServer?.close();

@@ -7,7 +7,7 @@
  * `expiry_warning.cert_fraction` of its lifetime is left.
  * @module
  */
-import type { Clock, TimerId } from "../common/mod.ts";
+import type { Clock } from "../common/mod.ts";
 import { describeError } from "../common/mod.ts";
 import type { RouterSection } from "../config/mod.ts";
 import type { Logger, MetricsRegistry } from "../observe/mod.ts";
@@ -45,7 +45,7 @@ export class RouterCertWatch {
   #o: RouterCertWatchOptions;
   #backend?: PemPair;
   #api?: PemPair;
-  #timer?: TimerId;
+  #timer?: ReturnType<typeof setTimeout>;
   #running?: Promise<void>;
   #closed = false;
   #watch: Map<string, ExpiryWatch>;
@@ -109,14 +109,16 @@ export class RouterCertWatch {
   /** Stops the timer and waits for a check in progress. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     for (const w of this.#watch.values()) w.close();
     await this.#running;
   }
 
   #schedule(): void {
     if (this.#closed) return;
-    this.#timer = this.#o.clock.setTimeout(async () => {
+    // A real-time poll, not on the injected clock (whose timers drive
+    // pruning and timeouts): it only re-reads files.
+    this.#timer = setTimeout(async () => {
       await this.check();
       this.#schedule();
     }, this.#o.config.cert_check_interval);
