@@ -9,7 +9,8 @@ import https from "node:https";
 import tls from "node:tls";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { exportJWK } from "jose";
+import { decodeJwt, exportJWK } from "jose";
+import { sigil } from "../_helpers/proc.ts";
 import { mintToken } from "../../lib/ca/mod.ts";
 import { RotatorSection, RouterSection } from "../../lib/config/mod.ts";
 import {
@@ -300,6 +301,61 @@ Deno.test("rotator keeps a router identity fresh; the router reloads its client 
     await rotator.close();
     await new Promise<void>((r) => backend.close(() => r()));
     await ca.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sigil ca token mints cert.router tokens only with --router and never together with cert.issue", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ca = join(dir, "ca");
+    assert.equal((await sigil(["ca", "init", "--dir", ca])).code, 0);
+    const token = (...args: string[]) =>
+      sigil(["ca", "token", "--dir", ca, "--subject", "router-1", ...args]);
+    const both = await token(
+      "--scope",
+      "cert.router",
+      "--scope",
+      "cert.issue",
+      "--router",
+      "router-*",
+      "--app",
+      "*",
+      "--space",
+      "*",
+      "--org",
+      "*",
+    );
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /cannot carry both cert\.issue and cert\.router/);
+    const bare = await token("--scope", "cert.router");
+    assert.equal(bare.code, 2);
+    assert.match(bare.stderr, /needs --router/);
+    const stray = await token(
+      "--router",
+      "router-1",
+      "--app",
+      "*",
+      "--space",
+      "*",
+      "--org",
+      "*",
+    );
+    assert.equal(stray.code, 2);
+    assert.match(stray.stderr, /"--router" goes with "--scope cert\.router"/);
+    const ok = await token(
+      "--scope",
+      "cert.router",
+      "--router",
+      "router-1",
+      "--cidr",
+      "10.0.0.10/32",
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const claims = decodeJwt(ok.stdout.trim());
+    assert.equal(claims.scope, "cert.router");
+    assert.deepEqual(claims.routers, ["router-1"]);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
