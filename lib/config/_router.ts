@@ -306,6 +306,18 @@ export const RouterSection = z.strictObject({
   access_log: RouterAccessLog.prefault({}),
   /** Log level of the router's own events. */
   log_level: LogLevel,
+  /**
+   * How often `backends.cert`/`key` and `api.cert`/`key` are re-read; a
+   * changed pair (e.g. renewed by `sigil rotator`) is loaded without a restart.
+   */
+  cert_check_interval: Duration.prefault("5s"),
+  /**
+   * `credential-expiring` is logged when less than this fraction of a
+   * certificate's lifetime is left.
+   */
+  expiry_warning: z.strictObject({
+    cert_fraction: z.number().gt(0).lt(1).default(0.2),
+  }).prefault({}),
 }).refine(
   (r) =>
     r.route_services_secret_decrypt_only === undefined ||
