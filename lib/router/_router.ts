@@ -7,10 +7,12 @@
  * @module
  */
 import type { Clock } from "../common/mod.ts";
-import { systemClock } from "../common/mod.ts";
+import { describeError, systemClock } from "../common/mod.ts";
 import type { RouterSection } from "../config/mod.ts";
-import type { Logger } from "../observe/mod.ts";
+import type { Logger, MetricsRegistry } from "../observe/mod.ts";
 import { createLogger } from "../observe/mod.ts";
+import { CrlWatcher } from "../revocation/mod.ts";
+import { RouterError } from "./errors.ts";
 import { redactUrl } from "../routes/mod.ts";
 import type { NatsRouteBusOptions, RegistryMessage } from "../routes/mod.ts";
 import { createAccessLog } from "./_access_log.ts";
@@ -50,6 +52,8 @@ export interface RouterDeps {
   dialBackend?: BackendDialer;
   /** Connects the NATS bus. @default {NatsRouteBus.connect} */
   connectNats?: (options: NatsRouteBusOptions) => Promise<RouteBusLike>;
+  /** Fetch for `backends.crl.url`. @default {fetch trusting its ca_bundle} */
+  fetch?: typeof fetch;
 }
 
 /** A started router. */
@@ -124,6 +128,18 @@ export async function startRouter(
     });
   }
   let currentTls = files.backendTls;
+  const stats = new RouterStats(() => ({
+    routes: registry.routeCount,
+    endpoints: registry.endpointCount,
+  }));
+  const crl = b.crl
+    ? await startBackendCrl(b.crl, read, {
+      clock,
+      logger,
+      metrics: stats.registry,
+      fetch: deps.fetch,
+    })
+    : undefined;
 
   const transports = new Transports({
     tls: currentTls,
@@ -132,8 +148,10 @@ export async function startRouter(
     idleTimeoutMs: b.idle_timeout,
     dialTimeoutMs: b.dial_timeout,
     handshakeTimeoutMs: b.tls_handshake_timeout,
+    maxConnAgeMs: b.max_conn_age,
     clock,
     dial: deps.dialBackend,
+    isRevoked: crl ? (serial) => crl.isRevoked(serial) : undefined,
   });
   const registry = new Registry({
     staleThresholdMs: config.stale_threshold,
@@ -141,10 +159,13 @@ export async function startRouter(
     now: () => clock.now(),
     onRemove: (ep) => transports.release(ep),
   });
-  const stats = new RouterStats(() => ({
-    routes: registry.routeCount,
-    endpoints: registry.endpointCount,
-  }));
+  // A CRL that changed: kept-alive connections were checked against the old
+  // one, so every TLS endpoint gets a fresh agent (busy requests finish).
+  crl?.onChange(() => {
+    for (const pool of registry.pools()) {
+      for (const ep of pool.endpoints) if (ep.tls) transports.release(ep);
+    }
+  });
   const accessLog = config.access_log.enabled
     ? await createAccessLog({
       file: config.access_log.file,
@@ -183,6 +204,11 @@ export async function startRouter(
       stickyCookieNames: config.sticky_cookie_names,
       secureCookies: config.secure_cookies,
       stickyAuthNegotiate: config.sticky_sessions_for_auth_negotiate,
+      forwardedClientCert: config.forwarded_client_cert,
+      forwardedProto: {
+        sanitize: config.sanitize_forwarded_proto,
+        forceHttps: config.force_forwarded_proto_https,
+      },
       tracing: {
         w3c: config.tracing.enable_w3c,
         zipkin: config.tracing.enable_zipkin,
@@ -231,6 +257,7 @@ export async function startRouter(
       closeUpgrades: () => handler.closeUpgrades(),
       closeBackends: () => transports.closeAll(),
       closeRest: async () => {
+        crl?.close();
         await source?.bus.close();
         api?.verifier.close();
         await accessLog?.close();
@@ -388,4 +415,44 @@ export async function startRouter(
     await stop(0, 0);
     throw err;
   }
+}
+
+/** Reads `backends.crl.ca_bundle` and loads the CRL once (failures are logged). */
+async function startBackendCrl(
+  c: NonNullable<RouterSection["backends"]["crl"]>,
+  read: (path: string) => Promise<string>,
+  d: {
+    clock: Clock;
+    logger: Logger;
+    metrics: MetricsRegistry;
+    fetch?: typeof fetch;
+  },
+): Promise<CrlWatcher> {
+  let caBundle: string | undefined;
+  if (c.ca_bundle !== undefined) {
+    try {
+      caBundle = await read(c.ca_bundle);
+    } catch (err) {
+      throw new RouterError(
+        "ERR_ROUTER_FILE",
+        `Cannot read router.backends.crl.ca_bundle "${c.ca_bundle}": ${
+          describeError(err)
+        }`,
+        { cause: err },
+      );
+    }
+  }
+  const crl = new CrlWatcher({
+    url: c.url,
+    caBundle,
+    refreshMs: c.refresh,
+    timeoutMs: c.timeout,
+    holder: "router",
+    logger: d.logger,
+    metrics: d.metrics,
+    clock: d.clock,
+    fetch: d.fetch,
+  });
+  await crl.start();
+  return crl;
 }

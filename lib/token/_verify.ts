@@ -25,7 +25,7 @@ export interface TokenVerifierOptions {
   /** Required `aud`. @default {"sigil"} */
   audience?: string;
   /** The CA's `/v1/jwks.json`; keys are fetched and cached. */
-  jwksUrl?: string;
+  jwksUrl?: string | readonly string[];
   /** PEM bundle trusted when fetching `jwksUrl` over HTTPS. */
   caBundle?: string;
   /** A public key, or its text: JWK JSON, JWKS JSON or PEM SPKI. */
@@ -107,13 +107,15 @@ export async function createTokenVerifier(
   let key: VerifyKey;
   let close = () => {};
   let checkKeys = () => Promise.resolve();
-  const url = options.jwksUrl;
-  if (url !== undefined) {
+  const url = typeof options.jwksUrl === "string"
+    ? options.jwksUrl
+    : options.jwksUrl?.join(" ");
+  if (options.jwksUrl !== undefined) {
     let reload: () => Promise<void>;
-    ({ key, close, reload } = remoteKeys(url, options));
+    ({ key, close, reload } = remoteKeys(options.jwksUrl, options));
     checkKeys = () =>
       reload().catch((err) => {
-        throw unavailable(url, err);
+        throw unavailable(url!, err);
       });
   } else if (options.publicKey !== undefined) {
     key = await localKey(options.publicKey);
