@@ -85,7 +85,7 @@ Deno.test("fuzz parseConfig(): random YAML is accepted or refused with a ConfigE
     fc.asyncProperty(yamlText, async (text) => {
       await load(text);
     }),
-    params(),
+    params(0.3),
   );
 });
 
