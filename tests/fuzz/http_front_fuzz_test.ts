@@ -98,10 +98,10 @@ async function send(port: number, raw: Uint8Array): Promise<number> {
   }
 }
 
-Deno.test("fuzz router front: random header names, values and sizes get an answer (never 5xx), valid headers reach the backend unchanged, and the router keeps serving", async () => {
-  const t = await startTestRouter();
+/** A router with one route to a backend that remembers the last request's headers. */
+async function routerWithBackend(overrides: { max_header_kb?: number } = {}) {
+  const t = await startTestRouter(overrides);
   const seen: { headers?: Headers } = {};
-  const backendSaw = (): Headers | undefined => seen.headers;
   const backend = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     (req) => {
@@ -109,20 +109,37 @@ Deno.test("fuzz router front: random header names, values and sizes get an answe
       return new Response("ok\n");
     },
   );
+  t.router.apply("register", {
+    host: "127.0.0.1",
+    port: backend.addr.port,
+    uris: [HOST],
+  });
+  return {
+    port: t.router.port,
+    /** Headers of the last request the backend got, then forgets them. */
+    takeHeaders(): Headers | undefined {
+      const h = seen.headers;
+      seen.headers = undefined;
+      return h;
+    },
+    async close() {
+      await backend.shutdown();
+      await t.close();
+    },
+  };
+}
+
+Deno.test("fuzz router front: random header names, values and sizes get an answer (never 5xx), valid headers reach the backend unchanged, and the router keeps serving", async () => {
+  const r = await routerWithBackend();
   try {
-    t.router.apply("register", {
-      host: "127.0.0.1",
-      port: backend.addr.port,
-      uris: [HOST],
-    });
     await fc.assert(
       fc.asyncProperty(headers, async (hs) => {
-        seen.headers = undefined;
+        r.takeHeaders();
         const lines = hs.map(([n, v]) => `${n}: ${v}\r\n`).join("");
         const raw = new TextEncoder().encode(
           `GET / HTTP/1.1\r\nHost: ${HOST}\r\n${lines}Connection: close\r\n\r\n`,
         );
-        const status = await send(t.router.port, raw);
+        const status = await send(r.port, raw);
         assert.ok(
           status === 0 || (status >= 200 && status < 500),
           `status ${status}`,
@@ -130,6 +147,7 @@ Deno.test("fuzz router front: random header names, values and sizes get an answe
         if (hs.every(valid) && raw.length < 60_000) {
           assert.equal(status, 200, "a valid request is routed");
         }
+        const saw = r.takeHeaders();
         if (status === 200 && hs.every(valid)) {
           for (const [n, v] of hs.filter(valid)) {
             const lower = n.toLowerCase();
@@ -138,13 +156,13 @@ Deno.test("fuzz router front: random header names, values and sizes get an answe
                 .test(lower)
             ) continue;
             assert.ok(
-              backendSaw()?.get(n)?.split(", ").includes(v),
+              saw?.get(n)?.split(", ").includes(v),
               `backend saw ${n}: ${v}`,
             );
           }
         }
         const ok = await send(
-          t.router.port,
+          r.port,
           new TextEncoder().encode(
             `GET / HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`,
           ),
@@ -154,23 +172,13 @@ Deno.test("fuzz router front: random header names, values and sizes get an answe
       params(),
     );
   } finally {
-    await backend.shutdown();
-    await t.close();
+    await r.close();
   }
 });
 
 Deno.test("fuzz router front: header blocks around max_header_kb are routed below the limit and refused with 4xx above it, never 5xx", async () => {
-  const t = await startTestRouter({ max_header_kb: 8 });
-  const backend = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    () => new Response("ok\n"),
-  );
+  const r = await routerWithBackend({ max_header_kb: 8 });
   try {
-    t.router.apply("register", {
-      host: "127.0.0.1",
-      port: backend.addr.port,
-      uris: [HOST],
-    });
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.integer({ min: 1, max: 6000 }), {
@@ -183,7 +191,7 @@ Deno.test("fuzz router front: header blocks around max_header_kb are routed belo
           const head =
             `GET / HTTP/1.1\r\nHost: ${HOST}\r\n${lines}Connection: close\r\n\r\n`;
           const status = await send(
-            t.router.port,
+            r.port,
             new TextEncoder().encode(head),
           );
           if (head.length < 6 * 1024) assert.equal(status, 200);
@@ -196,7 +204,6 @@ Deno.test("fuzz router front: header blocks around max_header_kb are routed belo
       params(0.5),
     );
   } finally {
-    await backend.shutdown();
-    await t.close();
+    await r.close();
   }
 });
