@@ -176,6 +176,7 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
       join(dir, "router.yaml"),
       [
         "router:",
+        "  drain_wait: 0s",
         "  listen: 127.0.0.1:0",
         "  api:",
         "    listen: 127.0.0.1:0",
