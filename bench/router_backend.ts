@@ -2,7 +2,8 @@
  * Backends for `bench/router.ts`:
  *
  * - `deno run -A bench/router_backend.ts app PORT`: a trivial `Deno.serve`
- *   app on 127.0.0.1:PORT answering `ok`.
+ *   app on 127.0.0.1:PORT answering `ok` (`/1k` and `/200k`: bodies of that
+ *   many bytes, for `bench/router_https_front.ts`).
  * - `deno run -A bench/router_backend.ts tls-pipe PORT APP_PORT DIR`: a
  *   stand-in for `sigil proxy` in mtls mode (node:tls server with
  *   `DIR/instance.crt`/`instance.key`, client certificate required and
@@ -20,9 +21,16 @@ const port = Number(portArg);
 
 if (mode === "app") {
   const body = new TextEncoder().encode("ok\n");
+  const sized: Record<string, Uint8Array<ArrayBuffer>> = {
+    "/1k": new Uint8Array(1024).fill(120),
+    "/200k": new Uint8Array(200 * 1024).fill(121),
+  };
   Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => ready() },
-    () => new Response(body, { headers: { "content-type": "text/plain" } }),
+    (req) =>
+      new Response(sized[new URL(req.url).pathname] ?? body, {
+        headers: { "content-type": "text/plain" },
+      }),
   );
 } else if (mode === "tls-pipe") {
   const appPort = Number(appPortArg);

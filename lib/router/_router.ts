@@ -24,6 +24,7 @@ import { RouteEvents } from "./_events.ts";
 import { routerStatus } from "./_status.ts";
 import { loadBackendTls, loadRouterFiles } from "./_material.ts";
 import { checkReusePort, serveClients } from "./_listeners.ts";
+import type { ClientFront } from "./_front.ts";
 import { startApi } from "./_api_server.ts";
 import type { ApiServer } from "./_api_server.ts";
 import { connectRouteSource } from "./_nats.ts";
@@ -205,7 +206,7 @@ export async function startRouter(
     }
   };
 
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const servers: ClientFront[] = [];
   let api: ApiServer | undefined;
   let source: RouteSource | undefined;
   let loops: Loops | undefined;
@@ -230,9 +231,20 @@ export async function startRouter(
   };
 
   try {
-    const listenOpts = { reusePort: config.reuse_port, logger };
+    const listenOpts = {
+      reusePort: config.reuse_port,
+      logger,
+      clock,
+      counters: stats,
+      limits: {
+        readHeaderTimeoutMs: config.read_header_timeout,
+        idleTimeoutMs: config.idle_timeout,
+        maxConnections: config.max_connections,
+        maxHeaderBytes: config.max_header_kb * 1024,
+      },
+    };
     servers.push(
-      serveClients(config.listen, handler.handle, {
+      await serveClients(config.listen, handler.handle, {
         ...listenOpts,
         proto: "http",
         setting: "router.listen",
@@ -240,7 +252,7 @@ export async function startRouter(
     );
     if (config.https) {
       servers.push(
-        serveClients(config.https.listen, handler.handle, {
+        await serveClients(config.https.listen, handler.handle, {
           ...listenOpts,
           proto: "https",
           setting: "router.https.listen",

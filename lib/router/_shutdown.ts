@@ -12,8 +12,8 @@ import type { Logger } from "../observe/mod.ts";
 export interface ShutdownParts {
   clock: Clock;
   logger: Logger;
-  /** Client listeners. */
-  servers: Deno.HttpServer<Deno.NetAddr>[];
+  /** Client listeners (`Deno.HttpServer` or a client front). */
+  servers: { shutdown(): Promise<void>; finished: Promise<void> }[];
   /** The registration API. */
   api: Deno.HttpServer<Deno.NetAddr> | undefined;
   /** Background timers. */
