@@ -2,8 +2,8 @@
  * Backends for `bench/router.ts`:
  *
  * - `deno run -A bench/router_backend.ts app PORT`: a trivial `Deno.serve`
- *   app on 127.0.0.1:PORT answering `ok` (`/1k` and `/200k`: bodies of that
- *   many bytes, for `bench/router_https_front.ts`).
+ *   app on 127.0.0.1:PORT answering `ok`, or N bytes for `GET /bytes/N`
+ *   (N up to 16 MiB; the body sizes of `bench/router_gorouter.ts`).
  * - `deno run -A bench/router_backend.ts tls-pipe PORT APP_PORT DIR`: a
  *   stand-in for `sigil proxy` in mtls mode (node:tls server with
  *   `DIR/instance.crt`/`instance.key`, client certificate required and
@@ -21,16 +21,20 @@ const port = Number(portArg);
 
 if (mode === "app") {
   const body = new TextEncoder().encode("ok\n");
-  const sized: Record<string, Uint8Array<ArrayBuffer>> = {
-    "/1k": new Uint8Array(1024).fill(120),
-    "/200k": new Uint8Array(200 * 1024).fill(121),
-  };
+  const sized = new Map<number, Uint8Array<ArrayBuffer>>();
   Deno.serve(
     { hostname: "127.0.0.1", port, onListen: () => ready() },
-    (req) =>
-      new Response(sized[new URL(req.url).pathname] ?? body, {
-        headers: { "content-type": "text/plain" },
-      }),
+    (req) => {
+      const n = Number(
+        new URL(req.url).pathname.match(/^\/bytes\/(\d+)$/)?.[1],
+      );
+      let b = body;
+      if (n >= 0 && n <= 16 * 2 ** 20) {
+        b = sized.get(n) ?? new Uint8Array(n).fill(0x61);
+        sized.set(n, b);
+      }
+      return new Response(b, { headers: { "content-type": "text/plain" } });
+    },
   );
 } else if (mode === "tls-pipe") {
   const appPort = Number(appPortArg);

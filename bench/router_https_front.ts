@@ -82,7 +82,12 @@ try {
       "HTTPS / plain",
     ]),
   );
-  for (const [label, path] of [["1 KB", "/1k"], ["200 KB", "/200k"]]) {
+  for (
+    const [label, path] of [["1 KB", "/bytes/1024"], [
+      "200 KB",
+      "/bytes/204800",
+    ]]
+  ) {
     const plain = await measure(`http://${HOST}:${router.port}${path}`);
     const tls = await measure(`https://${HOST}:${router.httpsPort}${path}`);
     const ratio = tls.rps / plain.rps;

@@ -1,5 +1,5 @@
 /**
- * The flags the router benchmarks share: `--quick`, `--runs=N`,
+ * The flags the router benchmarks share: `--quick`, `--runs=N`, `--duration=10s`,
  * `--cpu-cap=0.4`, `--trace-gc`, `--cpu-prof`. Each section reads the ones it
  * uses and ignores the rest, so `bench/router.ts` passes all of them on.
  * @module
@@ -10,7 +10,7 @@ export interface RouterBenchOptions {
   quick: boolean;
   /** wrk runs per row (best shown). @default {2, 1 with --quick} */
   runs: number;
-  /** One wrk run, e.g. `"10s"` (`"3s"` with --quick). */
+  /** One wrk run, e.g. `"10s"` (`"3s"` with --quick; `--duration=5s`). */
   duration: string;
   /** The warm-up run before each measured one. */
   warmup: string;
@@ -32,7 +32,7 @@ export function routerBenchOptions(args: string[]): RouterBenchOptions {
   return {
     quick,
     runs: Number(flag("runs") ?? (quick ? 1 : 2)),
-    duration: quick ? "3s" : "10s",
+    duration: flag("duration") ?? (quick ? "3s" : "10s"),
     warmup: quick ? "1s" : "2s",
     natsN: quick ? 20_000 : 100_000,
     traceGc: args.includes("--trace-gc"),

@@ -85,6 +85,16 @@ export function rssKb(pid: number): number {
   }
 }
 
+/** Peak resident memory (VmHWM) of a process in whole MB. */
+export function peakRssMb(pid: number): number {
+  try {
+    const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return Math.round(Number(s.match(/VmHWM:\s+(\d+) kB/)?.[1]) / 1024);
+  } catch {
+    return NaN;
+  }
+}
+
 /** Resident memory of a process in whole MB. */
 export function rssMb(pid: number): number {
   return Math.round(rssKb(pid) / 1024);

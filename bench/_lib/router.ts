@@ -49,6 +49,10 @@ export interface StartRouterOptions {
   /** Called right after the spawn (e.g. to move it into a cgroup). */
   onSpawn?: (p: Proc) => void;
   v8Flags?: string[];
+  /** Write a `--cpu-prof` profile here (default: router #1 with --cpu-prof). */
+  cpuProfDir?: string;
+  /** An HTTPS front listener on 127.0.0.1:`port` with this chain and key. */
+  https?: { port: number; certFile: string; keyFile: string };
 }
 
 /** One section's router benchmark environment. */
@@ -177,10 +181,19 @@ export class RouterBench {
       cfg,
       [
         "router:",
+        "  drain_wait: 0s",
         `  listen: 127.0.0.1:${port}`,
         `  reuse_port: ${opts.reusePort}`,
         `  id: ${n - 1}-bench-router`,
         "  log_level: warn",
+        ...(opts.https
+          ? [
+            "  https:",
+            `    listen: 127.0.0.1:${opts.https.port}`,
+            `    cert: ${opts.https.certFile}`,
+            `    key: ${opts.https.keyFile}`,
+          ]
+          : []),
         "  api:",
         `    listen: 127.0.0.1:${apiPort}`,
         `    public_key_file: ${tmp}/api-key-${n}.pem`,
@@ -197,6 +210,8 @@ export class RouterBench {
       ].join("\n"),
     );
     const { traceGc, cpuProf } = this.options;
+    const profDir = opts.cpuProfDir ??
+      (cpuProf && n === 1 ? `${tmp}/prof` : undefined);
     const v8Flags = [...opts.v8Flags ?? [], ...(traceGc ? ["--trace-gc"] : [])];
     // Deno 2.9 still gates SO_REUSEPORT behind --unstable-net.
     const p = this.procs.spawn(`sigil router #${n}`, DENO, [
@@ -204,9 +219,7 @@ export class RouterBench {
       "-A",
       ...(opts.reusePort ? ["--unstable-net"] : []),
       ...(v8Flags.length ? [`--v8-flags=${v8Flags}`] : []),
-      ...(cpuProf && n === 1
-        ? ["--cpu-prof", `--cpu-prof-dir=${tmp}/prof`]
-        : []),
+      ...(profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []),
       "main.ts",
       "router",
       "--config",

@@ -92,7 +92,7 @@ export async function runWrk(
   const sock = sockLine?.match(
     /connect (\d+), read (\d+), write (\d+), timeout (\d+)/,
   );
-  const non2xx = Number(non2xxLine?.match(/(\d+)/)?.[1] ?? 0);
+  const non2xx = Number(non2xxLine?.match(/:\s*(\d+)/)?.[1] ?? 0);
   return {
     rps,
     p50Ms: toMs(p50),

@@ -20,8 +20,8 @@ import { oneSegment } from "../common/tls_response.ts";
 import { describeListenError } from "../common/listen.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
-import { Ledger } from "./_ledger.ts";
-import { SqliteRevocations } from "./_revocations.ts";
+import { openLedgerStore, openRevocationStore } from "./_ledger_pg.ts";
+import type { RevocationStore } from "./_revocations.ts";
 import { CaError } from "./errors.ts";
 import { CA_FILES, loadCa } from "./_store.ts";
 
@@ -62,12 +62,12 @@ export async function startCa(
     createLogger("ca", { level: config.log_level });
   const clock = deps.clock ?? systemClock;
   const store = await loadCa(config.dir);
-  const ledger = Ledger.open(join(config.dir, CA_FILES.ledger));
-  let revocations: SqliteRevocations;
+  const ledger = await openLedgerStore(config.dir, config.store);
+  let revocations: RevocationStore;
   try {
-    revocations = SqliteRevocations.open(ledger.path);
+    revocations = openRevocationStore(ledger);
   } catch (err) {
-    ledger.close();
+    await ledger.close();
     throw err;
   }
   const authority = new CertificateAuthority(store, ledger, {
@@ -129,9 +129,9 @@ export async function startCa(
       },
     }, async (req, info) => oneSegment(await app.fetch(req, info)));
   } catch (err) {
-    ledger.close();
     watch.stop();
     await revocations.close();
+    await ledger.close();
     throw new CaError(
       "ERR_CA_LISTEN",
       `Cannot listen on "${formatAddress(config.listen)}" (ca.listen): ${
@@ -150,8 +150,8 @@ export async function startCa(
   let closed = false;
   const finished = server.finished.then(async () => {
     watch.stop();
-    ledger.close();
     await revocations.close();
+    await ledger.close();
   });
   return {
     address,
@@ -168,11 +168,13 @@ export async function startCa(
 }
 
 const EXPIRY_CHECK_MS = 3_600_000;
+const WARN_EVERY_MS = 86_400_000;
 
 /**
  * Logs `ca-certificate-expiring` (warn) for the root and the current
- * intermediate once they are within `thresholdMs` of expiry: at start, then
- * hourly. Previous intermediates are expected to run out and are not warned about.
+ * intermediate once they are within `thresholdMs` of expiry. Checked at start
+ * and hourly; each certificate is warned about at most once a day. Previous
+ * intermediates are expected to run out and are not warned about.
  */
 function watchExpiry(
   store: { rootPem: string; intermediatePem: string },
@@ -189,11 +191,15 @@ function watchExpiry(
   ];
   let timer: TimerId | undefined;
   let stopped = false;
+  const warned = new Map<string, number>();
   const check = () => {
     const now = clock.now();
     for (const { certificate, info } of certs) {
       const left = info.notAfter.getTime() - now;
       if (left > thresholdMs) continue;
+      const last = warned.get(certificate);
+      if (last !== undefined && now - last < WARN_EVERY_MS) continue;
+      warned.set(certificate, now);
       logger.warn("ca-certificate-expiring", {
         certificate,
         serial: info.serial,

@@ -406,6 +406,13 @@ export async function renewIntermediate(
   await writeSecretFile(join(dir, CA_FILES.intermediateCert), inter.pem, {
     mode: 0o644,
   });
+  if (keys.type !== ca.meta.key_type) {
+    await writeSecretFile(
+      join(dir, CA_FILES.meta),
+      JSON.stringify({ ...ca.meta, key_type: keys.type }, null, 2) + "\n",
+      { mode: 0o644 },
+    );
+  }
   const removed: string[] = [];
   for await (const e of Deno.readDir(dir)) {
     const m = PREVIOUS_RE.exec(e.name);

@@ -58,12 +58,17 @@ function* settings(cfg: Config): Generator<Setting> {
     extra: Partial<Setting> = {},
   ) => file === undefined ? [] : [{ path, file, kind, ...extra }];
   if (cfg.ca) yield* s("ca.dir", cfg.ca.dir, "ca-dir");
+  if (cfg.ca?.store?.kind === "postgres") {
+    yield* s("ca.store.password_file", cfg.ca.store.password_file, "file");
+    yield* s("ca.store.ca_bundle", cfg.ca.store.ca_bundle, "certs");
+  }
   if (cfg.rotator) {
     const r = cfg.rotator;
     yield* s("rotator.ca_bundle", r.ca_bundle, "certs");
     yield* s("rotator.token_file", r.token_file, "secret-file");
   }
   if (cfg.proxy) {
+    yield* s("proxy.crl.ca_bundle", cfg.proxy.crl?.ca_bundle, "certs");
     for (const [i, inst] of cfg.proxy.instances.entries()) {
       const p = `proxy.instances.${i}`;
       const dir = inst.credentials_dir;
@@ -99,6 +104,11 @@ function* settings(cfg: Config): Generator<Setting> {
     yield* s("router.api.public_key_file", r.api.public_key_file, "public-key");
     yield* s("router.nats.tls_ca", r.nats?.tls_ca, "certs");
     yield* s("router.backends.ca", r.backends.ca, "certs");
+    yield* s(
+      "router.backends.crl.ca_bundle",
+      r.backends.crl?.ca_bundle,
+      "certs",
+    );
     yield* s("router.backends.cert", r.backends.cert, "certs");
     yield* s("router.backends.key", r.backends.key, "key", {
       cert: r.backends.cert,

@@ -8,6 +8,7 @@ import {
   isLoopback,
   LogLevel,
 } from "./_common.ts";
+import { CrlSource } from "./_crl.ts";
 
 /** One TLS port in front of one app port. */
 export const ProxyListener = z.strictObject({
@@ -222,6 +223,11 @@ export const ProxySection = z.strictObject({
   reload_poll_interval: Duration.prefault("5s"),
   /** Delay after a filesystem event before reloading (coalesces bursts). */
   reload_debounce: Duration.prefault("100ms"),
+  /**
+   * The CA's CRL: mtls listeners refuse a client certificate it lists. Off
+   * when absent.
+   */
+  crl: CrlSource.optional(),
   /** The app instances this process serves. */
   instances: z.array(ProxyInstance).min(1, "must list at least one instance"),
 }).superRefine((s, ctx) => {

@@ -89,6 +89,22 @@ export async function checkCaCertificate(
       }) is not supported; use RSA 2048-4096 or EC P-256/P-384`,
     );
   }
+  if (o.role === "root") {
+    if (cert.issuer !== cert.subject || !cert.verify(pub)) {
+      fail(
+        o.label,
+        "it is not self-signed; give the top of its chain as the root and this one as the intermediate",
+      );
+    }
+  } else if (o.issuerPem !== undefined) {
+    const root = new X509Certificate(o.issuerPem);
+    if (!cert.checkIssued(root) || !cert.verify(root.publicKey)) {
+      fail(
+        o.label,
+        `it is not signed by the root "${root.subject.replace(/\n/g, ", ")}"`,
+      );
+    }
+  }
   const bc = px.getExtension(x509.BasicConstraintsExtension);
   if (!bc?.ca) {
     fail(
@@ -115,22 +131,6 @@ export async function checkCaCertificate(
   }
   if (now > px.notAfter) {
     fail(o.label, `it expired on ${px.notAfter.toISOString()}`);
-  }
-  if (o.role === "root") {
-    if (!cert.checkIssued(cert) || !cert.verify(pub)) {
-      fail(
-        o.label,
-        "it is not self-signed; give the top of its chain as the root and this one as the intermediate",
-      );
-    }
-  } else if (o.issuerPem !== undefined) {
-    const root = new X509Certificate(o.issuerPem);
-    if (!cert.checkIssued(root) || !cert.verify(root.publicKey)) {
-      fail(
-        o.label,
-        `it is not signed by the root "${root.subject.replace(/\n/g, ", ")}"`,
-      );
-    }
   }
   let keys: KeyPair | undefined;
   if (o.keyPem !== undefined) {

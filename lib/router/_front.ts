@@ -73,22 +73,22 @@ export type FrontHandler = (
   info: Deno.ServeHandlerInfo<Deno.NetAddr>,
 ) => Response | Promise<Response>;
 
-/** A started front. */
+/** A started front (a `ClientListener` of `_listeners.ts`). */
 export interface ClientFront {
   /** The bound public address. */
   readonly addr: Deno.NetAddr;
   /** Client connections open now. */
   readonly connections: number;
-  /** Stops accepting connections; open ones keep being served. */
-  stopAccepting(): void;
+  /** Closes the listening socket only; open connections keep being served. */
+  closeListener(): void;
   /** Closes keep-alive connections with no request in flight. */
   closeIdle(): void;
   /**
    * Stops accepting, closes idle connections and each busy one once its
    * requests finish; resolves when no request is in flight.
    */
-  shutdown(): Promise<void>;
-  /** Resolves once shut down and every connection is closed. */
+  stopAccepting(): Promise<void>;
+  /** Resolves once stopped and every connection is closed. */
   readonly finished: Promise<void>;
 }
 
@@ -395,7 +395,7 @@ export async function startFront(
     get connections() {
       return conns.size;
     },
-    stopAccepting() {
+    closeListener() {
       if (server.listening) server.close();
     },
     closeIdle() {
@@ -403,10 +403,10 @@ export async function startFront(
         if (c.inflight === 0 && !c.upgraded) c.end();
       }
     },
-    shutdown() {
+    stopAccepting() {
       return shutdownP ??= (async () => {
         closing = true;
-        front.stopAccepting();
+        front.closeListener();
         front.closeIdle();
         await engine.shutdown();
         if (timer !== undefined) clock.clearTimeout(timer);

@@ -57,6 +57,22 @@ export function checkReusePort(reusePort: boolean, addr: ListenAddress): void {
   }
 }
 
+/**
+ * A bound client listener, whatever engine serves it. The drain
+ * (`_shutdown.ts`) needs only these two steps, as gorouter's
+ * `stopListening` + `closeIdleConns` in router/router.go.
+ */
+export interface ClientListener {
+  readonly addr: Deno.NetAddr;
+  /**
+   * Stops accepting connections and closes idle keep-alive ones; resolves
+   * once the requests in flight have been answered.
+   */
+  stopAccepting(): Promise<void>;
+  /** Resolves once every connection has closed. */
+  readonly finished: Promise<void>;
+}
+
 /** Options of {@linkcode serveClients}. */
 export interface ClientListenerOptions {
   /** `"http"` or `"https"`, passed to the handler (X-Forwarded-Proto). */
@@ -71,6 +87,33 @@ export interface ClientListenerOptions {
   counters: FrontCounters;
   clock: Clock;
   logger: Logger;
+  /**
+   * True while the router drains: HTTP/1.1 responses then carry
+   * `Connection: close`, so keep-alive clients (and load balancers) open
+   * their next connection elsewhere instead of racing the listener's close.
+   */
+  closing?: () => boolean;
+}
+
+/**
+ * Adds `Connection: close` to a response (copying it when its headers are
+ * immutable). Upgrades keep their `Connection: upgrade`; HTTP/2 drops the
+ * header (Deno strips it) and learns of the drain by GOAWAY instead.
+ */
+export function closeAfter(res: Response): Response {
+  if (res.status === 101) return res;
+  try {
+    res.headers.set("connection", "close");
+    return res;
+  } catch {
+    const headers = new Headers(res.headers);
+    headers.set("connection", "close");
+    return new Response(res.body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers,
+    });
+  }
 }
 
 /**
@@ -88,9 +131,15 @@ export async function serveClients(
   ) => Response | Promise<Response>,
   o: ClientListenerOptions,
 ): Promise<ClientFront> {
-  const { proto } = o;
+  const { proto, closing } = o;
+  const served = closing
+    ? async (req: Request, info: Deno.ServeHandlerInfo) => {
+      const res = await handle(req, info, proto);
+      return closing() ? closeAfter(res) : res;
+    }
+    : (req: Request, info: Deno.ServeHandlerInfo) => handle(req, info, proto);
   try {
-    return await startFront((req, info) => handle(req, info, proto), {
+    return await startFront(served, {
       hostname: addr.hostname,
       port: addr.port,
       tls: o.tls,

@@ -38,6 +38,8 @@ export interface Gorouter extends AsyncDisposable {
   readonly port: number;
   /** Status port (`/routes`, basic auth `u:p`). */
   readonly statusPort: number;
+  /** Its process id (benchmarks read its CPU time and RSS). */
+  readonly pid: number;
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
   /** GET /routes on the status port, parsed. */
@@ -124,6 +126,7 @@ export async function startGorouter(
   return {
     port,
     statusPort,
+    pid: child.pid,
     output: () => out,
     async routes() {
       const res = await fetch(`http://127.0.0.1:${statusPort}/routes`, {

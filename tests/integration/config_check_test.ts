@@ -306,6 +306,12 @@ Deno.test("sigil config check and sigil credhub refuse the same broken credhub c
           /credhub\.tls_key_file: .*other\.key" does not match the certificate/,
       },
       {
+        name: "tls_key_file readable by others",
+        yaml: yaml(await state("e2"), { tls_key_file: f("open.key") }),
+        names:
+          /credhub\.tls_key_file: .*open\.key" is readable by group or others \(mode 644\); run 'chmod 600 /,
+      },
+      {
         name: "an encryption key readable by others",
         yaml: yaml(
           await state("f", async (d) => {

@@ -34,6 +34,7 @@ Deno.test("sigil router serves from a config file, drains in-flight requests on 
       `    public_key_file: ${dir}/token.jwk`,
       "  backends:",
       `    ca: ${dir}/ca.pem`,
+      "  drain_wait: 1s",
       "  drain_timeout: 10s",
       "  access_log:",
       `    file: ${dir}/access.log`,
