@@ -72,6 +72,10 @@ try {
     }
     return best(runs);
   };
+  // One connection: a delayed-ACK stall shows as a p50 of ~40 ms whatever
+  // the machine's load.
+  const single = async (url: string): Promise<WrkResult> =>
+    await runWrk(url, { duration: o.warmup, connections: 1, latency: true });
   report.results.push(
     ...tableHead([
       "body",
@@ -80,6 +84,7 @@ try {
       "HTTPS req/s",
       "HTTPS p99",
       "HTTPS / plain",
+      "1 conn p50 plain / HTTPS",
     ]),
   );
   for (
@@ -90,12 +95,14 @@ try {
   ) {
     const plain = await measure(`http://${HOST}:${router.port}${path}`);
     const tls = await measure(`https://${HOST}:${router.httpsPort}${path}`);
+    const plain1 = await single(`http://${HOST}:${router.port}${path}`);
+    const tls1 = await single(`https://${HOST}:${router.httpsPort}${path}`);
     const ratio = tls.rps / plain.rps;
     const errors = [plain, tls].map((r) => r.errors).filter((e) => e !== "");
     report.results.push(
       `| ${label} | ${fmt(plain.rps)} | ${plain.p99} | ${
         fmt(tls.rps)
-      } | ${tls.p99} | ${fmt(ratio, 2)}x |`,
+      } | ${tls.p99} | ${fmt(ratio, 2)}x | ${plain1.p50} / ${tls1.p50} |`,
     );
     if (errors.length) report.notes.push(`- ${label}: ${errors.join("; ")}`);
     report.summary.push([
