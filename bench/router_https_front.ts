@@ -12,14 +12,13 @@ import { startRouter } from "../lib/router/mod.ts";
 import { RouterSection } from "../lib/config/mod.ts";
 import { createLogger } from "../lib/observe/mod.ts";
 import { createTestPki } from "../tests/_helpers/pki.ts";
-import { freePort } from "../tests/_helpers/ports.ts";
 import { routerBenchOptions } from "./_lib/options.ts";
-import { accepts, DENO, ProcGroup, until } from "./_lib/proc.ts";
+import { ProcGroup } from "./_lib/proc.ts";
 import { machine } from "./_lib/os.ts";
 import { fmt, Report, tableHead } from "./_lib/report.ts";
 import { runWrk } from "./_lib/wrk.ts";
 import type { WrkResult } from "./_lib/wrk.ts";
-import { best } from "./_lib/router.ts";
+import { best, startApp } from "./_lib/router.ts";
 
 const HOST = "localhost";
 const o = routerBenchOptions(Deno.args);
@@ -34,15 +33,7 @@ try {
   });
   await Deno.writeTextFile(`${tmp}/front.crt`, front.certPem);
   await Deno.writeTextFile(`${tmp}/front.key`, front.keyPem, { mode: 0o600 });
-  const appPort = freePort();
-  const app = procs.spawn("app", DENO, [
-    "run",
-    "-A",
-    "bench/router_backend.ts",
-    "app",
-    String(appPort),
-  ]);
-  await until("app", () => accepts(appPort), 15_000, app);
+  const { port: appPort } = await startApp(procs);
   const router = await startRouter(
     RouterSection.parse({
       listen: "127.0.0.1:0",

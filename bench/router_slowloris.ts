@@ -16,7 +16,7 @@ import { accepts, DENO, ProcGroup, until } from "./_lib/proc.ts";
 import { machine } from "./_lib/os.ts";
 import { fmt, Report, tableHead } from "./_lib/report.ts";
 import { runWrk } from "./_lib/wrk.ts";
-import { metric } from "./_lib/router.ts";
+import { metric, startApp } from "./_lib/router.ts";
 import { freePort } from "../tests/_helpers/ports.ts";
 
 const HOST = "app.bench.test";
@@ -129,15 +129,8 @@ async function main() {
   const dir = await Deno.makeTempDir({ prefix: "sigil-bench-slowloris-" });
   let loris: ReturnType<typeof slowloris> | undefined;
   try {
-    const [port, appPort, apiPort] = [freePort(), freePort(), freePort()];
-    const app = procs.spawn("app", DENO, [
-      "run",
-      "-A",
-      "bench/router_backend.ts",
-      "app",
-      String(appPort),
-    ]);
-    await until("app", () => accepts(appPort), 15_000, app);
+    const [port, apiPort] = [freePort(), freePort()];
+    const { port: appPort } = await startApp(procs);
     const router = procs.spawn("router", DENO, [
       "run",
       "-A",

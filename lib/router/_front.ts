@@ -239,12 +239,32 @@ export async function startFront(
     return limits.maxHeaderBytes <= 0 || c.headBytes <= limits.maxHeaderBytes;
   };
 
-  const relay = (c: Conn, client: net.Socket) => {
-    c.client = client;
-    client.setNoDelay(true);
+  /** Connects the relay to the engine and sends it what was held back. */
+  const openUp = (c: Conn, held: Uint8Array[]) => {
+    const client = c.client;
     const up = c.up = net.connect({ port: enginePort, host: "127.0.0.1" });
     up.setNoDelay(true);
     up.on("connect", () => byRelayPort.set(up.localPort!, c));
+    for (const chunk of held) up.write(chunk);
+    up.on("drain", () => client.resume());
+    up.on("data", (chunk: Uint8Array) => {
+      if (!client.write(chunk)) up.pause();
+    });
+    client.on("drain", () => up.resume());
+    up.on("end", () => client.end());
+    up.on("error", () => c.destroy());
+    up.on("close", () => {
+      byRelayPort.delete(up.localPort!);
+      if (!client.writableEnded) client.end();
+    });
+  };
+
+  const relay = (c: Conn, client: net.Socket) => {
+    c.client = client;
+    client.setNoDelay(true);
+    // The first head is held here until complete (at most max_header_kb),
+    // so a connection that never sends one costs no engine connection.
+    let held: Uint8Array[] | undefined = [];
     client.on("data", (chunk: Uint8Array) => {
       if (c.state === IDLE) {
         c.state = HEAD;
@@ -256,24 +276,23 @@ export async function startFront(
         tooLarge(c);
         return;
       }
-      if (!up.write(chunk)) client.pause();
+      if (held !== undefined) {
+        held.push(chunk);
+        if (c.scan) return;
+        openUp(c, held);
+        held = undefined;
+        return;
+      }
+      if (!c.up!.write(chunk)) client.pause();
     });
-    up.on("drain", () => client.resume());
-    up.on("data", (chunk: Uint8Array) => {
-      if (!client.write(chunk)) up.pause();
+    client.on("end", () => {
+      if (c.up !== undefined) c.up.end();
+      else client.end();
     });
-    client.on("drain", () => up.resume());
-    client.on("end", () => up.end());
-    up.on("end", () => client.end());
     // Deno 2.9.6: a node:tls server socket never closes after end() otherwise.
     if (client !== c.raw) client.on("finish", () => client.destroy());
     client.on("error", () => c.destroy());
-    up.on("error", () => c.destroy());
-    client.on("close", () => up.destroy());
-    up.on("close", () => {
-      byRelayPort.delete(up.localPort!);
-      if (!client.writableEnded) client.end();
-    });
+    client.on("close", () => c.up?.destroy());
   };
 
   const accept = (raw: net.Socket) => {

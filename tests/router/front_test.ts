@@ -54,15 +54,24 @@ function metric(t: TestRouter, line: string): number {
   return Number(m?.split(" ")[1] ?? NaN);
 }
 
+function connect(t: TestRouter): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname: "127.0.0.1", port: t.router.port });
+}
+
+function route(t: TestRouter, port: number): void {
+  t.router.apply("register", {
+    host: "127.0.0.1",
+    port,
+    uris: ["app.example.com"],
+  });
+}
+
 const TIMED_OUT = "sigil_router_client_connections_timed_out_total";
 
 Deno.test("front: a client sending one header line every 3 s is cut after read_header_timeout (10 s)", async () => {
   const t = await startTestRouter({}, { fakeClock: true });
   const clock = t.clock!;
-  const conn = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: t.router.port,
-  });
+  const conn = await connect(t);
   try {
     await conn.write(
       enc.encode("GET / HTTP/1.1\r\nHost: slow.example.com\r\n"),
@@ -128,20 +137,10 @@ Deno.test("front: an idle keep-alive connection is closed after idle_timeout, a 
       return true;
     },
   });
-  const idle = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: t.router.port,
-  });
-  const busy = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: t.router.port,
-  });
+  const idle = await connect(t);
+  const busy = await connect(t);
   try {
-    t.router.apply("register", {
-      host: "127.0.0.1",
-      port: be.port,
-      uris: ["app.example.com"],
-    });
+    route(t, be.port);
     await idle.write(
       enc.encode("GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n"),
     );
@@ -188,10 +187,7 @@ Deno.test("front: connections over max_connections are refused and counted", asy
       await new Promise((r) => setTimeout(r, 25));
     }
     assert.equal(metric(t, "sigil_router_client_connections"), 2);
-    const third = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: t.router.port,
-    });
+    const third = await connect(t);
     try {
       await third.write(
         enc.encode("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n"),
@@ -210,10 +206,7 @@ Deno.test("front: connections over max_connections are refused and counted", asy
     ) {
       await new Promise((r) => setTimeout(r, 25));
     }
-    const fourth = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: t.router.port,
-    });
+    const fourth = await connect(t);
     try {
       await fourth.write(
         enc.encode(
@@ -244,10 +237,7 @@ for (
 ) {
   Deno.test(`front: a head with ${what} answers 431, not the engine's bare 400 (raw TCP)`, async () => {
     const t = await startTestRouter();
-    const conn = await Deno.connect({
-      hostname: "127.0.0.1",
-      port: t.router.port,
-    });
+    const conn = await connect(t);
     try {
       await conn.write(
         enc.encode(`GET / HTTP/1.1\r\nHost: a.example.com\r\n${head}\r\n`),
@@ -268,16 +258,9 @@ for (
 Deno.test("front: a head within the limits, sent in pieces after a keep-alive request, is served", async () => {
   const t = await startTestRouter();
   const be = await startBackend({ name: "A" });
-  const conn = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: t.router.port,
-  });
+  const conn = await connect(t);
   try {
-    t.router.apply("register", {
-      host: "127.0.0.1",
-      port: be.port,
-      uris: ["app.example.com"],
-    });
+    route(t, be.port);
     // 90 fields, under the test backend's own 16 KiB head limit (node:http).
     const fields = Array.from(
       { length: 90 },
