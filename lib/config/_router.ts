@@ -310,9 +310,9 @@ export const RouterSection = z.strictObject({
   /**
    * Concurrent client connections per listener (plain and HTTPS each);
    * more are closed at accept and counted in
-   * `sigil_router_client_connections_refused_total`. Each connection holds 3
-   * file descriptors (client, relay, engine): keep it under a third of the
-   * process's open-files limit. 0: no cap.
+   * `sigil_router_client_connections_refused_total`. A connection that has
+   * sent a request holds 3 file descriptors (client, relay, engine): keep it
+   * under a third of the process's open-files limit. 0: no cap.
    */
   max_connections: z.number().int().min(0).default(10000),
   /**

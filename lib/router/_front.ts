@@ -18,8 +18,10 @@
  *   the empty line that ends a head, and only while a connection waits for a
  *   new request after a bodiless one; it never parses HTTP.
  *
- * The handler is told the client's address (not the relay's), found by the
- * relay connection's local port.
+ * A connection's first head is held in the front until it is complete, so a
+ * client that never finishes one costs one file descriptor, not three. The
+ * handler is told the client's address (not the relay's), found by the relay
+ * connection's local port.
  * @module
  */
 import * as net from "node:net";
