@@ -87,11 +87,16 @@ export function createCaApp(
     c.header("content-type", "application/x-pem-file");
     return c.body(ca.store.bundlePem);
   });
-  // The current intermediate first, then previous ones still valid: for a
+  // The current intermediate first, then previous ones still valid (also
+  // after one expires while the CA runs): for a
   // peer that must complete a chain it was sent without its intermediate.
   app.get("/v1/intermediates.pem", (c) => {
     c.header("content-type", "application/x-pem-file");
-    return c.body(ca.store.intermediatesPem);
+    const now = ca.now();
+    return c.body(
+      ca.store.intermediatePem + ca.store.previousIntermediates
+        .filter((p) => p.notAfter.getTime() > now).map((p) => p.pem).join(""),
+    );
   });
   app.get("/v1/jwks.json", async (c) => c.json(await keys));
   if (ca.revocations) {

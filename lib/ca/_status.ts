@@ -55,10 +55,15 @@ function issuers(ca: CertificateAuthority, now: number): CertSummary[] {
         ca.store.intermediatePem,
         0,
       ),
+      ...ca.store.previousIntermediates.map((p) =>
+        certSummary("previous intermediate (its leaves still valid)", p.pem, 0)
+      ),
     ];
     parsed.set(ca, list);
   }
-  return list.map((c) => ({
+  return list.filter((c) =>
+    !c.role.startsWith("previous") || Date.parse(c.not_after) > now
+  ).map((c) => ({
     ...c,
     time_left_ms: Date.parse(c.not_after) - now,
   }));
