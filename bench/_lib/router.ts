@@ -108,15 +108,7 @@ export class RouterBench {
       },
     });
     await Deno.writeTextFile(`${creds.instanceDir}/ca.pem`, creds.pki.rootPem);
-    const appPort = freePort();
-    const app = this.procs.spawn("app", DENO, [
-      "run",
-      "-A",
-      "bench/router_backend.ts",
-      "app",
-      String(appPort),
-    ]);
-    await until("app", () => accepts(appPort), 15_000, app);
+    const { port: appPort, proc: app } = await startApp(this.procs);
     const backend = await startBackend(this.procs, {
       port: freePort(),
       appPort,
@@ -271,6 +263,22 @@ export class RouterBench {
     await this.nats.stop();
     await Deno.remove(this.tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** Starts the `bench/router_backend.ts app` on a free port; resolves once it accepts. */
+export async function startApp(
+  procs: ProcGroup,
+): Promise<{ port: number; proc: Proc }> {
+  const port = freePort();
+  const proc = procs.spawn("app", DENO, [
+    "run",
+    "-A",
+    "bench/router_backend.ts",
+    "app",
+    String(port),
+  ]);
+  await until("app", () => accepts(port), 15_000, proc);
+  return { port, proc };
 }
 
 /** The value of metric `name` (no labels) on a router's API, NaN if none. */

@@ -280,10 +280,18 @@ export async function startRouter(
     const listenOpts = {
       reusePort: config.reuse_port,
       logger,
+      clock,
+      counters: stats,
+      limits: {
+        readHeaderTimeoutMs: config.read_header_timeout,
+        idleTimeoutMs: config.idle_timeout,
+        maxConnections: config.max_connections,
+        maxHeaderBytes: config.max_header_kb * 1024,
+      },
       closing: () => draining,
     };
     servers.push(
-      serveClients(config.listen, handler.handle, {
+      await serveClients(config.listen, handler.handle, {
         ...listenOpts,
         proto: "http",
         setting: "router.listen",
@@ -291,7 +299,7 @@ export async function startRouter(
     );
     if (config.https) {
       servers.push(
-        serveClients(config.https.listen, handler.handle, {
+        await serveClients(config.https.listen, handler.handle, {
           ...listenOpts,
           proto: "https",
           setting: "router.https.listen",
