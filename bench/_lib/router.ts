@@ -49,6 +49,8 @@ export interface StartRouterOptions {
   /** Called right after the spawn (e.g. to move it into a cgroup). */
   onSpawn?: (p: Proc) => void;
   v8Flags?: string[];
+  /** Keep the router's log lines matching this (`Proc.kept`). */
+  keepStderr?: RegExp;
   /** Write a `--cpu-prof` profile here (default: router #1 with --cpu-prof). */
   cpuProfDir?: string;
   /** An HTTPS front listener on 127.0.0.1:`port` with this chain and key. */
@@ -223,7 +225,7 @@ export class RouterBench {
       "router",
       "--config",
       cfg,
-    ]);
+    ], { keepStderr: opts.keepStderr });
     opts.onSpawn?.(p);
     await until(`sigil router #${n}`, () => accepts(apiPort), 20_000, p);
     return p;
