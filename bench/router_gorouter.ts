@@ -1,7 +1,9 @@
 /**
  * Router benchmark, `sigil router` vs Cloud Foundry's real gorouter (not a
  * test): `deno run -A bench/router_gorouter.ts [--quick] [--runs=N]
- * [--duration=10s] [--part=http,nats] [--cpu-prof]`.
+ * [--duration=10s] [--part=http,nats] [--front=http|https] [--load=0,1,2]
+ * [--cpu-prof]` (`--load` picks rows: 0 keep-alive 1 KB, 1 keep-alive 200 KB,
+ * 2 new connection per request).
  *
  * Same backend for every row: a strict-mTLS `sigil proxy` in front of a
  * Deno.serve app answering `GET /bytes/N` with N bytes. Both routers reach it
@@ -50,6 +52,13 @@ import type { Proxied, RouterBench } from "./_lib/router.ts";
 import { runWrk } from "./_lib/wrk.ts";
 import type { WrkResult } from "./_lib/wrk.ts";
 
+/** `--front=http` or `https` measures one front only. */
+const FRONTS = (["http", "https"] as const).filter((f) =>
+  (Deno.args.find((a) => a.startsWith("--front="))?.slice(8) ?? f) === f
+);
+/** `--load=0,2`: only these rows of {@linkcode LOADS}. */
+const loadIdx = (Deno.args.find((a) => a.startsWith("--load="))?.slice(7) ??
+  "0,1,2").split(",").map(Number);
 const parts = Deno.args.find((a) => a.startsWith("--part="))?.slice(7)
   .split(",") ?? ["http", "nats"];
 
@@ -153,8 +162,8 @@ async function httpPart(bench: RouterBench, proxied: Proxied): Promise<void> {
     }
     const rows = new Map<string, WrkResult[]>();
     for (let r = 0; r < o.runs; r++) {
-      for (const scheme of ["http", "https"] as const) {
-        for (const load of LOADS) {
+      for (const scheme of FRONTS) {
+        for (const load of LOADS.filter((_, i) => loadIdx.includes(i))) {
           for (const t of targets) {
             const port = scheme === "http" ? t.plain : t.https;
             const url = `${scheme}://127.0.0.1:${port}${load.path}`;
@@ -258,6 +267,9 @@ function httpTables(
   );
   for (const scheme of ["http", "https"]) {
     for (const load of LOADS) {
+      if (!get(scheme, load, tuned).length || !get(scheme, load, dflt).length) {
+        continue;
+      }
       const bt = best(get(scheme, load, tuned));
       const bd = best(get(scheme, load, dflt));
       const ct = bestCpu(get(scheme, load, tuned));
