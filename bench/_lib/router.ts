@@ -183,6 +183,7 @@ export class RouterBench {
       cfg,
       [
         "router:",
+        "  drain_wait: 0s",
         `  listen: 127.0.0.1:${port}`,
         `  reuse_port: ${opts.reusePort}`,
         `  id: ${n - 1}-bench-router`,

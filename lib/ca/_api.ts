@@ -20,9 +20,14 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   ERR_CA_CSR_INVALID: 400,
   ERR_CA_IDENTITY_INVALID: 400,
   ERR_CA_UNAUTHENTICATED: 401,
+  ERR_CA_TOKEN_REVOKED: 401,
   ERR_CA_FORBIDDEN: 403,
+  ERR_CA_REVOKED: 403,
   ERR_CA_TOO_LARGE: 413,
   ERR_CA_RATE_LIMITED: 429,
+  // The shared database is down or restarting: nothing was signed; another
+  // replica (or this one, shortly) can answer.
+  ERR_CA_LEDGER_UNAVAILABLE: 503,
 };
 
 function errorBody(code: string, message: string) {
@@ -30,8 +35,10 @@ function errorBody(code: string, message: string) {
 }
 
 /**
- * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem`,
- * `GET /v1/jwks.json`, `GET /healthz`, `GET /metrics`, and the status page
+ * Builds the hono app: `POST /v1/sign`, `GET /v1/bundle.pem` (roots),
+ * `GET /v1/intermediates.pem` (current, then previous intermediates),
+ * `GET /v1/jwks.json`, `GET /v1/crl.pem` (with a revocation store),
+ * `GET /healthz`, `GET /metrics`, and the status page
  * `GET /status` (with `/status.json`).
  *
  * @param ca The authority that decides.
@@ -80,13 +87,32 @@ export function createCaApp(
     c.header("content-type", "application/x-pem-file");
     return c.body(ca.store.bundlePem);
   });
+  // The current intermediate first, then previous ones still valid (also
+  // after one expires while the CA runs): for a
+  // peer that must complete a chain it was sent without its intermediate.
+  app.get("/v1/intermediates.pem", (c) => {
+    c.header("content-type", "application/x-pem-file");
+    const now = ca.now();
+    return c.body(
+      ca.store.intermediatePem + ca.store.previousIntermediates
+        .filter((p) => p.notAfter.getTime() > now).map((p) => p.pem).join(""),
+    );
+  });
   app.get("/v1/jwks.json", async (c) => c.json(await keys));
+  if (ca.revocations) {
+    app.get("/v1/crl.pem", async (c) => {
+      const pem = await ca.crlPem();
+      c.header("content-type", "application/x-pem-file");
+      c.header("cache-control", "no-cache");
+      return c.body(pem);
+    });
+  }
   // Healthy means a sign could be answered now: the ledger takes a real
   // write (a CA whose every sign fails with ERR_CA_LEDGER is not healthy).
   let failing: string | undefined;
-  app.get("/healthz", (c) => {
+  app.get("/healthz", async (c) => {
     try {
-      ca.ledger.probe();
+      await ca.ledger.probe();
     } catch (err) {
       const reason = (err as Error).message;
       if (failing !== reason) {
@@ -116,7 +142,7 @@ export function createCaApp(
     if (err instanceof CaError && STATUS[err.code]) {
       if (err.retryAfterSeconds !== undefined) {
         c.header("retry-after", String(err.retryAfterSeconds));
-      }
+      } else if (STATUS[err.code] === 503) c.header("retry-after", "1");
       return c.json(errorBody(err.code, err.message), STATUS[err.code]!);
     }
     const code = err instanceof CaError ? err.code : "ERR_CA_INTERNAL";

@@ -27,7 +27,9 @@ import {
 import type { TokenClaims, TokenVerifier } from "../token/mod.ts";
 import type { CaStore } from "./_store.ts";
 import { issuedEntry } from "./_ledger.ts";
-import type { Ledger } from "./_ledger.ts";
+import type { LedgerStore } from "./_ledger.ts";
+import type { Revocation, RevocationStore } from "./_revocations.ts";
+import { CrlPublisher } from "./_crl.ts";
 
 /** The `POST /v1/sign` body. */
 export const SignRequest = z.strictObject({
@@ -64,6 +66,8 @@ export interface AuthorityOptions {
   allowedKeyTypes?: KeyType[];
   /** Per-caller token bucket. @default {{perSecond: 50, burst: 100}} */
   rateLimit?: { perSecond: number; burst: number };
+  /** Revoked tokens and identities; none when absent. */
+  revocations?: RevocationStore;
   clock?: Clock;
   logger?: Logger;
   metrics?: MetricsRegistry;
@@ -85,17 +89,24 @@ interface Bucket {
  */
 export class CertificateAuthority {
   readonly store: CaStore;
-  readonly ledger: Ledger;
+  readonly ledger: LedgerStore;
   readonly metrics: MetricsRegistry;
-  #o: Required<Omit<AuthorityOptions, "metrics">>;
+  readonly revocations: RevocationStore | undefined;
+  #o: Required<Omit<AuthorityOptions, "metrics" | "revocations">>;
+  #crl: CrlPublisher | undefined;
   #buckets = new Map<string, Bucket>();
   #verifier: Promise<TokenVerifier>;
   #issued;
   #latency;
 
-  constructor(store: CaStore, ledger: Ledger, options: AuthorityOptions = {}) {
+  constructor(
+    store: CaStore,
+    ledger: LedgerStore,
+    options: AuthorityOptions = {},
+  ) {
     this.store = store;
     this.ledger = ledger;
+    this.revocations = options.revocations;
     this.#o = {
       defaultValidityMs: options.defaultValidityMs ?? 86_400_000,
       maxValidityMs: options.maxValidityMs ?? 7 * 86_400_000,
@@ -112,6 +123,12 @@ export class CertificateAuthority {
       requiredClaims: ["exp"],
     });
     this.metrics = options.metrics ?? new MetricsRegistry("sigil_ca");
+    if (this.revocations) {
+      this.#crl = new CrlPublisher(store.issuer, this.revocations, {
+        clock: this.#o.clock,
+        metrics: this.metrics,
+      });
+    }
     this.#issued = this.metrics.counter(
       "issuances_total",
       "Sign requests by result (issued, refused, error) and reason",
@@ -123,7 +140,8 @@ export class CertificateAuthority {
     );
     const root = parseCertificate(store.rootPem);
     const inter = parseCertificate(store.intermediatePem);
-    // No serial label: it would start a new series on every CA rotation.
+    // No serial label on the current one: it would start a new series on
+    // every CA rotation, and alerts need one series to watch.
     this.metrics.gauge(
       "root_not_after_timestamp_seconds",
       "Root CA certificate notAfter (Unix time)",
@@ -131,8 +149,19 @@ export class CertificateAuthority {
     );
     this.metrics.gauge(
       "intermediate_not_after_timestamp_seconds",
-      "Intermediate CA certificate notAfter (Unix time)",
+      "Intermediate CA certificate notAfter (Unix time), the one that signs new leaves",
       () => [[{}, Math.floor(inter.notAfter.getTime() / 1000)]],
+    );
+    this.metrics.gauge(
+      "previous_intermediate_not_after_timestamp_seconds",
+      "notAfter (Unix time) of each previous intermediate still served after a renewal, by serial",
+      () =>
+        store.previousIntermediates.filter((p) =>
+          p.notAfter.getTime() > this.#o.clock.now()
+        ).map((p) => [
+          { serial: p.serial },
+          Math.floor(p.notAfter.getTime() / 1000),
+        ]),
     );
   }
 
@@ -164,10 +193,12 @@ export class CertificateAuthority {
           { cause: err },
         );
       });
+      await this.#checkToken(claims);
       this.#rateLimit(claims.subject);
       const req = this.#parse(body);
       identity = this.#identity(req);
       authorize(claims, identity);
+      await this.#checkIdentity(identity);
       const csr = await verifyCsr(req.csr).catch((err) => {
         throw new CaError(
           "ERR_CA_CSR_INVALID",
@@ -238,13 +269,15 @@ export class CertificateAuthority {
       const code = (e as CaError).code ?? "ERR_CA_INTERNAL";
       // A ledger that cannot be written (or any internal failure) is the
       // CA's error, not a refusal of the caller.
-      const internal = code === "ERR_CA_LEDGER" || code === "ERR_CA_INTERNAL" ||
+      const ledgerDown = code === "ERR_CA_LEDGER" ||
+        code === "ERR_CA_LEDGER_UNAVAILABLE";
+      const internal = ledgerDown || code === "ERR_CA_INTERNAL" ||
         !(e instanceof CaError);
       this.#issued.inc({
         result: internal ? "error" : "refused",
         reason: code,
       });
-      if (code !== "ERR_CA_LEDGER") {
+      if (!ledgerDown) {
         this.#recordRefusal(claims, identity, body, code, e);
       }
       this.#o.logger.warn("cert-refused", {
@@ -256,6 +289,54 @@ export class CertificateAuthority {
       });
       throw e;
     }
+  }
+
+  /** Refuses a token revoked by `jti` or subject (401). */
+  async #checkToken(claims: TokenClaims): Promise<void> {
+    const r = await this.revocations?.tokenRevocation(
+      claims.id,
+      claims.subject,
+    );
+    if (!r) return;
+    throw new CaError(
+      "ERR_CA_TOKEN_REVOKED",
+      `Invalid bearer token: token revoked (${
+        r.kind === "token"
+          ? `jti "${r.value}"`
+          : `every token of subject "${r.value}"`
+      }, ${describeRevocation(r)}); mint a new one with 'sigil ca token'`,
+    );
+  }
+
+  /** Refuses an instance or app revoked (403; passive revocation). */
+  async #checkIdentity(identity: Identity): Promise<void> {
+    const r = await this.revocations?.identityRevocation(
+      identity.instanceId,
+      identity.app,
+    );
+    if (!r) return;
+    throw new CaError(
+      "ERR_CA_REVOKED",
+      `Cannot issue certificate for "${identity.instanceId}": ${r.kind} "${r.value}" is revoked (${
+        describeRevocation(r)
+      })`,
+    );
+  }
+
+  /**
+   * The current CRL (PEM), signed by the intermediate: every unexpired
+   * certificate the ledger holds for a revoked instance or app.
+   *
+   * @throws {CaError} `ERR_CA_LEDGER` when the store cannot be read.
+   */
+  crlPem(): Promise<string> {
+    if (!this.#crl) {
+      throw new CaError(
+        "ERR_CA_INTERNAL",
+        "Cannot publish a CRL: this CA has no revocation store",
+      );
+    }
+    return this.#crl.pem();
   }
 
   #rateLimit(caller: string): void {
@@ -379,4 +460,9 @@ export class CertificateAuthority {
       });
     });
   }
+}
+
+/** "revoked 2026-…Z: reason" for messages. */
+function describeRevocation(r: Revocation): string {
+  return `revoked ${r.time}${r.reason ? `: ${r.reason.slice(0, 200)}` : ""}`;
 }

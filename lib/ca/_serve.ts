@@ -10,16 +10,18 @@ import {
   exportPrivateKeyPem,
   generateKeyPair,
   issueServiceCertificate,
+  parseCertificate,
 } from "../pki/mod.ts";
 import { createLogger, MetricsRegistry } from "../observe/mod.ts";
 import type { Logger } from "../observe/mod.ts";
-import type { Clock } from "../common/clock.ts";
+import type { Clock, TimerId } from "../common/clock.ts";
 import { systemClock } from "../common/clock.ts";
 import { oneSegment } from "../common/tls_response.ts";
 import { describeListenError } from "../common/listen.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
-import { Ledger } from "./_ledger.ts";
+import { openLedgerStore, openRevocationStore } from "./_ledger_pg.ts";
+import type { RevocationStore } from "./_revocations.ts";
 import { CaError } from "./errors.ts";
 import { CA_FILES, loadCa } from "./_store.ts";
 
@@ -60,7 +62,14 @@ export async function startCa(
     createLogger("ca", { level: config.log_level });
   const clock = deps.clock ?? systemClock;
   const store = await loadCa(config.dir);
-  const ledger = Ledger.open(join(config.dir, CA_FILES.ledger));
+  const ledger = await openLedgerStore(config.dir, config.store);
+  let revocations: RevocationStore;
+  try {
+    revocations = openRevocationStore(ledger);
+  } catch (err) {
+    await ledger.close();
+    throw err;
+  }
   const authority = new CertificateAuthority(store, ledger, {
     defaultValidityMs: config.default_validity,
     maxValidityMs: config.max_validity,
@@ -70,10 +79,19 @@ export async function startCa(
       perSecond: config.rate_limit.per_second,
       burst: config.rate_limit.burst,
     },
+    revocations,
     clock,
     logger,
     metrics: new MetricsRegistry("sigil_ca"),
   });
+  if (store.rootKeyOnline) {
+    logger.warn("root-key-online", {
+      path: join(config.dir, CA_FILES.rootKey),
+      hint:
+        "ca serve does not need the root key: move it to offline storage and pass it to 'sigil ca intermediate renew --root-key' when renewing",
+    });
+  }
+  const watch = watchExpiry(store, config.expiry_warning, clock, logger);
   const serverKeys = await generateKeyPair("ec-p256");
   const serverCert = await issueServiceCertificate(
     serverKeys.publicKey,
@@ -111,7 +129,9 @@ export async function startCa(
       },
     }, async (req, info) => oneSegment(await app.fetch(req, info)));
   } catch (err) {
-    ledger.close();
+    watch.stop();
+    await revocations.close();
+    await ledger.close();
     throw new CaError(
       "ERR_CA_LISTEN",
       `Cannot listen on "${formatAddress(config.listen)}" (ca.listen): ${
@@ -128,7 +148,11 @@ export async function startCa(
     ledger: ledger.path,
   });
   let closed = false;
-  const finished = server.finished.then(() => ledger.close());
+  const finished = server.finished.then(async () => {
+    watch.stop();
+    await revocations.close();
+    await ledger.close();
+  });
   return {
     address,
     url: `https://${address}`,
@@ -139,6 +163,60 @@ export async function startCa(
       closed = true;
       await server.shutdown();
       await finished;
+    },
+  };
+}
+
+const EXPIRY_CHECK_MS = 3_600_000;
+const WARN_EVERY_MS = 86_400_000;
+
+/**
+ * Logs `ca-certificate-expiring` (warn) for the root and the current
+ * intermediate once they are within `thresholdMs` of expiry. Checked at start
+ * and hourly; each certificate is warned about at most once a day. Previous
+ * intermediates are expected to run out and are not warned about.
+ */
+function watchExpiry(
+  store: { rootPem: string; intermediatePem: string },
+  thresholdMs: number,
+  clock: Clock,
+  logger: Logger,
+): { stop(): void } {
+  const certs = [
+    { certificate: "root", info: parseCertificate(store.rootPem) },
+    {
+      certificate: "intermediate",
+      info: parseCertificate(store.intermediatePem),
+    },
+  ];
+  let timer: TimerId | undefined;
+  let stopped = false;
+  const warned = new Map<string, number>();
+  const check = () => {
+    const now = clock.now();
+    for (const { certificate, info } of certs) {
+      const left = info.notAfter.getTime() - now;
+      if (left > thresholdMs) continue;
+      const last = warned.get(certificate);
+      if (last !== undefined && now - last < WARN_EVERY_MS) continue;
+      warned.set(certificate, now);
+      logger.warn("ca-certificate-expiring", {
+        certificate,
+        serial: info.serial,
+        not_after: info.notAfter.toISOString(),
+        hours_left: Math.max(0, Math.floor(left / 3_600_000)),
+        hint: certificate === "root"
+          ? "create or import a new root and distribute it to every trust bundle before this one expires"
+          : "run 'sigil ca intermediate renew --dir DIR --root-key PATH' and restart sigil ca serve",
+      });
+    }
+    if (!stopped) timer = clock.setTimeout(check, EXPIRY_CHECK_MS);
+  };
+  check();
+  return {
+    stop() {
+      stopped = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The certificate authority: `sigil ca init|issue|token|serve|ledger`. Issues
+ * The certificate authority: `sigil ca init|issue|token|serve|revoke|ledger`. Issues
  * instance certificates from CSRs under the policy carried by the caller's
  * ES256 token, records every decision in a SQLite ledger, and serves
  * `POST /v1/sign`, `GET /v1/bundle.pem`, `GET /v1/jwks.json`, `/healthz`,
@@ -15,8 +15,22 @@
  * @module
  */
 export { CaError } from "./errors.ts";
-export { CA_FILES, initCa, loadCa } from "./_store.ts";
-export type { CaMeta, CaStore, InitCaOptions } from "./_store.ts";
+export {
+  CA_FILES,
+  importCa,
+  initCa,
+  loadCa,
+  renewIntermediate,
+} from "./_store.ts";
+export type {
+  CaMeta,
+  CaStore,
+  ImportCaOptions,
+  InitCaOptions,
+  PreviousIntermediate,
+  RenewedIntermediate,
+  RenewIntermediateOptions,
+} from "./_store.ts";
 // The token contract lives in lib/token; re-exported for the CA's callers.
 export {
   jwks,
@@ -28,7 +42,21 @@ export {
 export type { Scope, TokenClaims, TokenGrant } from "../token/mod.ts";
 export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
 export { Ledger } from "./_ledger.ts";
-export type { LedgerEntry } from "./_ledger.ts";
+export type { LedgerEntry, LedgerRow, LedgerStore } from "./_ledger.ts";
+export {
+  openLedgerStore,
+  openRevocationStore,
+  PgLedger,
+} from "./_ledger_pg.ts";
+export { PgRevocations } from "./_revocations_pg.ts";
+export { migrate, MIGRATIONS } from "./_pg.ts";
+export { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";
+export type {
+  Revocation,
+  RevocationKind,
+  RevocationStore,
+  RevokedCertificate,
+} from "./_revocations.ts";
 export { CertificateAuthority, SignRequest } from "./_authority.ts";
 export type { AuthorityOptions, SignResponse } from "./_authority.ts";
 export { createCaApp } from "./_api.ts";

@@ -21,6 +21,7 @@ type Kind =
   | "certs" // a PEM file with at least one parseable certificate
   | "key" // a PEM private key
   | "file" // a readable file
+  | "secret-file" // a readable file only its owner may read (a token)
   | "parent" // a file that may be created: its directory must exist
   | "optional-certs" // parsed when present (credentials the rotator writes)
   | "optional-key"
@@ -57,12 +58,17 @@ function* settings(cfg: Config): Generator<Setting> {
     extra: Partial<Setting> = {},
   ) => file === undefined ? [] : [{ path, file, kind, ...extra }];
   if (cfg.ca) yield* s("ca.dir", cfg.ca.dir, "ca-dir");
+  if (cfg.ca?.store?.kind === "postgres") {
+    yield* s("ca.store.password_file", cfg.ca.store.password_file, "file");
+    yield* s("ca.store.ca_bundle", cfg.ca.store.ca_bundle, "certs");
+  }
   if (cfg.rotator) {
     const r = cfg.rotator;
     yield* s("rotator.ca_bundle", r.ca_bundle, "certs");
-    yield* s("rotator.token_file", r.token_file, "file");
+    yield* s("rotator.token_file", r.token_file, "secret-file");
   }
   if (cfg.proxy) {
+    yield* s("proxy.crl.ca_bundle", cfg.proxy.crl?.ca_bundle, "certs");
     for (const [i, inst] of cfg.proxy.instances.entries()) {
       const p = `proxy.instances.${i}`;
       const dir = inst.credentials_dir;
@@ -74,7 +80,11 @@ function* settings(cfg: Config): Generator<Setting> {
         yield* s(`${p}.trusted_client_cas.${j}`, f, "certs");
       }
       for (const [j, t] of (inst.register?.routers ?? []).entries()) {
-        yield* s(`${p}.register.routers.${j}.token_file`, t.token_file, "file");
+        yield* s(
+          `${p}.register.routers.${j}.token_file`,
+          t.token_file,
+          "secret-file",
+        );
         yield* s(`${p}.register.routers.${j}.ca_bundle`, t.ca_bundle, "certs");
       }
       yield* s(
@@ -94,9 +104,19 @@ function* settings(cfg: Config): Generator<Setting> {
     yield* s("router.api.public_key_file", r.api.public_key_file, "public-key");
     yield* s("router.nats.tls_ca", r.nats?.tls_ca, "certs");
     yield* s("router.backends.ca", r.backends.ca, "certs");
+    yield* s(
+      "router.backends.crl.ca_bundle",
+      r.backends.crl?.ca_bundle,
+      "certs",
+    );
     yield* s("router.backends.cert", r.backends.cert, "certs");
     yield* s("router.backends.key", r.backends.key, "key", {
       cert: r.backends.cert,
+    });
+    yield* s("router.route_services.ca", r.route_services.ca, "certs");
+    yield* s("router.route_services.cert", r.route_services.cert, "certs");
+    yield* s("router.route_services.key", r.route_services.key, "key", {
+      cert: r.route_services.cert,
     });
     if (r.access_log.enabled) {
       yield* s("router.access_log.file", r.access_log.file, "parent");
@@ -174,10 +194,18 @@ async function check(setting: Setting): Promise<string | undefined> {
   const { file } = setting;
   let { kind } = setting;
   if (kind === "keys-dir") return await checkKeysDir(file);
-  if (kind === "secret-parent" || kind === "secret-key") {
-    const why = await ownerOnly(file, kind === "secret-parent");
+  if (
+    kind === "secret-parent" || kind === "secret-key" || kind === "key" ||
+    kind === "optional-key" || kind === "secret-file"
+  ) {
+    // Every role refuses private keys and tokens others can read.
+    const why = await ownerOnly(
+      file,
+      kind === "secret-parent" || kind === "optional-key",
+    );
     if (why) return why;
     if (kind === "secret-parent") kind = "parent";
+    if (kind === "secret-file") kind = "file";
   }
   const target = kind === "parent" || kind === "database"
     ? dirname(file)

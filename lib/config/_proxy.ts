@@ -8,6 +8,7 @@ import {
   isLoopback,
   LogLevel,
 } from "./_common.ts";
+import { CrlSource } from "./_crl.ts";
 
 /** One TLS port in front of one app port. */
 export const ProxyListener = z.strictObject({
@@ -114,7 +115,8 @@ export const ProxyInstance = z.strictObject({
   trusted_client_cas: z.array(FilePath).default([]),
   /**
    * Client SANs allowed in (mtls only): exact DNS names or URIs, `*` allowed as
-   * one whole DNS label (`*.service.cf.internal`). Empty: any trusted client.
+   * one whole DNS label (`*.service.cf.internal`). Required with mtls: the
+   * router's identity, so no other app instance gets in.
    */
   allowed_client_sans: z.array(z.string().min(1)).default([]),
   /** TLS ports and the app ports behind them. */
@@ -128,6 +130,17 @@ export const ProxyInstance = z.strictObject({
       path: ["trusted_client_cas"],
       message:
         'mode "mtls" needs at least one trusted client CA file (it would otherwise refuse every client)',
+    });
+  }
+  if (inst.mode === "mtls" && inst.allowed_client_sans.length === 0) {
+    // The instance-identity root signs every app instance's certificate:
+    // trusting it alone would let any instance bypass the router and call
+    // this one directly (CF pins the router's SAN at the container proxy).
+    ctx.addIssue({
+      code: "custom",
+      path: ["allowed_client_sans"],
+      message:
+        "mode \"mtls\" needs the router's identity here, a SAN of the router's client certificate (backends.cert), e.g. \"spiffe://<trust-domain>/org/system/space/system/app/router/instance/router-1\" as 'sigil ca issue --instance router-1 --app router --space system --org system' issues it: without it every certificate trusted_client_cas signs gets in, so any other app instance could bypass the router and call this one directly",
     });
   }
   if (inst.mode === "tls" && inst.trusted_client_cas.length > 0) {
@@ -210,6 +223,11 @@ export const ProxySection = z.strictObject({
   reload_poll_interval: Duration.prefault("5s"),
   /** Delay after a filesystem event before reloading (coalesces bursts). */
   reload_debounce: Duration.prefault("100ms"),
+  /**
+   * The CA's CRL: mtls listeners refuse a client certificate it lists. Off
+   * when absent.
+   */
+  crl: CrlSource.optional(),
   /** The app instances this process serves. */
   instances: z.array(ProxyInstance).min(1, "must list at least one instance"),
 }).superRefine((s, ctx) => {

@@ -9,6 +9,7 @@ import {
   LogLevel,
   safeJwksUrl,
 } from "./_common.ts";
+import { CrlSource } from "./_crl.ts";
 
 /** Load-balancing algorithms (Cloud Foundry's names). */
 export const BalancingAlgorithm = z.enum(["round-robin", "least-connection"]);
@@ -34,12 +35,23 @@ const RouterBackends = z.strictObject({
   max_idle_conns: z.number().int().min(0).default(100),
   /** How long an idle keep-alive connection is kept. */
   idle_timeout: Duration.prefault("90s"),
+  /**
+   * Longest life of a backend connection ("0s": no limit). A TLS connection
+   * carries no request past the notAfter of the certificate that
+   * authenticated it either way.
+   */
+  max_conn_age: Duration.prefault("0s"),
   /** TCP connect timeout. */
   dial_timeout: Duration.prefault("5s"),
   /** TLS handshake timeout (after the TCP connection is up). */
   tls_handshake_timeout: Duration.prefault("10s"),
   /** How long a plain endpoint that failed is skipped. */
   failure_cooldown: Duration.prefault("30s"),
+  /**
+   * The CA's CRL: a TLS backend whose certificate it lists fails the
+   * handshake (526, endpoint pruned). Off when absent.
+   */
+  crl: CrlSource.optional(),
 }).refine((b) => b.mode !== "mtls" || (!!b.cert && !!b.key), {
   message: "mode mtls needs backends.cert and backends.key",
   path: ["cert"],
@@ -84,10 +96,11 @@ const RouterApi = z.strictObject({
   /** Private key (PEM) for `cert`. */
   key: FilePath.optional(),
   /**
-   * The CA's JWKS URL, e.g. `https://ca.internal:8443/v1/jwks.json`; must be
-   * https unless its host is loopback (127.x, ::1, localhost).
+   * The CA's JWKS URL, e.g. `https://ca.internal:8443/v1/jwks.json`, or a
+   * list of CA replicas' (tried in turn); must be https unless its host is
+   * loopback (127.x, ::1, localhost).
    */
-  jwks_url: z.url().optional(),
+  jwks_url: z.union([z.url(), z.array(z.url()).min(1)]).optional(),
   /** PEM bundle trusted when fetching `jwks_url` over HTTPS. */
   ca_bundle: FilePath.optional(),
   /** Alternatively, a token-verification public key file (JWK JSON or PEM SPKI). */
@@ -114,7 +127,7 @@ const RouterApi = z.strictObject({
 ).refine((a) => !!a.cert === !!a.key, {
   message: "api.cert and api.key go together",
   path: ["key"],
-}).refine((a) => a.jwks_url === undefined || safeJwksUrl(a.jwks_url), {
+}).refine((a) => [a.jwks_url ?? []].flat().every(safeJwksUrl), {
   message:
     "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
   path: ["jwks_url"],
@@ -237,6 +250,24 @@ export const RouterSection = z.strictObject({
         "must be a W3C tracestate tenant id (lowercase letters, digits, _-*/)",
     }).default(""),
   }).prefault({}),
+  /**
+   * A client's `X-Forwarded-Client-Cert`, as gorouter's setting:
+   * `always_forward` passes it on as sent; `forward` only when the client
+   * presented a certificate over TLS (a load balancer in front that sets it);
+   * `sanitize_set` never, and sets it to the base64 DER of the client's own
+   * certificate when the TLS front asked for one (it does not today, so the
+   * header is removed).
+   */
+  forwarded_client_cert: z.enum(["always_forward", "forward", "sanitize_set"])
+    .default("always_forward"),
+  /**
+   * gorouter's `sanitize_forwarded_proto`: replace a client's
+   * `X-Forwarded-Proto` with the listener's scheme (off: a client's value
+   * passes, one is added only when missing or empty).
+   */
+  sanitize_forwarded_proto: z.boolean().default(false),
+  /** gorouter's `force_forwarded_proto_https`: always `X-Forwarded-Proto: https`. */
+  force_forwarded_proto_https: z.boolean().default(false),
   /** Probe stale TLS endpoints with a TLS handshake and prune those that fail. */
   probe_stale_tls: z.boolean().default(true),
   /** Interval advertised to emitters in `router.start`. */
@@ -260,7 +291,14 @@ export const RouterSection = z.strictObject({
   request_timeout: Duration.prefault("900s"),
   /** Largest accepted request header block in KiB (431 beyond). */
   max_header_kb: z.number().int().positive().default(1024),
-  /** On SIGTERM, how long in-flight requests may finish. */
+  /**
+   * On SIGTERM, how long the router keeps accepting and serving while
+   * `/healthz` answers 503 `draining`, so a load balancer checking it moves
+   * traffic away first (gorouter's `drain_wait`; routing-release ships 20s).
+   * Responses in this window carry `Connection: close`. 0 skips the wait.
+   */
+  drain_wait: Duration.prefault("20s"),
+  /** After `drain_wait`, how long in-flight requests may finish. */
   drain_timeout: Duration.prefault("30s"),
   /** Router id in `router.start` (random when absent). */
   id: z.string().min(1).optional(),

@@ -68,8 +68,9 @@ export function registerData(
       const results = store.names().filter(({ name }) => {
         if (!canRead(p.actor, name)) return false;
         if (q.path !== undefined) {
+          // Without case, as CredHub's name_lowercase LIKE lower(?).
           const prefix = withSlash(q.path).replace(/\/+$/, "") + "/";
-          return name.startsWith(prefix);
+          return name.toLowerCase().startsWith(prefix.toLowerCase());
         }
         return name.toLowerCase().includes(q["name-like"]!.toLowerCase());
       }).map((r) => ({

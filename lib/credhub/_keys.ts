@@ -24,6 +24,8 @@ export interface Sealed {
 export class KeyRing {
   readonly dir: string;
   #keys = new Map<string, Uint8Array>();
+  /** The file each key came from (an operator may name them as they like). */
+  #files = new Map<string, string>();
 
   constructor(dir: string) {
     this.dir = dir;
@@ -35,6 +37,7 @@ export class KeyRing {
    */
   reload(): void {
     const keys = new Map<string, Uint8Array>();
+    const files = new Map<string, string>();
     for (const entry of Deno.readDirSync(this.dir)) {
       if (!entry.isFile || !entry.name.endsWith(".key")) continue;
       const path = join(this.dir, entry.name);
@@ -65,8 +68,10 @@ export class KeyRing {
         );
       }
       keys.set(keyId(bytes), bytes);
+      files.set(keyId(bytes), path);
     }
     this.#keys = keys;
+    this.#files = files;
   }
 
   /** Key ids available. */
@@ -94,13 +99,20 @@ export class KeyRing {
     Deno.chmodSync(path + ".tmp", 0o600);
     Deno.renameSync(path + ".tmp", path);
     this.#keys.set(id, bytes);
+    this.#files.set(id, path);
     return id;
   }
 
-  /** Deletes a key file and forgets the key. */
+  /** Deletes a key's file (whatever its name) and forgets the key. */
   remove(id: string): void {
-    Deno.removeSync(join(this.dir, `${id}.key`));
+    try {
+      Deno.removeSync(this.#files.get(id) ?? join(this.dir, `${id}.key`));
+    } catch (err) {
+      // Another rotation removed it first.
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
     this.#keys.delete(id);
+    this.#files.delete(id);
   }
 
   /** Seals `plain` under key `id`, binding it to `aad`. */

@@ -6,8 +6,14 @@
  */
 import type { CredentialStore, Permission } from "./_store.ts";
 
-/** Whether a permission path covers a credential name (or another path). */
+/**
+ * Whether a permission path covers a credential name (or another path).
+ * Without case: names are case-insensitive (see CredentialStore), so a path
+ * covers a name however either is spelled.
+ */
 export function pathCovers(path: string, name: string): boolean {
+  path = path.toLowerCase();
+  name = name.toLowerCase();
   if (path === name) return true;
   if (path === "/*") return true;
   return path.endsWith("/*") && name.startsWith(path.slice(0, -1));

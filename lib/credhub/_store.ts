@@ -58,6 +58,8 @@ export class CredentialStore {
         name TEXT NOT NULL, type TEXT NOT NULL, created_at INTEGER NOT NULL,
         key_id TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL);
       CREATE INDEX IF NOT EXISTS credentials_name ON credentials(name, created_at);
+      CREATE INDEX IF NOT EXISTS credentials_name_nocase
+        ON credentials(name COLLATE NOCASE, created_at);
       CREATE TABLE IF NOT EXISTS permissions (uuid TEXT PRIMARY KEY,
         actor TEXT NOT NULL, path TEXT NOT NULL, operations TEXT NOT NULL,
         UNIQUE(actor, path));`);
@@ -108,6 +110,10 @@ export class CredentialStore {
     this.db.exec("BEGIN IMMEDIATE");
     try {
       if (options.grant) this.savePermission(options.grant);
+      // Names are case-insensitive, as CredHub's (its name_lowercase column):
+      // a new version joins the credential under the name it was first
+      // written with.
+      name = this.#storedName(name) ?? name;
       const keyId = this.activeKeyId()!;
       const s = this.keys.seal(
         keyId,
@@ -127,7 +133,7 @@ export class CredentialStore {
   /** Newest versions first (`limit` of them; all when undefined). */
   versions(name: string, limit?: number): CredentialVersion[] {
     const rows = this.db.prepare(
-      "SELECT * FROM credentials WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+      "SELECT * FROM credentials WHERE name = ? COLLATE NOCASE ORDER BY created_at DESC, rowid DESC LIMIT ?",
     ).all(name, limit ?? -1) as unknown as Row[];
     return rows.map((r) => this.#open(r));
   }
@@ -143,8 +149,15 @@ export class CredentialStore {
 
   /** Whether any version of `name` is stored (nothing is decrypted). */
   exists(name: string): boolean {
-    return this.db.prepare("SELECT 1 FROM credentials WHERE name = ? LIMIT 1")
-      .get(name) !== undefined;
+    return this.#storedName(name) !== undefined;
+  }
+
+  /** The name `name` was first stored under, matched without case. */
+  #storedName(name: string): string | undefined {
+    const r = this.db.prepare(
+      "SELECT name FROM credentials WHERE name = ? COLLATE NOCASE ORDER BY created_at, rowid LIMIT 1",
+    ).get(name) as { name: string } | undefined;
+    return r?.name;
   }
 
   /** Latest version time of every name (for path / name-like searches). */
@@ -160,7 +173,8 @@ export class CredentialStore {
   /** Deletes every version; false when there was none. */
   delete(name: string): boolean {
     return Number(
-      this.db.prepare("DELETE FROM credentials WHERE name = ?").run(name)
+      this.db.prepare("DELETE FROM credentials WHERE name = ? COLLATE NOCASE")
+        .run(name)
         .changes,
     ) > 0;
   }

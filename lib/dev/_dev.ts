@@ -311,7 +311,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
       }),
       { logger: logger.child("router") },
     );
-    stack.push(() => router.drain(2000));
+    stack.push(() => router.drain(2000, 0));
 
     // One proxy per instance, strict mTLS: only the router's certificate gets in.
     const proxies: RunningProxy[] = [];

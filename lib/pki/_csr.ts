@@ -94,7 +94,7 @@ export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
   } catch (err) {
     throw new PkiError(
       "ERR_PKI_CSR_INVALID",
-      "Invalid CSR: unsupported public key (use ECDSA P-256/P-384 or RSA 2048/3072)",
+      "Invalid CSR: unsupported public key (use ECDSA P-256/P-384 or RSA 2048/3072/4096)",
       { cause: err },
     );
   }
@@ -102,7 +102,7 @@ export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
   if (!keyType) {
     throw new PkiError(
       "ERR_PKI_CSR_INVALID",
-      "Invalid CSR: unsupported public key (use ECDSA P-256/P-384 or RSA 2048/3072)",
+      "Invalid CSR: unsupported public key (use ECDSA P-256/P-384 or RSA 2048/3072/4096)",
     );
   }
   let ok = false;

@@ -1,7 +1,9 @@
 /**
- * Key generation, PEM export and import (WebCrypto; PKCS#8 for private keys).
+ * Key generation, PEM export and import (WebCrypto; PKCS#8 for private keys,
+ * PKCS#1 and SEC1 read through node:crypto).
  * @module
  */
+import { createPrivateKey } from "node:crypto";
 import { PkiError } from "./errors.ts";
 
 /** Supported key algorithms, the one list schemas and CLIs use. */
@@ -10,6 +12,7 @@ export const KEY_TYPES = [
   "ec-p384",
   "rsa-2048",
   "rsa-3072",
+  "rsa-4096",
 ] as const;
 /** A supported key algorithm. */
 export type KeyType = typeof KEY_TYPES[number];
@@ -32,9 +35,10 @@ export function keyAlgorithm(
       return { name: "ECDSA", namedCurve: "P-384" };
     case "rsa-2048":
     case "rsa-3072":
+    case "rsa-4096":
       return {
         name: "RSASSA-PKCS1-v1_5",
-        modulusLength: type === "rsa-2048" ? 2048 : 3072,
+        modulusLength: Number(type.slice(4)),
         publicExponent: new Uint8Array([1, 0, 1]),
         hash: "SHA-256",
       };
@@ -62,6 +66,9 @@ export function keyTypeOf(key: CryptoKey): KeyType | undefined {
   }
   if (alg.name === "RSASSA-PKCS1-v1_5" && alg.modulusLength === 3072) {
     return "rsa-3072";
+  }
+  if (alg.name === "RSASSA-PKCS1-v1_5" && alg.modulusLength === 4096) {
+    return "rsa-4096";
   }
   return undefined;
 }
@@ -149,9 +156,11 @@ export async function exportPublicKeyPem(key: CryptoKey): Promise<string> {
 const IMPORT_ORDER: KeyType[] = ["ec-p256", "ec-p384", "rsa-2048"];
 
 /**
- * Imports a PKCS#8 PEM private key of any supported type, with its public key.
+ * Imports a PEM private key of any supported type, with its public key:
+ * PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`) or SEC1
+ * (`BEGIN EC PRIVATE KEY`), unencrypted.
  *
- * @param pem `-----BEGIN PRIVATE KEY-----` text.
+ * @param pem The key's PEM text.
  * @returns The key pair.
  * @throws {PkiError} `ERR_PKI_KEY_INVALID` when the text is not a supported key.
  *
@@ -163,12 +172,37 @@ const IMPORT_ORDER: KeyType[] = ["ec-p256", "ec-p384", "rsa-2048"];
  * ```
  */
 export async function importPrivateKeyPem(pem: string): Promise<KeyPair> {
-  const der = fromPem(pem, "PRIVATE KEY");
+  if (/BEGIN ENCRYPTED PRIVATE KEY|Proc-Type: 4,ENCRYPTED/.test(pem)) {
+    throw new PkiError(
+      "ERR_PKI_KEY_INVALID",
+      "Cannot read private key: it is encrypted; decrypt it first with 'openssl pkey -in KEY -out KEY.plain'",
+    );
+  }
+  let der = fromPem(pem, "PRIVATE KEY");
+  const legacy = /-----BEGIN (EC|RSA) PRIVATE KEY-----/.exec(pem);
+  if (!der && legacy) {
+    // PKCS#1 / SEC1: node:crypto reads them; WebCrypto wants PKCS#8.
+    try {
+      der = new Uint8Array(
+        createPrivateKey({ key: pem, format: "pem" }).export({
+          type: "pkcs8",
+          format: "der",
+        }),
+      );
+    } catch {
+      throw new PkiError(
+        "ERR_PKI_KEY_INVALID",
+        `Cannot read private key: the '${
+          legacy[1]
+        } PRIVATE KEY' block cannot be parsed`,
+      );
+    }
+  }
   if (!der) {
-    const hint = /BEGIN (EC|RSA) PRIVATE KEY/.test(pem)
-      ? ": convert it to PKCS#8 with 'openssl pkcs8 -topk8 -nocrypt'"
-      : ": expected a PEM block 'BEGIN PRIVATE KEY' (PKCS#8)";
-    throw new PkiError("ERR_PKI_KEY_INVALID", `Cannot read private key${hint}`);
+    throw new PkiError(
+      "ERR_PKI_KEY_INVALID",
+      "Cannot read private key: expected a PEM block 'BEGIN PRIVATE KEY' (PKCS#8), 'BEGIN RSA PRIVATE KEY' (PKCS#1) or 'BEGIN EC PRIVATE KEY' (SEC1)",
+    );
   }
   for (const type of IMPORT_ORDER) {
     const alg = keyAlgorithm(type);
@@ -201,7 +235,7 @@ export async function importPrivateKeyPem(pem: string): Promise<KeyPair> {
   }
   throw new PkiError(
     "ERR_PKI_KEY_INVALID",
-    "Cannot read private key: not an ECDSA P-256/P-384 or RSA 2048/3072 PKCS#8 key",
+    "Cannot read private key: not an ECDSA P-256/P-384 or RSA 2048/3072/4096 key",
   );
 }
 

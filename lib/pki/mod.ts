@@ -54,6 +54,10 @@ export type {
   ServiceCertOptions,
   ValidityOptions,
 } from "./_cert.ts";
+export { checkCaCertificate } from "./_cacheck.ts";
+export type { CaCheckOptions, CheckedCa } from "./_cacheck.ts";
+export { createCrl, normalizeSerial, parseCrl } from "./_crl.ts";
+export type { CrlEntry, CrlOptions, ParsedCrl } from "./_crl.ts";
 export { describeCertificate } from "./_describe.ts";
 export type { CertDetails } from "./_describe.ts";
 export { PkiError } from "./errors.ts";

@@ -5,7 +5,11 @@
  * @module
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { describeError } from "../common/mod.ts";
+import {
+  assertPrivateFile,
+  describeError,
+  FilePermissionError,
+} from "../common/mod.ts";
 import { parseCertificate, splitCertificates } from "../pki/mod.ts";
 import type { Identity } from "../pki/mod.ts";
 import { CredentialsError } from "./errors.ts";
@@ -136,8 +140,13 @@ async function loadOnce(
     );
   }
   try {
+    // A key group or others can read is refused, as the CA refuses its own.
+    await assertPrivateFile(keyPath, "key");
     keyPem = await Deno.readTextFile(keyPath);
   } catch (err) {
+    if (err instanceof FilePermissionError) {
+      fail(err.code, err.message.replace(/^Cannot use /, ""), err);
+    }
     fail(
       "ERR_PROXY_CREDENTIALS_UNREADABLE",
       `cannot read key "${keyPath}": ${describeError(err)}`,

@@ -37,6 +37,8 @@ export interface InstanceDeps {
   clock: Clock;
   logger: Logger;
   metrics: ProxyMetrics;
+  /** The CA's CRL (proxy.crl), for mtls client certificates. */
+  isRevoked?: (serial: string) => boolean;
 }
 
 /** Runtime state of one instance. */
@@ -145,6 +147,7 @@ export class InstanceRuntime {
         secureContext: () => this.#contextOptions(),
         trusted: (): readonly X509Certificate[] => this.#trust?.certs ?? [],
         allowedSans: this.config.allowed_client_sans,
+        isRevoked: d.isRevoked,
         clock: d.clock,
         logger: d.logger,
         metrics: d.metrics,

@@ -33,6 +33,8 @@ export interface ListenerOptions {
   /** The current trusted client CAs (mtls). */
   trusted(): readonly X509Certificate[];
   allowedSans: readonly string[];
+  /** True when the CA's CRL lists this client serial (mtls). */
+  isRevoked?: (serial: string) => boolean;
   clock: Clock;
   logger: Logger;
   metrics: ProxyMetrics;
@@ -232,6 +234,30 @@ export class TlsListener {
     }
   }
 
+  /**
+   * Cuts open connections whose client certificate `isRevoked` now says is
+   * revoked (after a CRL reload); returns how many.
+   */
+  cutRevoked(): number {
+    const check = this.options.isRevoked;
+    if (!check) return 0;
+    let cut = 0;
+    for (const c of this.#conns) {
+      const serial = c.client.getPeerCertificate()?.serialNumber;
+      if (serial && check(serial)) {
+        this.options.logger.warn("client-cut-revoked", {
+          ...this.#labels,
+          peer: peerOf(c.client),
+          serial: serial.toLowerCase(),
+        });
+        c.client.destroy();
+        c.app.destroy();
+        cut++;
+      }
+    }
+    return cut;
+  }
+
   /** Counters for `/stats`. */
   stats(): ListenerStats {
     const live = this.liveBytes();
@@ -295,10 +321,23 @@ export class TlsListener {
         );
         return;
       }
-      const peer = o.allowedSans.length > 0
+      const peer = o.allowedSans.length > 0 || o.isRevoked
         ? client.getPeerCertificate()
         : undefined;
-      if (peer && !sanAllowed(peer, o.allowedSans)) {
+      // Deno 2.9's node:tls ignores the `crl` option: the CRL is checked
+      // here, before the app is dialed or a byte is forwarded.
+      if (peer && o.isRevoked?.(peer.serialNumber)) {
+        this.#refuse(
+          client,
+          "revoked",
+          `client certificate ${peer.serialNumber.toLowerCase()} is listed in the CA's CRL`,
+          subjectOf(peer),
+        );
+        return;
+      }
+      if (
+        peer && o.allowedSans.length > 0 && !sanAllowed(peer, o.allowedSans)
+      ) {
         this.#refuse(
           client,
           "san-not-allowed",

@@ -15,6 +15,7 @@ export type RefusalReason =
   | "expired"
   | "san-not-allowed"
   | "invalid-cert"
+  | "revoked"
   | "handshake-error";
 
 /** Every refusal reason, in display order. */
@@ -24,6 +25,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "expired",
   "san-not-allowed",
   "invalid-cert",
+  "revoked",
   "handshake-error",
 ];
 

@@ -24,6 +24,9 @@ import { startRegistration } from "./_registration.ts";
 import { drainAndRelease } from "./_shutdown.ts";
 import type { ProxyParts } from "./_shutdown.ts";
 import { CredentialWatcher } from "./_watch.ts";
+import { CrlWatcher } from "../revocation/mod.ts";
+import { describeError } from "../common/mod.ts";
+import { CredentialsError } from "./errors.ts";
 import { certInfo, configDump, metricCollectors, readiness } from "./_views.ts";
 import type { ServedCertInfo } from "./_views.ts";
 
@@ -49,6 +52,8 @@ export interface ProxyDeps {
   watch?: boolean;
   /** Serve the admin API on `admin_listen`. @default {true} */
   admin?: boolean;
+  /** Fetch for `crl.url`. @default {fetch trusting crl.ca_bundle} */
+  fetch?: typeof fetch;
 }
 
 /** A bound listener, as reported by {@linkcode RunningProxy.instances}. */
@@ -140,6 +145,17 @@ export async function startProxy(
     admin: undefined,
   };
 
+  // The CRL before the listeners, so the first handshake is checked.
+  const crl = config.crl
+    ? await startCrl(config.crl, { clock, logger, metrics, fetch: deps.fetch })
+    : undefined;
+  const isRevoked = crl ? (s: string) => crl.isRevoked(s) : undefined;
+  crl?.onChange(() => {
+    for (const i of parts.instances) {
+      for (const l of i.listeners) l.cutRevoked();
+    }
+  });
+
   // Every instance's credentials and listeners first: a proxy that cannot
   // serve one of them does not start.
   try {
@@ -149,11 +165,13 @@ export async function startProxy(
         clock,
         logger,
         metrics,
+        isRevoked,
       });
       parts.instances.push(inst);
       await inst.start();
     }
   } catch (err) {
+    crl?.close();
     await drainAndRelease(parts, 0);
     throw err;
   }
@@ -208,6 +226,7 @@ export async function startProxy(
           parts,
           options.drainTimeoutMs ?? config.drain_timeout,
         );
+        crl?.close();
         logger.info("proxy-stopped", {});
       })();
       return closing;
@@ -259,4 +278,43 @@ export async function startProxy(
     listeners: instances.reduce((n, i) => n + i.listeners.length, 0),
   });
   return proxy;
+}
+
+/** Reads `crl.ca_bundle` and loads the CRL once (a failed fetch is logged). */
+async function startCrl(
+  c: NonNullable<ProxySection["crl"]>,
+  d: {
+    clock: Clock;
+    logger: Logger;
+    metrics: ProxyMetrics;
+    fetch?: typeof fetch;
+  },
+): Promise<CrlWatcher> {
+  let caBundle: string | undefined;
+  if (c.ca_bundle !== undefined) {
+    try {
+      caBundle = await Deno.readTextFile(c.ca_bundle);
+    } catch (err) {
+      throw new CredentialsError(
+        "ERR_PROXY_TRUST_INVALID",
+        `Cannot read proxy.crl.ca_bundle "${c.ca_bundle}": ${
+          describeError(err)
+        }`,
+        { cause: err },
+      );
+    }
+  }
+  const crl = new CrlWatcher({
+    url: c.url,
+    caBundle,
+    refreshMs: c.refresh,
+    timeoutMs: c.timeout,
+    holder: "proxy",
+    logger: d.logger,
+    metrics: d.metrics.registry,
+    clock: d.clock,
+    fetch: d.fetch,
+  });
+  await crl.start();
+  return crl;
 }

@@ -56,6 +56,18 @@ export interface RecoveryReport {
   removed: string[];
   /** True when plain (non-symlink) instance files were imported as a version. */
   imported: boolean;
+  /** Files of the kept versions whose mode was wrong and was set back. */
+  repaired: RepairedMode[];
+}
+
+/** A file {@linkcode CredentialStore.recover} chmod-ed back to its mode. */
+export interface RepairedMode {
+  /** Path relative to the credentials directory (`versions/3/instance.key`). */
+  file: string;
+  /** The mode it had (`0o644`). */
+  was: number;
+  /** The mode it has now (`key_mode` or `cert_mode`). */
+  mode: number;
 }
 
 /**
@@ -178,7 +190,39 @@ export class CredentialStore {
     if (current === undefined) imported = await this.#importPlainFiles();
     if (removed.length) await this.#syncDir(versionsDir);
     if (current !== undefined || imported) await this.#ensureLinks();
-    return { removed, imported };
+    const repaired = await this.#repairModes(
+      [await this.#currentVersion(), previous],
+    );
+    return { removed, imported, repaired };
+  }
+
+  /**
+   * Sets the key and certificate files of `versions` back to `key_mode` and
+   * `cert_mode` (an operator's `cp` or `chmod`, a restored backup): the proxy
+   * refuses a key group or others can read.
+   */
+  async #repairModes(
+    versions: Array<number | undefined>,
+  ): Promise<RepairedMode[]> {
+    const repaired: RepairedMode[] = [];
+    for (const n of versions) {
+      if (n === undefined) continue;
+      for (
+        const [name, mode] of [
+          [KEY_FILE, this.#keyMode],
+          [CERT_FILE, this.#certMode],
+        ] as const
+      ) {
+        const file = `${VERSIONS}/${n}/${name}`;
+        const info = await lstatOrUndefined(join(this.dir, file));
+        if (!info?.isFile || info.mode === null) continue;
+        const was = info.mode & 0o777;
+        if (was === mode) continue;
+        await Deno.chmod(join(this.dir, file), mode);
+        repaired.push({ file, was, mode });
+      }
+    }
+    return repaired;
   }
 
   /** The current pair, or `undefined` when none has been written. */

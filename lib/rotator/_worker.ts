@@ -146,6 +146,14 @@ export class InstanceWorker {
         imported: report.imported,
       });
     }
+    for (const r of report.repaired) {
+      this.#ctx.log.warn("credentials-mode-repaired", {
+        instance: this.#id,
+        file: r.file,
+        mode_was: r.was.toString(8),
+        mode: r.mode.toString(8),
+      });
+    }
     const pair = await this.store.read();
     if (!pair) return "missing";
     try {

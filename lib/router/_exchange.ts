@@ -26,6 +26,7 @@ import { decide } from "./_decide.ts";
 const CERT_DETAIL: Record<string, string> = {
   CERT_HAS_EXPIRED: "certificate expired",
   CERT_NOT_YET_VALID: "certificate not yet valid",
+  CERT_REVOKED: "certificate revoked",
 };
 
 /** Settings of the exchange, resolved to numbers. */

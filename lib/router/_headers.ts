@@ -23,6 +23,8 @@ export const RH_IDEMPOTENCY_KEY = 14;
 export const RH_W3C = 15;
 /** `b3`, `x-b3-*`: completed when Zipkin tracing is on. */
 export const RH_B3 = 16;
+/** `x-forwarded-client-cert`: per `router.forwarded_client_cert`. */
+export const RH_FORWARDED_CLIENT_CERT = 17;
 
 /**
  * Request headers the data path treats specially, so one Map lookup per
@@ -47,6 +49,7 @@ export const REQUEST_HEADER: ReadonlyMap<string, number> = new Map([
   ["host", RH_HOST],
   ["x-forwarded-for", RH_FORWARDED_FOR],
   ["x-forwarded-proto", RH_FORWARDED_PROTO],
+  ["x-forwarded-client-cert", RH_FORWARDED_CLIENT_CERT],
   ["x-request-start", RH_REQUEST_START],
   ["traceparent", RH_W3C],
   ["tracestate", RH_W3C],

@@ -53,6 +53,22 @@ export function checkReusePort(reusePort: boolean, addr: ListenAddress): void {
   }
 }
 
+/**
+ * A bound client listener, whatever engine serves it. The drain
+ * (`_shutdown.ts`) needs only these two steps, as gorouter's
+ * `stopListening` + `closeIdleConns` in router/router.go.
+ */
+export interface ClientListener {
+  readonly addr: Deno.NetAddr;
+  /**
+   * Stops accepting connections and closes idle keep-alive ones; resolves
+   * once the requests in flight have been answered.
+   */
+  stopAccepting(): Promise<void>;
+  /** Resolves once every connection has closed. */
+  readonly finished: Promise<void>;
+}
+
 /** Options of {@linkcode serveClients}. */
 export interface ClientListenerOptions {
   /** `"http"` or `"https"`, passed to the handler (X-Forwarded-Proto). */
@@ -62,6 +78,33 @@ export interface ClientListenerOptions {
   tls?: ListenTls;
   reusePort: boolean;
   logger: Logger;
+  /**
+   * True while the router drains: HTTP/1.1 responses then carry
+   * `Connection: close`, so keep-alive clients (and load balancers) open
+   * their next connection elsewhere instead of racing the listener's close.
+   */
+  closing?: () => boolean;
+}
+
+/**
+ * Adds `Connection: close` to a response (copying it when its headers are
+ * immutable). Upgrades keep their `Connection: upgrade`; HTTP/2 drops the
+ * header (Deno strips it) and learns of the drain by GOAWAY instead.
+ */
+export function closeAfter(res: Response): Response {
+  if (res.status === 101) return res;
+  try {
+    res.headers.set("connection", "close");
+    return res;
+  } catch {
+    const headers = new Headers(res.headers);
+    headers.set("connection", "close");
+    return new Response(res.body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers,
+    });
+  }
 }
 
 /**
@@ -77,10 +120,17 @@ export function serveClients(
     proto: string,
   ) => Response | Promise<Response>,
   o: ClientListenerOptions,
-): Deno.HttpServer<Deno.NetAddr> {
-  const { proto, tls } = o;
+): ClientListener {
+  const { proto, tls, closing } = o;
+  const served = closing
+    ? async (req: Request, info: Deno.ServeHandlerInfo) => {
+      const res = await handle(req, info, proto);
+      return closing() ? closeAfter(res) : res;
+    }
+    : (req: Request, info: Deno.ServeHandlerInfo) => handle(req, info, proto);
+  let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    return Deno.serve(
+    server = Deno.serve(
       {
         hostname: addr.hostname,
         port: addr.port,
@@ -97,13 +147,18 @@ export function serveClients(
       },
       // Over TLS, stream the body (see oneSegment) or each keep-alive
       // response waits ~40 ms for the client's delayed ACK.
-      tls
-        ? async (req, info) => oneSegment(await handle(req, info, proto))
-        : (req, info) => handle(req, info, proto),
+      tls ? async (req, info) => oneSegment(await served(req, info)) : served,
     );
   } catch (err) {
     throw listenError(addr, o.setting, err);
   }
+  return {
+    addr: server.addr,
+    // Deno's graceful shutdown closes the listener and idle connections at
+    // once, then waits for the requests in flight.
+    stopAccepting: () => server.shutdown(),
+    finished: server.finished,
+  };
 }
 
 /**

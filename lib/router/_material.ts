@@ -4,7 +4,11 @@
  * what it has), the HTTPS and API key pairs, the token key and the CA bundles.
  * @module
  */
-import { describeError } from "../common/mod.ts";
+import {
+  assertPrivateFile,
+  describeError,
+  FilePermissionError,
+} from "../common/mod.ts";
 import type { RouterSection } from "../config/mod.ts";
 import {
   certificateMatchesKey,
@@ -31,16 +35,24 @@ export interface RouterFiles {
   routeServiceTls: BackendTls;
 }
 
-/** Reads `path` (when set), naming `what` in the error. */
+/**
+ * Reads `path` (when set), naming `what` in the error. A `secret` (private
+ * key) that group or others can read is refused, as the CA refuses its own.
+ */
 async function readFile(
   read: ReadTextFile,
   path: string | undefined,
   what: string,
+  secret = false,
 ): Promise<string | undefined> {
   if (path === undefined) return undefined;
   try {
+    if (secret) await assertPrivateFile(path, what);
     return await read(path);
   } catch (err) {
+    if (err instanceof FilePermissionError) {
+      throw new RouterError(err.code, err.message, { cause: err });
+    }
     throw new RouterError(
       "ERR_ROUTER_FILE",
       `Cannot read ${what} "${path}": ${describeError(err)}`,
@@ -65,7 +77,7 @@ export async function loadBackendTls(
   const material: BackendTls = {
     ca: await readFile(read, b.ca, `${role} CA`),
     cert: await readFile(read, b.cert, `${role} client certificate`),
-    key: await readFile(read, b.key, `${role} client key`),
+    key: await readFile(read, b.key, `${role} client key`, true),
   };
   // node:tls in Deno 2.9 accepts garbage here and fails only per
   // connection, which would prune every TLS endpoint: check up front, so
@@ -123,10 +135,10 @@ export async function loadRouterFiles(
     publicKey: await readFile(read, api?.public_key_file, "token public key"),
     caBundle: await readFile(read, api?.ca_bundle, "JWKS CA bundle"),
     apiCert: await readFile(read, api?.cert, "API certificate"),
-    apiKey: await readFile(read, api?.key, "API key"),
+    apiKey: await readFile(read, api?.key, "API key", true),
     natsCa: await readFile(read, config.nats?.tls_ca, "NATS CA bundle"),
     httpsCert: await readFile(read, config.https?.cert, "HTTPS certificate"),
-    httpsKey: await readFile(read, config.https?.key, "HTTPS key"),
+    httpsKey: await readFile(read, config.https?.key, "HTTPS key", true),
     routeServiceTls: await loadBackendTls(
       config.route_services,
       read,

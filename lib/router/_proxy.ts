@@ -23,6 +23,10 @@ import { Exchanges } from "./_exchange.ts";
 import { RequestHandler } from "./_request.ts";
 import { RouteServices } from "./_route_service_proxy.ts";
 import type { RouteServiceSettings } from "./_route_service_proxy.ts";
+import type {
+  ForwardedClientCertMode,
+  ForwardedProtoSettings,
+} from "./_forwarded.ts";
 
 /** Settings the data path needs, resolved to numbers. */
 export interface ProxySettings {
@@ -39,6 +43,10 @@ export interface ProxySettings {
   stickyAuthNegotiate?: boolean;
   /** `router.tracing`. */
   tracing: TracingSettings;
+  /** `router.forwarded_client_cert`. */
+  forwardedClientCert?: ForwardedClientCertMode;
+  /** `sanitize_forwarded_proto`, `force_forwarded_proto_https`. */
+  forwardedProto?: ForwardedProtoSettings;
 }
 
 /** Everything the data path uses. */
@@ -133,6 +141,8 @@ export function createProxyHandler(ctx: ProxyContext): ProxyHandler {
     stickyCookieNames: settings.stickyCookieNames,
     stickyAuthNegotiate: settings.stickyAuthNegotiate,
     tracing: settings.tracing,
+    forwardedClientCert: settings.forwardedClientCert,
+    forwardedProto: settings.forwardedProto,
   });
   return {
     handle: (req, info, proto) => requests.handle(req, info, proto),

@@ -24,6 +24,7 @@ import {
   RH_CONTENT_LENGTH,
   RH_COOKIE,
   RH_DROP,
+  RH_FORWARDED_CLIENT_CERT,
   RH_FORWARDED_FOR,
   RH_FORWARDED_PROTO,
   RH_HOST,
@@ -36,6 +37,11 @@ import {
   stickyTarget,
 } from "./_headers.ts";
 import { addTraceHeaders } from "./_tracing.ts";
+import { forwardedClientCert, forwardedProto } from "./_forwarded.ts";
+import type {
+  ForwardedClientCertMode,
+  ForwardedProtoSettings,
+} from "./_forwarded.ts";
 import type { IncomingTrace, TracingSettings } from "./_tracing.ts";
 
 /** Options of {@linkcode RequestHandler}. */
@@ -58,7 +64,16 @@ export interface RequestHandlerOptions {
   stickyAuthNegotiate?: boolean;
   /** Trace headers (`router.tracing`): off, the client's pass through. */
   tracing: TracingSettings;
+  /** `router.forwarded_client_cert`. @default {"always_forward"} */
+  forwardedClientCert?: ForwardedClientCertMode;
+  /** `sanitize_forwarded_proto`, `force_forwarded_proto_https`. @default {both false} */
+  forwardedProto?: ForwardedProtoSettings;
 }
+
+const GOROUTER_PROTO: ForwardedProtoSettings = {
+  sanitize: false,
+  forceHttps: false,
+};
 
 /** Turns a client request into an exchange, or answers it directly. */
 export class RequestHandler {
@@ -73,11 +88,15 @@ export class RequestHandler {
    * Handles one request from `Deno.serve`.
    *
    * @param proto `"http"` or `"https"`: the listener it came in on.
+   * @param peerCert DER of the client's certificate, when the TLS front
+   *   asked for one (`sanitize_set` forwards it, `forward` trusts the
+   *   client's `X-Forwarded-Client-Cert` only then).
    */
   handle(
     req: Request,
     info: Deno.ServeHandlerInfo,
     proto: string,
+    peerCert?: Uint8Array,
   ): Response | Promise<Response> {
     const { registry, stats, recorder } = this.#o;
     stats.requests++;
@@ -93,6 +112,7 @@ export class RequestHandler {
     let upgrade: string | undefined;
     let xff: string | undefined;
     let xfp: string | undefined;
+    let xfcc: string | undefined;
     let requestStart: string | undefined;
     let trace: IncomingTrace | undefined;
     const { tracing } = this.#o;
@@ -127,7 +147,10 @@ export class RequestHandler {
           continue;
         case RH_FORWARDED_PROTO:
           xfp = value;
-          break;
+          continue;
+        case RH_FORWARDED_CLIENT_CERT:
+          xfcc = value;
+          continue;
         case RH_REQUEST_START:
           requestStart = value;
           break;
@@ -281,10 +304,30 @@ export class RequestHandler {
     const forwardedFor = xff === undefined ? remote : `${xff}, ${remote}`;
     x.forwardedFor = forwardedFor;
     headers.push("x-forwarded-for", forwardedFor);
-    if (xfp === undefined) {
-      x.forwardedProto = proto;
-      headers.push("x-forwarded-proto", proto);
-    }
+    // gorouter's handlers/clientcert.go and x_forwarded_proto.go; a
+    // signature back from the route service is checked in intercept().
+    const over = {
+      tls: proto === "https",
+      peerCert,
+      fromRouteService: pool.routeServiceUrl !== undefined &&
+        !!req.headers.get("x-cf-proxy-signature"),
+    };
+    const cert =
+      xfcc === undefined && this.#o.forwardedClientCert !== "sanitize_set"
+        ? undefined
+        : forwardedClientCert(
+          this.#o.forwardedClientCert ?? "always_forward",
+          xfcc,
+          over,
+        );
+    if (cert !== undefined) headers.push("x-forwarded-client-cert", cert);
+    const fp = forwardedProto(
+      this.#o.forwardedProto ?? GOROUTER_PROTO,
+      xfp,
+      over,
+    );
+    x.forwardedProto = fp ?? "";
+    if (fp !== undefined) headers.push("x-forwarded-proto", fp);
     if (requestStart === undefined) {
       headers.push("x-request-start", String(startMs));
     }

@@ -7,10 +7,12 @@
  * @module
  */
 import type { Clock } from "../common/mod.ts";
-import { systemClock } from "../common/mod.ts";
+import { describeError, systemClock } from "../common/mod.ts";
 import type { RouterSection } from "../config/mod.ts";
-import type { Logger } from "../observe/mod.ts";
+import type { Logger, MetricsRegistry } from "../observe/mod.ts";
 import { createLogger } from "../observe/mod.ts";
+import { CrlWatcher } from "../revocation/mod.ts";
+import { RouterError } from "./errors.ts";
 import { redactUrl } from "../routes/mod.ts";
 import type { NatsRouteBusOptions, RegistryMessage } from "../routes/mod.ts";
 import { createAccessLog } from "./_access_log.ts";
@@ -24,6 +26,7 @@ import { RouteEvents } from "./_events.ts";
 import { routerStatus } from "./_status.ts";
 import { loadBackendTls, loadRouterFiles } from "./_material.ts";
 import { checkReusePort, serveClients } from "./_listeners.ts";
+import type { ClientListener } from "./_listeners.ts";
 import { startApi } from "./_api_server.ts";
 import type { ApiServer } from "./_api_server.ts";
 import { connectRouteSource } from "./_nats.ts";
@@ -49,6 +52,8 @@ export interface RouterDeps {
   dialBackend?: BackendDialer;
   /** Connects the NATS bus. @default {NatsRouteBus.connect} */
   connectNats?: (options: NatsRouteBusOptions) => Promise<RouteBusLike>;
+  /** Fetch for `backends.crl.url`. @default {fetch trusting its ca_bundle} */
+  fetch?: typeof fetch;
 }
 
 /** A started router. */
@@ -74,11 +79,16 @@ export interface RunningRouter {
   /** Re-reads the backend CA and client certificate; new connections use them. */
   reload(): Promise<void>;
   /**
-   * Stops accepting, lets in-flight requests finish for up to `timeoutMs`,
-   * then closes everything.
+   * Drains as gorouter does: `/healthz` answers 503 and responses carry
+   * `Connection: close` at once; the router keeps accepting for `waitMs`
+   * (`drain_wait`), then stops accepting and lets in-flight requests finish
+   * for up to `timeoutMs` (`drain_timeout`), then closes everything.
    */
-  drain(timeoutMs?: number): Promise<void>;
-  /** Closes listeners, backend connections, NATS and timers at once. */
+  drain(timeoutMs?: number, waitMs?: number): Promise<void>;
+  /**
+   * Closes listeners, backend connections, NATS and timers at once (during
+   * a drain: ends its wait; requests in flight keep their grace period).
+   */
   close(): Promise<void>;
 }
 
@@ -118,6 +128,18 @@ export async function startRouter(
     });
   }
   let currentTls = files.backendTls;
+  const stats = new RouterStats(() => ({
+    routes: registry.routeCount,
+    endpoints: registry.endpointCount,
+  }));
+  const crl = b.crl
+    ? await startBackendCrl(b.crl, read, {
+      clock,
+      logger,
+      metrics: stats.registry,
+      fetch: deps.fetch,
+    })
+    : undefined;
 
   const transports = new Transports({
     tls: currentTls,
@@ -126,8 +148,10 @@ export async function startRouter(
     idleTimeoutMs: b.idle_timeout,
     dialTimeoutMs: b.dial_timeout,
     handshakeTimeoutMs: b.tls_handshake_timeout,
+    maxConnAgeMs: b.max_conn_age,
     clock,
     dial: deps.dialBackend,
+    isRevoked: crl ? (serial) => crl.isRevoked(serial) : undefined,
   });
   const registry = new Registry({
     staleThresholdMs: config.stale_threshold,
@@ -135,10 +159,13 @@ export async function startRouter(
     now: () => clock.now(),
     onRemove: (ep) => transports.release(ep),
   });
-  const stats = new RouterStats(() => ({
-    routes: registry.routeCount,
-    endpoints: registry.endpointCount,
-  }));
+  // A CRL that changed: kept-alive connections were checked against the old
+  // one, so every TLS endpoint gets a fresh agent (busy requests finish).
+  crl?.onChange(() => {
+    for (const pool of registry.pools()) {
+      for (const ep of pool.endpoints) if (ep.tls) transports.release(ep);
+    }
+  });
   const accessLog = config.access_log.enabled
     ? await createAccessLog({
       file: config.access_log.file,
@@ -177,6 +204,11 @@ export async function startRouter(
       stickyCookieNames: config.sticky_cookie_names,
       secureCookies: config.secure_cookies,
       stickyAuthNegotiate: config.sticky_sessions_for_auth_negotiate,
+      forwardedClientCert: config.forwarded_client_cert,
+      forwardedProto: {
+        sanitize: config.sanitize_forwarded_proto,
+        forceHttps: config.force_forwarded_proto_https,
+      },
       tracing: {
         w3c: config.tracing.enable_w3c,
         zipkin: config.tracing.enable_zipkin,
@@ -205,32 +237,40 @@ export async function startRouter(
     }
   };
 
-  const servers: Deno.HttpServer<Deno.NetAddr>[] = [];
+  const servers: ClientListener[] = [];
   let api: ApiServer | undefined;
   let source: RouteSource | undefined;
   let loops: Loops | undefined;
   let draining = false;
   let stopping: Promise<void> | undefined;
-  const stop = (graceMs: number) => {
+  const skip = Promise.withResolvers<void>();
+  const stop = (graceMs: number, waitMs: number) => {
     draining = true;
+    if (waitMs <= 0) skip.resolve();
     return stopping ??= shutdown({
       clock,
       logger,
       servers,
       api: api?.server,
+      inflight: () => handler.inflight,
       stopLoops: () => loops?.stop(),
       closeUpgrades: () => handler.closeUpgrades(),
       closeBackends: () => transports.closeAll(),
       closeRest: async () => {
+        crl?.close();
         await source?.bus.close();
         api?.verifier.close();
         await accessLog?.close();
       },
-    }, graceMs);
+    }, { waitMs, graceMs, skipWait: skip.promise });
   };
 
   try {
-    const listenOpts = { reusePort: config.reuse_port, logger };
+    const listenOpts = {
+      reusePort: config.reuse_port,
+      logger,
+      closing: () => draining,
+    };
     servers.push(
       serveClients(config.listen, handler.handle, {
         ...listenOpts,
@@ -356,17 +396,63 @@ export async function startRouter(
         }
         logger.info("backend-tls-reloaded", {});
       },
-      async drain(timeoutMs = config.drain_timeout) {
-        logger.info("router-draining", {
-          timeout_ms: timeoutMs,
-          inflight: handler.inflight,
-        });
-        await stop(timeoutMs);
+      async drain(
+        timeoutMs = config.drain_timeout,
+        waitMs = config.drain_wait,
+      ) {
+        if (!draining) {
+          logger.info("router-draining", {
+            wait_ms: waitMs,
+            timeout_ms: timeoutMs,
+            inflight: handler.inflight,
+          });
+        }
+        await stop(timeoutMs, waitMs);
       },
-      close: () => stop(0),
+      close: () => stop(0, 0),
     };
   } catch (err) {
-    await stop(0);
+    await stop(0, 0);
     throw err;
   }
+}
+
+/** Reads `backends.crl.ca_bundle` and loads the CRL once (failures are logged). */
+async function startBackendCrl(
+  c: NonNullable<RouterSection["backends"]["crl"]>,
+  read: (path: string) => Promise<string>,
+  d: {
+    clock: Clock;
+    logger: Logger;
+    metrics: MetricsRegistry;
+    fetch?: typeof fetch;
+  },
+): Promise<CrlWatcher> {
+  let caBundle: string | undefined;
+  if (c.ca_bundle !== undefined) {
+    try {
+      caBundle = await read(c.ca_bundle);
+    } catch (err) {
+      throw new RouterError(
+        "ERR_ROUTER_FILE",
+        `Cannot read router.backends.crl.ca_bundle "${c.ca_bundle}": ${
+          describeError(err)
+        }`,
+        { cause: err },
+      );
+    }
+  }
+  const crl = new CrlWatcher({
+    url: c.url,
+    caBundle,
+    refreshMs: c.refresh,
+    timeoutMs: c.timeout,
+    holder: "router",
+    logger: d.logger,
+    metrics: d.metrics,
+    clock: d.clock,
+    fetch: d.fetch,
+  });
+  await crl.start();
+  return crl;
 }

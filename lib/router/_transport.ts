@@ -72,6 +72,14 @@ export interface TransportOptions {
   dialTimeoutMs?: number;
   /** TLS handshake timeout in ms. @default {10000} */
   handshakeTimeoutMs?: number;
+  /**
+   * Longest life of a backend connection in ms (0: no limit). A TLS
+   * connection also ends when the certificate that authenticated it expires.
+   * @default {0}
+   */
+  maxConnAgeMs?: number;
+  /** True when the CA's CRL lists this backend serial (backends.crl). */
+  isRevoked?: (serial: string) => boolean;
 }
 
 /** An error carrying a stable `code`, for the failure classifiers. */
@@ -122,6 +130,24 @@ interface Dialing {
   clock: Clock;
   dialMs: number;
   handshakeMs: number;
+  /** `max_conn_age` in ms; 0: none. */
+  maxAgeMs: number;
+}
+
+/**
+ * Socket property: when it may carry no further request (ms), the earlier of
+ * the backend certificate's notAfter and `max_conn_age` after it connected.
+ * Route integrity is a handshake property: a keep-alive connection must not
+ * outlive the certificate that proved the backend's identity (with 1-minute
+ * certificates an idle timeout of 90 s would).
+ */
+const RETIRE_AT: unique symbol = Symbol("sigil.retireAt");
+type AgedSocket = net.Socket & { [RETIRE_AT]?: number };
+
+/** True when `socket` must carry no further request at `now`. */
+function pastRetirement(socket: net.Socket, now: number): boolean {
+  const at = (socket as AgedSocket)[RETIRE_AT];
+  return at !== undefined && now >= at;
 }
 
 /**
@@ -150,6 +176,9 @@ function connectBackend(
     timer = undefined;
   };
   socket.once("connect", () => {
+    if (d.maxAgeMs > 0) {
+      (socket as AgedSocket)[RETIRE_AT] = clock.now() + d.maxAgeMs;
+    }
     if (!secure) {
       stop();
       socket[PHASE] = "sent";
@@ -169,6 +198,15 @@ function connectBackend(
     socket.once("secureConnect", () => {
       stop();
       socket[PHASE] = "sent";
+      const notAfter = Date.parse(
+        (socket as tls.TLSSocket).getPeerCertificate?.()?.valid_to ?? "",
+      );
+      const s = socket as AgedSocket;
+      if (
+        !Number.isNaN(notAfter) && !(notAfter >= (s[RETIRE_AT] ?? Infinity))
+      ) {
+        s[RETIRE_AT] = notAfter;
+      }
     });
   }
   socket.once("close", stop);
@@ -230,14 +268,23 @@ interface AgentInternals {
  * per request under Deno). Returns false when there is no usable idle socket:
  * the caller then runs node's own `addRequest` (new connection or queueing).
  */
-function reuseIdle(agent: AgentInternals, req: http.ClientRequest): boolean {
+function reuseIdle(
+  agent: AgentInternals,
+  req: http.ClientRequest,
+  clock: Clock,
+): boolean {
   const free = agent.freeSockets[NAME];
   if (free === undefined) return false;
   let socket = free.pop();
   while (socket !== undefined && socket.destroyed) socket = free.pop();
   if (free.length === 0) delete agent.freeSockets[NAME];
   if (socket === undefined) return false;
-  if (!socket.writable) {
+  if (
+    !socket.writable ||
+    ((socket as AgedSocket)[RETIRE_AT] !== undefined &&
+      pastRetirement(socket, clock.now()))
+  ) {
+    // Node's addRequest then dials (and verifies) a new connection.
     socket.destroy();
     return false;
   }
@@ -266,16 +313,32 @@ function endpointAgent<B extends AgentClass>(Base: B, tlsAlways: boolean) {
     settings!: AgentSettings;
     retired = false;
     addRequest(req: http.ClientRequest, options: unknown): void {
-      if (reuseIdle(this as unknown as AgentInternals, req)) return;
+      const internals = this as unknown as AgentInternals;
+      if (reuseIdle(internals, req, this.settings.dialing.clock)) return;
+      // Node's own addRequest would hand out an idle socket too: drop the
+      // ones past their retirement first.
+      this.#dropRetired(internals);
       (http.Agent.prototype as unknown as {
         addRequest(req: http.ClientRequest, options: unknown): void;
       }).addRequest.call(this, req, options);
+    }
+    #dropRetired(internals: AgentInternals): void {
+      const free = internals.freeSockets[NAME];
+      if (free === undefined) return;
+      const now = this.settings.dialing.clock.now();
+      for (const sock of [...free]) {
+        if (pastRetirement(sock, now)) sock.destroy();
+      }
     }
     override getName(): string {
       return NAME;
     }
     override keepSocketAlive(socket: net.Socket): boolean {
       if (this.retired) return false;
+      if (
+        (socket as AgedSocket)[RETIRE_AT] !== undefined &&
+        pastRetirement(socket, this.settings.dialing.clock.now())
+      ) return false;
       (socket as IdleSocket)[IDLE_SINCE] = this.settings.clock.now;
       // node's implementation returns a boolean; its typings say void.
       return super.keepSocketAlive(socket) as unknown as boolean;
@@ -321,9 +384,11 @@ export class Transports {
   /** Retired agents that may still carry a request. */
   #retired = new Set<EndpointAgent>();
   #closed = false;
+  #isRevoked: ((serial: string) => boolean) | undefined;
 
   constructor(options: TransportOptions) {
     this.#tls = options.tls;
+    this.#isRevoked = options.isRevoked;
     this.#maxConns = options.maxConns ?? 500;
     this.#maxIdle = options.maxIdle ?? 100;
     this.#idleMs = options.idleTimeoutMs ?? 90_000;
@@ -333,6 +398,7 @@ export class Transports {
       clock,
       dialMs: options.dialTimeoutMs ?? 5_000,
       handshakeMs: options.handshakeTimeoutMs ?? 10_000,
+      maxAgeMs: options.maxConnAgeMs ?? 0,
     };
     this.#coarse = { now: clock.now() };
   }
@@ -424,10 +490,23 @@ export class Transports {
   /** TLS client options for a backend that must prove it is `san`. */
   tlsOptions(san: string): tls.ConnectionOptions {
     const t = this.#tls;
+    const identity = identityChecker(san);
+    const revoked = this.#isRevoked;
     return {
       // No SNI for an IP address (RFC 6066).
       servername: net.isIP(san) === 0 ? san : "",
-      checkServerIdentity: identityChecker(san),
+      // Deno 2.9's node:tls ignores the `crl` option, so the CRL is read
+      // here, where the handshake can still be failed (before any request
+      // byte is sent): a revoked certificate is untrusted, whatever it names.
+      checkServerIdentity: revoked === undefined
+        ? identity
+        : (host, cert) =>
+          revoked(cert.serialNumber)
+            ? codedError(
+              "CERT_REVOKED",
+              `Backend certificate ${cert.serialNumber.toLowerCase()} is revoked (listed in the CA's CRL)`,
+            )
+            : identity(host, cert),
       ca: t.ca,
       cert: t.cert,
       key: t.key,
@@ -472,7 +551,10 @@ export class Transports {
       for (const list of Object.values(agent.freeSockets)) {
         if (list === undefined) continue;
         for (const s of [...list]) {
-          if (((s as IdleSocket)[IDLE_SINCE] ?? now) < limit) s.destroy();
+          if (
+            ((s as IdleSocket)[IDLE_SINCE] ?? now) < limit ||
+            pastRetirement(s, now)
+          ) s.destroy();
         }
       }
     }

@@ -382,3 +382,34 @@ Deno.test("credhub rotate-key run twice at once: the second waits for the first,
     await Deno.remove(f.dir, { recursive: true });
   }
 });
+
+Deno.test("credhub rotate-key with an operator-named key file (not <id>.key): the rotation finishes and removes that file", async () => {
+  const f = await prepareTestCredhub();
+  try {
+    const dir = f.config.keys_dir;
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const e of Deno.readDirSync(dir)) Deno.removeSync(`${dir}/${e.name}`);
+    const raw = crypto.getRandomValues(new Uint8Array(32));
+    Deno.writeTextFileSync(
+      `${dir}/prod-2026.key`,
+      btoa(String.fromCharCode(...raw)) + "\n",
+      { mode: 0o600 },
+    );
+    Deno.chmodSync(`${dir}/prod-2026.key`, 0o600);
+    const seed = new CredentialStore(f.config.database, dir);
+    try {
+      seed.put("/c/named/one", "value", "kept", null);
+    } finally {
+      seed.close();
+    }
+    const r = await sigil(["credhub", "rotate-key", "--config", f.configPath]);
+    assert.equal(r.code, 0, r.stderr);
+    const left = keyFiles(dir);
+    assert.equal(left.length, 1);
+    assert.notEqual(left[0]!.name, "prod-2026.key");
+    const [row] = rows(f.config.database);
+    assert.equal(decrypt(left[0]!.key, row!).value, "kept");
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});

@@ -187,6 +187,7 @@ Deno.test("e2e: CA + rotator + mTLS proxies + router route by Host, rotate under
       join(dir, "router.yaml"),
       [
         "router:",
+        "  drain_wait: 0s",
         `  listen: "127.0.0.1:0"`,
         "  api:",
         `    listen: "127.0.0.1:0"`,

@@ -107,7 +107,7 @@ Deno.test("sigil config check refuses what starting the role refuses, naming the
       {
         name: "proxy trusted_client_cas missing",
         yaml: instance(
-          `      mode: mtls\n      trusted_client_cas: [${dir}/no-ca.pem]\n`,
+          `      mode: mtls\n      trusted_client_cas: [${dir}/no-ca.pem]\n      allowed_client_sans: [router-1]\n`,
         ),
         start: ["proxy"],
         check: /trusted_client_cas\.0: .*no-ca\.pem/,
@@ -116,7 +116,7 @@ Deno.test("sigil config check refuses what starting the role refuses, naming the
       {
         name: "proxy trusted_client_cas does not parse",
         yaml: instance(
-          `      mode: mtls\n      trusted_client_cas: [${badCert}]\n`,
+          `      mode: mtls\n      trusted_client_cas: [${badCert}]\n      allowed_client_sans: [router-1]\n`,
         ),
         start: ["proxy"],
         check: /trusted_client_cas\.0: .*bad-cert\.pem/,
@@ -196,7 +196,7 @@ Deno.test("sigil config check accepts a config whose files are all usable", asyn
     const file = join(dir, "ok.yaml");
     await Deno.writeTextFile(
       file,
-      `proxy:\n  admin_listen: 127.0.0.1:0\n  instances:\n    - credentials_dir: ${creds}\n      mode: mtls\n      trusted_client_cas: [${caFile}]\n      listeners: [{listen: "127.0.0.1:0", app: "127.0.0.1:1"}]\n    - credentials_dir: ${
+      `proxy:\n  admin_listen: 127.0.0.1:0\n  instances:\n    - credentials_dir: ${creds}\n      mode: mtls\n      trusted_client_cas: [${caFile}]\n      allowed_client_sans: [router-1]\n      listeners: [{listen: "127.0.0.1:0", app: "127.0.0.1:1"}]\n    - credentials_dir: ${
         join(dir, "not-issued-yet")
       }\n      mode: tls\n      listeners: [{listen: "127.0.0.1:0", app: "127.0.0.1:1"}]\nrouter:\n  api: {enabled: false}\n  backends: {ca: ${caFile}}\n`,
     );
@@ -231,7 +231,9 @@ async function credhubFixture(dir: string) {
   await Deno.writeTextFile(f("open.key"), other.keyPem);
   await Deno.chmod(f("open.key"), 0o644);
   await Deno.writeTextFile(f("ca.crt"), pki.rootPem);
-  await Deno.writeTextFile(f("garbage.pem"), "not a certificate\n");
+  await Deno.writeTextFile(f("garbage.pem"), "not a certificate\n", {
+    mode: 0o600,
+  });
   await Deno.writeTextFile(
     f("bad-cert.pem"),
     "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
@@ -302,6 +304,12 @@ Deno.test("sigil config check and sigil credhub refuse the same broken credhub c
         yaml: yaml(await state("e"), { tls_key_file: f("other.key") }),
         names:
           /credhub\.tls_key_file: .*other\.key" does not match the certificate/,
+      },
+      {
+        name: "tls_key_file readable by others",
+        yaml: yaml(await state("e2"), { tls_key_file: f("open.key") }),
+        names:
+          /credhub\.tls_key_file: .*open\.key" is readable by group or others \(mode 644\); run 'chmod 600 /,
       },
       {
         name: "an encryption key readable by others",

@@ -207,7 +207,9 @@ Deno.test("router on a busy port: one JSON start-failed line naming router.liste
     const pki = await testPki();
     const front = await pki.issueClient({ ips: ["127.0.0.1"] });
     await Deno.writeTextFile(join(dir, "front.crt"), front.certPem);
-    await Deno.writeTextFile(join(dir, "front.key"), front.keyPem);
+    await Deno.writeTextFile(join(dir, "front.key"), front.keyPem, {
+      mode: 0o600,
+    });
     const busy = createServer();
     await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
     const port = (busy.address() as { port: number }).port;

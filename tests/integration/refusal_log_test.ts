@@ -84,6 +84,7 @@ Deno.test("router with log_level warn: no info lines, and a refused registration
     join(dir, "sigil.yaml"),
     [
       "router:",
+      "  drain_wait: 0s",
       "  listen: 127.0.0.1:0",
       "  api:",
       `    listen: 127.0.0.1:${apiPort}`,

@@ -113,6 +113,7 @@ Deno.test("router: READY=1 on NOTIFY_SOCKET only once its ports accept, WATCHDOG
       port,
       [
         "router:",
+        "  drain_wait: 0s",
         `  listen: 127.0.0.1:${port}`,
         "  api:",
         "    listen: 127.0.0.1:0",

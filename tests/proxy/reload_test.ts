@@ -215,6 +215,7 @@ Deno.test("reload() picks up a new trusted client CA bundle in mtls mode", async
         credentials_dir: `${dir}/creds`,
         mode: "mtls",
         trusted_client_cas: [`${dir}/ca.pem`],
+        allowed_client_sans: ["router.internal"],
         listeners: [{ listen: "127.0.0.1:0", app: `127.0.0.1:${app.port}` }],
       }],
     }),
@@ -280,7 +281,9 @@ Deno.test("startProxy() reloads on filesystem events alone (poll off): in-place 
     );
     // In-place atomic renames inside the current directory: key, then cert.
     const next = await pki.issueInstance({ instanceId: "inst-1" });
-    await Deno.writeTextFile(`${dir}/v1/instance.key.tmp`, next.keyPem);
+    await Deno.writeTextFile(`${dir}/v1/instance.key.tmp`, next.keyPem, {
+      mode: 0o600,
+    });
     await Deno.writeTextFile(`${dir}/v1/instance.crt.tmp`, next.certPem);
     await Deno.rename(`${dir}/v1/instance.key.tmp`, `${dir}/v1/instance.key`);
     await Deno.rename(`${dir}/v1/instance.crt.tmp`, `${dir}/v1/instance.crt`);

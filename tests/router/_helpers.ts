@@ -180,7 +180,9 @@ export async function startTestRouter(
   };
   if (options.clientCred) {
     await Deno.writeTextFile(`${dir}/client.crt`, options.clientCred.certPem);
-    await Deno.writeTextFile(`${dir}/client.key`, options.clientCred.keyPem);
+    await Deno.writeTextFile(`${dir}/client.key`, options.clientCred.keyPem, {
+      mode: 0o600,
+    });
     backends.cert = `${dir}/client.crt`;
     backends.key = `${dir}/client.key`;
   }

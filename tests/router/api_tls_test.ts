@@ -28,7 +28,7 @@ async function startTlsApiRouter(): Promise<
   });
   const dir = await Deno.makeTempDir({ prefix: "sigil-router-api-tls-" });
   await Deno.writeTextFile(`${dir}/api.crt`, cred.certPem);
-  await Deno.writeTextFile(`${dir}/api.key`, cred.keyPem);
+  await Deno.writeTextFile(`${dir}/api.key`, cred.keyPem, { mode: 0o600 });
   await Deno.writeTextFile(`${dir}/ca.pem`, pki.rootPem);
   const t = await startTestRouter({
     api: { cert: `${dir}/api.crt`, key: `${dir}/api.key` },

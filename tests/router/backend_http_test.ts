@@ -357,7 +357,7 @@ Deno.test("router drain(): a request cut at the drain timeout is not retried els
     while (hang.seen.length === 0) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    await t.router.drain(200);
+    await t.router.drain(200, 0);
     const res = await stuck;
     if (!(res instanceof Error)) assert.ok(res.status >= 500, `${res.status}`);
     assert.equal(other.seen.length, 0, "not retried on another endpoint");

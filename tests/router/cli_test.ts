@@ -19,7 +19,7 @@ Deno.test("sigil router serves from a config file, drains in-flight requests on 
     ips: ["127.0.0.1"],
   });
   await Deno.writeTextFile(`${dir}/front.crt`, front.certPem);
-  await Deno.writeTextFile(`${dir}/front.key`, front.keyPem);
+  await Deno.writeTextFile(`${dir}/front.key`, front.keyPem, { mode: 0o600 });
   await Deno.writeTextFile(
     `${dir}/sigil.yaml`,
     [
@@ -34,6 +34,7 @@ Deno.test("sigil router serves from a config file, drains in-flight requests on 
       `    public_key_file: ${dir}/token.jwk`,
       "  backends:",
       `    ca: ${dir}/ca.pem`,
+      "  drain_wait: 1s",
       "  drain_timeout: 10s",
       "  access_log:",
       `    file: ${dir}/access.log`,

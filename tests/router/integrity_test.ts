@@ -211,7 +211,9 @@ Deno.test("router reload() picks up a rotated client certificate for new connect
     assert.equal((await request(t.url, ROUTE)).text, "ok");
     const second = await pki.issueClient({ dnsNames: ["router-2"] });
     await Deno.writeTextFile(`${t.dir}/client.crt`, second.certPem);
-    await Deno.writeTextFile(`${t.dir}/client.key`, second.keyPem);
+    await Deno.writeTextFile(`${t.dir}/client.key`, second.keyPem, {
+      mode: 0o600,
+    });
     await t.router.reload();
     assert.equal((await request(t.url, ROUTE)).text, "ok");
     assert.deepEqual(peers, ["router-1", "router-2"]);

@@ -408,7 +408,7 @@ Deno.test("router serves an HTTPS front listener and forwards X-Forwarded-Proto 
   });
   const dir = await Deno.makeTempDir({ prefix: "sigil-router-front-" });
   await Deno.writeTextFile(`${dir}/front.crt`, front.certPem);
-  await Deno.writeTextFile(`${dir}/front.key`, front.keyPem);
+  await Deno.writeTextFile(`${dir}/front.key`, front.keyPem, { mode: 0o600 });
   const t = await startTestRouter({
     https: {
       listen: "127.0.0.1:0",

@@ -369,7 +369,7 @@ Deno.test("route_services.cert and key are presented to a route service that req
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/ca.pem`, pki.rootPem);
   await Deno.writeTextFile(`${dir}/c.crt`, client.certPem);
-  await Deno.writeTextFile(`${dir}/c.key`, client.keyPem);
+  await Deno.writeTextFile(`${dir}/c.key`, client.keyPem, { mode: 0o600 });
   const withCert = await startTestRouter({
     route_services_secret: SECRET,
     route_services: {

@@ -112,6 +112,7 @@ Deno.test("secrets drill: a wrapped token or a PEM key as token_file reaches no 
       routerYaml,
       [
         "router:",
+        "  drain_wait: 0s",
         `  listen: "127.0.0.1:${freePort()}"`,
         "  api:",
         `    listen: "127.0.0.1:${apiPort}"`,
