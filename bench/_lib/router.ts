@@ -28,6 +28,8 @@ import type { Backend } from "./backend.ts";
 export const ROUTE_HOST = "app.bench.test";
 export const UNKNOWN_HOST = "nowhere.bench.test";
 export const INSTANCE_ID = "bench-instance-0001";
+/** The SAN of the routers' client certificate (the backend lets only it in). */
+export const ROUTER_SAN = "router.bench.test";
 const APP_GUID = "11111111-2222-4333-8444-555555555555";
 
 /** The app, its proxy and the registration that routes to them. */
@@ -106,7 +108,7 @@ export class RouterBench {
       client: {
         name: "router",
         commonName: "router",
-        dnsNames: ["router.bench.test"],
+        dnsNames: [ROUTER_SAN],
       },
     });
     await Deno.writeTextFile(`${creds.instanceDir}/ca.pem`, creds.pki.rootPem);
@@ -125,6 +127,7 @@ export class RouterBench {
       instanceId: INSTANCE_ID,
       instanceDir: creds.instanceDir,
       caFile: creds.caFile,
+      allowedClientSans: [ROUTER_SAN],
       configFile: `${this.tmp}/proxy.yaml`,
       notes: this.report.notes,
     });
