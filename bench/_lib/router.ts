@@ -28,6 +28,8 @@ import type { Backend } from "./backend.ts";
 export const ROUTE_HOST = "app.bench.test";
 export const UNKNOWN_HOST = "nowhere.bench.test";
 export const INSTANCE_ID = "bench-instance-0001";
+/** The SAN of the routers' client certificate (the backend lets only it in). */
+export const ROUTER_SAN = "router.bench.test";
 const APP_GUID = "11111111-2222-4333-8444-555555555555";
 
 /** The app, its proxy and the registration that routes to them. */
@@ -49,6 +51,8 @@ export interface StartRouterOptions {
   /** Called right after the spawn (e.g. to move it into a cgroup). */
   onSpawn?: (p: Proc) => void;
   v8Flags?: string[];
+  /** Keep the router's log lines matching this (`Proc.kept`). */
+  keepStderr?: RegExp;
   /** Write a `--cpu-prof` profile here (default: router #1 with --cpu-prof). */
   cpuProfDir?: string;
   /** An HTTPS front listener on 127.0.0.1:`port` with this chain and key. */
@@ -104,7 +108,7 @@ export class RouterBench {
       client: {
         name: "router",
         commonName: "router",
-        dnsNames: ["router.bench.test"],
+        dnsNames: [ROUTER_SAN],
       },
     });
     await Deno.writeTextFile(`${creds.instanceDir}/ca.pem`, creds.pki.rootPem);
@@ -115,6 +119,7 @@ export class RouterBench {
       instanceId: INSTANCE_ID,
       instanceDir: creds.instanceDir,
       caFile: creds.caFile,
+      allowedClientSans: [ROUTER_SAN],
       configFile: `${this.tmp}/proxy.yaml`,
       notes: this.report.notes,
     });
@@ -216,7 +221,7 @@ export class RouterBench {
       "router",
       "--config",
       cfg,
-    ]);
+    ], { keepStderr: opts.keepStderr });
     opts.onSpawn?.(p);
     await until(`sigil router #${n}`, () => accepts(apiPort), 20_000, p);
     return p;
