@@ -21,6 +21,11 @@ import { initCa, mintToken } from "../lib/ca/mod.ts";
 import { signRequestBody } from "../lib/rotator/mod.ts";
 import { SigilProcess } from "../tests/_helpers/proc.ts";
 import { runWrk } from "./_lib/wrk.ts";
+import {
+  postgresUnavailable,
+  startPostgres,
+} from "../tests/_helpers/postgres.ts";
+import type { PostgresCluster } from "../tests/_helpers/postgres.ts";
 
 const { values } = parseArgs({
   options: { seconds: { type: "string", default: "10" } },
@@ -72,7 +77,15 @@ async function pipelineRate(ms: number, concurrency: number) {
   return n / (ms / 1000);
 }
 
-async function apiRate(seconds: number) {
+/**
+ * POST /v1/sign through `replicas` CA processes sharing `pg` (or one on
+ * SQLite), CONCURRENCY connections in all, split between the replicas.
+ */
+async function apiRate(
+  seconds: number,
+  options: { pg?: PostgresCluster; replicas?: number } = {},
+) {
+  const replicas = options.replicas ?? 1;
   const dir = await Deno.makeTempDir();
   const caDir = join(dir, "ca");
   const store = await initCa(caDir);
@@ -84,17 +97,25 @@ async function apiRate(seconds: number) {
     orgs: ["*"],
     cidrs: ["10.0.0.0/8"],
   });
+  const storeYaml = options.pg
+    ? `  store:\n    url: ${options.pg.url}\n    password_file: ${options.pg.passwordFile}\n`
+    : "";
   await Deno.writeTextFile(
     join(dir, "sigil.yaml"),
-    `ca:\n  dir: ${caDir}\n  listen: "127.0.0.1:0"\n  rate_limit:\n    per_second: 1000000\n    burst: 1000000\n`,
+    `ca:\n  dir: ${caDir}\n  listen: "127.0.0.1:0"\n  rate_limit:\n    per_second: 1000000\n    burst: 1000000\n${storeYaml}`,
   );
-  const ca = new SigilProcess([
-    "ca",
-    "serve",
-    "--config",
-    join(dir, "sigil.yaml"),
-  ]);
-  const { address } = await ca.waitForEvent("ca-listening");
+  const cas: SigilProcess[] = [];
+  const addresses: string[] = [];
+  for (let i = 0; i < replicas; i++) {
+    const ca = new SigilProcess([
+      "ca",
+      "serve",
+      "--config",
+      join(dir, "sigil.yaml"),
+    ]);
+    cas.push(ca);
+    addresses.push(String((await ca.waitForEvent("ca-listening")).address));
+  }
   const body = JSON.stringify(signRequestBody({
     csr: await createCsr(await generateKeyPair()),
     instanceId: "bench-1",
@@ -109,21 +130,28 @@ async function apiRate(seconds: number) {
     `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\n` +
       `wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer ${token}"\n`,
   );
-  const wrk = (duration: string) =>
+  const wrk = (address: string, duration: string) =>
     runWrk(`https://${address}/v1/sign`, {
       duration,
-      connections: CONCURRENCY,
+      connections: CONCURRENCY / replicas,
       latency: true,
       script: lua,
     });
   // One second of warm-up (JIT, connection set-up) is not counted, as the
   // in-process rows above run in an already warm process.
-  await wrk("1s");
-  const { rps: rate, non2xx, p50, p99, text } = await wrk(`${seconds}s`);
-  await ca.stop();
+  await Promise.all(addresses.map((a) => wrk(a, "1s")));
+  const results = await Promise.all(
+    addresses.map((a) => wrk(a, `${seconds}s`)),
+  );
+  for (const ca of cas) await ca.stop();
   await Deno.remove(dir, { recursive: true });
-  if (non2xx > 0) throw new Error(`${non2xx} requests failed:\n${text}`);
-  return { rate, p50, p99 };
+  const failed = results.find((r) => r.non2xx > 0);
+  if (failed) {
+    throw new Error(`${failed.non2xx} requests failed:\n${failed.text}`);
+  }
+  const rate = results.reduce((sum, r) => sum + r.rps, 0);
+  // Latency of the first replica's share (each wrk reports its own).
+  return { rate, p50: results[0]!.p50, p99: results[0]!.p99 };
 }
 
 async function opensslSpeed(): Promise<number | undefined> {
@@ -146,6 +174,20 @@ const raw = await rawCeiling(3000);
 const pipe1 = await pipelineRate(3000, 1);
 const pipe4 = await pipelineRate(3000, 4);
 const api = await apiRate(seconds);
+// The same load with the ledger (and revocations) in PostgreSQL: one
+// replica, then two replicas sharing the database (issue 18).
+const noPg = postgresUnavailable();
+let pg1: Awaited<ReturnType<typeof apiRate>> | undefined;
+let pg2: typeof pg1;
+if (!noPg) {
+  const pg = await startPostgres();
+  try {
+    pg1 = await apiRate(seconds, { pg });
+    pg2 = await apiRate(seconds, { pg, replicas: 2 });
+  } finally {
+    await pg[Symbol.asyncDispose]();
+  }
+}
 const ossl = await opensslSpeed();
 const ratio = (x: number) => `${(x / raw).toFixed(2)}x`;
 const rows: Array<[string, string, string]> = [
@@ -155,6 +197,34 @@ const rows: Array<[string, string, string]> = [
     `${ratio(api.rate)} (target >= 0.50x)`,
   ],
   ["  latency p50 / p99", `${api.p50} / ${api.p99}`, ""],
+  ...(pg1 && pg2
+    ? [
+      [
+        "  same, ledger in PostgreSQL, 1 replica",
+        `${pg1.rate.toFixed(0)}/s`,
+        `${ratio(pg1.rate)} (${(pg1.rate / api.rate).toFixed(2)}x SQLite)`,
+      ] as [string, string, string],
+      ["    latency p50 / p99", `${pg1.p50} / ${pg1.p99}`, ""] as [
+        string,
+        string,
+        string,
+      ],
+      [
+        `  same, 2 replicas on one PostgreSQL (wrk -c${CONCURRENCY / 2} each)`,
+        `${pg2.rate.toFixed(0)}/s`,
+        `${ratio(pg2.rate)} (${(pg2.rate / api.rate).toFixed(2)}x SQLite)`,
+      ] as [string, string, string],
+      ["    latency p50 / p99 (replica 1)", `${pg2.p50} / ${pg2.p99}`, ""] as [
+        string,
+        string,
+        string,
+      ],
+    ]
+    : [[`  PostgreSQL rows skipped: ${noPg}`, "", ""] as [
+      string,
+      string,
+      string,
+    ]]),
   [
     "In-process ceiling: 1 CSR verify + 1 P-256 sign, raw WebCrypto",
     `${raw.toFixed(0)}/s`,
@@ -192,6 +262,24 @@ console.log(
       `${ratio(api.rate)} of raw WebCrypto verify+sign`,
       ">= 0.50x",
     ],
+    ...(pg1 && pg2
+      ? [
+        [
+          "ca",
+          "POST /v1/sign, ledger in PostgreSQL, 1 replica",
+          `${pg1.rate.toFixed(0)}/s`,
+          `${(pg1.rate / api.rate).toFixed(2)}x SQLite`,
+          "",
+        ],
+        [
+          "ca",
+          "POST /v1/sign, 2 replicas on one PostgreSQL",
+          `${pg2.rate.toFixed(0)}/s`,
+          `${(pg2.rate / api.rate).toFixed(2)}x SQLite`,
+          "",
+        ],
+      ]
+      : []),
     [
       "ca",
       "in-process CA pipeline, 4 concurrent",

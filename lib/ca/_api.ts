@@ -25,6 +25,9 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   ERR_CA_REVOKED: 403,
   ERR_CA_TOO_LARGE: 413,
   ERR_CA_RATE_LIMITED: 429,
+  // The shared database is down or restarting: nothing was signed; another
+  // replica (or this one, shortly) can answer.
+  ERR_CA_LEDGER_UNAVAILABLE: 503,
 };
 
 function errorBody(code: string, message: string) {
@@ -84,11 +87,16 @@ export function createCaApp(
     c.header("content-type", "application/x-pem-file");
     return c.body(ca.store.bundlePem);
   });
-  // The current intermediate first, then previous ones still valid: for a
+  // The current intermediate first, then previous ones still valid (also
+  // after one expires while the CA runs): for a
   // peer that must complete a chain it was sent without its intermediate.
   app.get("/v1/intermediates.pem", (c) => {
     c.header("content-type", "application/x-pem-file");
-    return c.body(ca.store.intermediatesPem);
+    const now = ca.now();
+    return c.body(
+      ca.store.intermediatePem + ca.store.previousIntermediates
+        .filter((p) => p.notAfter.getTime() > now).map((p) => p.pem).join(""),
+    );
   });
   app.get("/v1/jwks.json", async (c) => c.json(await keys));
   if (ca.revocations) {
@@ -102,9 +110,9 @@ export function createCaApp(
   // Healthy means a sign could be answered now: the ledger takes a real
   // write (a CA whose every sign fails with ERR_CA_LEDGER is not healthy).
   let failing: string | undefined;
-  app.get("/healthz", (c) => {
+  app.get("/healthz", async (c) => {
     try {
-      ca.ledger.probe();
+      await ca.ledger.probe();
     } catch (err) {
       const reason = (err as Error).message;
       if (failing !== reason) {
@@ -134,7 +142,7 @@ export function createCaApp(
     if (err instanceof CaError && STATUS[err.code]) {
       if (err.retryAfterSeconds !== undefined) {
         c.header("retry-after", String(err.retryAfterSeconds));
-      }
+      } else if (STATUS[err.code] === 503) c.header("retry-after", "1");
       return c.json(errorBody(err.code, err.message), STATUS[err.code]!);
     }
     const code = err instanceof CaError ? err.code : "ERR_CA_INTERNAL";

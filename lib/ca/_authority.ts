@@ -27,7 +27,7 @@ import {
 import type { TokenClaims, TokenVerifier } from "../token/mod.ts";
 import type { CaStore } from "./_store.ts";
 import { issuedEntry } from "./_ledger.ts";
-import type { Ledger } from "./_ledger.ts";
+import type { LedgerStore } from "./_ledger.ts";
 import type { Revocation, RevocationStore } from "./_revocations.ts";
 import { CrlPublisher } from "./_crl.ts";
 
@@ -89,7 +89,7 @@ interface Bucket {
  */
 export class CertificateAuthority {
   readonly store: CaStore;
-  readonly ledger: Ledger;
+  readonly ledger: LedgerStore;
   readonly metrics: MetricsRegistry;
   readonly revocations: RevocationStore | undefined;
   #o: Required<Omit<AuthorityOptions, "metrics" | "revocations">>;
@@ -99,7 +99,11 @@ export class CertificateAuthority {
   #issued;
   #latency;
 
-  constructor(store: CaStore, ledger: Ledger, options: AuthorityOptions = {}) {
+  constructor(
+    store: CaStore,
+    ledger: LedgerStore,
+    options: AuthorityOptions = {},
+  ) {
     this.store = store;
     this.ledger = ledger;
     this.revocations = options.revocations;
@@ -265,13 +269,15 @@ export class CertificateAuthority {
       const code = (e as CaError).code ?? "ERR_CA_INTERNAL";
       // A ledger that cannot be written (or any internal failure) is the
       // CA's error, not a refusal of the caller.
-      const internal = code === "ERR_CA_LEDGER" || code === "ERR_CA_INTERNAL" ||
+      const ledgerDown = code === "ERR_CA_LEDGER" ||
+        code === "ERR_CA_LEDGER_UNAVAILABLE";
+      const internal = ledgerDown || code === "ERR_CA_INTERNAL" ||
         !(e instanceof CaError);
       this.#issued.inc({
         result: internal ? "error" : "refused",
         reason: code,
       });
-      if (code !== "ERR_CA_LEDGER") {
+      if (!ledgerDown) {
         this.#recordRefusal(claims, identity, body, code, e);
       }
       this.#o.logger.warn("cert-refused", {

@@ -1,11 +1,36 @@
 /**
- * The issuance ledger: every issuance and refusal, in SQLite (`node:sqlite`)
- * inside the CA directory.
+ * The issuance ledger: every issuance and refusal. {@linkcode LedgerStore}
+ * is what the CA uses; {@linkcode Ledger} keeps it in SQLite (`node:sqlite`,
+ * the embedded default), `PgLedger` (`_ledger_pg.ts`) in PostgreSQL.
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
 import type { SQLInputValue } from "node:sqlite";
 import { CaError } from "./errors.ts";
+
+/** A row as handed in (the time defaults to now). */
+export type LedgerRow = Omit<LedgerEntry, "time"> & { time?: string };
+
+/**
+ * Where the CA records every decision. A row is durable before
+ * {@linkcode LedgerStore.commit} resolves; the CA answers only after that.
+ */
+export interface LedgerStore {
+  /** The file path, or the database URL without password (for logs). */
+  readonly path: string;
+  /** Records one row; rejects with `ERR_CA_LEDGER` or `ERR_CA_LEDGER_UNAVAILABLE`. */
+  commit(entry: LedgerRow): Promise<void>;
+  /** Proves a row could be written now (`/healthz`). */
+  probe(): Promise<void>;
+  /** Rows, oldest first, optionally for one instance. */
+  list(
+    filter?: { instanceId?: string; limit?: number },
+  ): Promise<LedgerEntry[]>;
+  /** The newest rows of one result, newest first. */
+  recent(result: LedgerEntry["result"], limit: number): Promise<LedgerEntry[]>;
+  /** Commits pending rows, then closes. */
+  close(): Promise<void>;
+}
 
 /** One ledger row. */
 export interface LedgerEntry {
@@ -23,7 +48,7 @@ export interface LedgerEntry {
 }
 
 function rowOf(
-  entry: Omit<LedgerEntry, "time"> & { time?: string },
+  entry: LedgerRow,
 ): SQLInputValue[] {
   return [
     entry.time ?? new Date().toISOString(),
@@ -65,7 +90,7 @@ export function issuedEntry(
   leaf: { serial: string; notAfter: Date; clamped: boolean },
   caller: string,
   time?: string,
-): Omit<LedgerEntry, "time"> & { time?: string } {
+): LedgerRow {
   return {
     time,
     result: "issued",
@@ -138,7 +163,7 @@ function connect(
  * ledger.list({ instanceId: "i-1" });
  * ```
  */
-export class Ledger {
+export class Ledger implements LedgerStore {
   readonly path: string;
   #db: DatabaseSync;
   #insert: ReturnType<DatabaseSync["prepare"]>;
@@ -190,7 +215,17 @@ export class Ledger {
    *
    * @throws {CaError} `ERR_CA_LEDGER` naming the file and SQLite's reason.
    */
-  probe(): void {
+  probe(): Promise<void> {
+    try {
+      this.probeSync();
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** {@linkcode probe}, synchronously. */
+  probeSync(): void {
     this.#flush(true);
     try {
       this.#reopenIfReadOnly();
@@ -223,7 +258,7 @@ export class Ledger {
    *
    * @throws {CaError} `ERR_CA_LEDGER` when the write fails.
    */
-  record(entry: Omit<LedgerEntry, "time"> & { time?: string }): void {
+  record(entry: LedgerRow): void {
     try {
       this.#reopenIfReadOnly();
       this.#insert.run(...rowOf(entry));
@@ -247,7 +282,7 @@ export class Ledger {
    *
    * @throws {CaError} `ERR_CA_LEDGER` (as a rejection) when the write fails.
    */
-  commit(entry: Omit<LedgerEntry, "time"> & { time?: string }): Promise<void> {
+  commit(entry: LedgerRow): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#pending.push({ row: rowOf(entry), resolve, reject });
       this.#timer ??= setTimeout(() => this.#flush(), 0);
@@ -348,7 +383,20 @@ export class Ledger {
   }
 
   /** Rows, newest last, optionally for one instance. */
-  list(filter: { instanceId?: string; limit?: number } = {}): LedgerEntry[] {
+  list(
+    filter: { instanceId?: string; limit?: number } = {},
+  ): Promise<LedgerEntry[]> {
+    try {
+      return Promise.resolve(this.listSync(filter));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** {@linkcode list}, synchronously. */
+  listSync(
+    filter: { instanceId?: string; limit?: number } = {},
+  ): LedgerEntry[] {
     this.#flush(); // rows handed to commit() are part of what was recorded
     try {
       const limit = filter.limit ?? 1_000_000;
@@ -376,25 +424,33 @@ export class Ledger {
    *
    * @throws {CaError} `ERR_CA_LEDGER` when the file cannot be read.
    */
-  recent(result: LedgerEntry["result"], limit: number): LedgerEntry[] {
+  recent(
+    result: LedgerEntry["result"],
+    limit: number,
+  ): Promise<LedgerEntry[]> {
     this.#flush();
     try {
-      return this.#db.prepare(
-        "SELECT time, result, serial, instance_id, app, space, org, ips, not_after, caller, reason FROM issuances WHERE result = ? ORDER BY id DESC LIMIT ?",
-      ).all(result, limit) as unknown as LedgerEntry[];
+      return Promise.resolve(
+        this.#db.prepare(
+          "SELECT time, result, serial, instance_id, app, space, org, ips, not_after, caller, reason FROM issuances WHERE result = ? ORDER BY id DESC LIMIT ?",
+        ).all(result, limit) as unknown as LedgerEntry[],
+      );
     } catch (err) {
-      throw new CaError(
-        "ERR_CA_LEDGER",
-        `Cannot read ledger "${this.path}": ${(err as Error).message}`,
-        { cause: err },
+      return Promise.reject(
+        new CaError(
+          "ERR_CA_LEDGER",
+          `Cannot read ledger "${this.path}": ${(err as Error).message}`,
+          { cause: err },
+        ),
       );
     }
   }
 
-  /** Commits pending rows, then closes the file. */
-  close(): void {
+  /** Commits pending rows, then closes the file (synchronously). */
+  close(): Promise<void> {
     this.#flush(true);
     this.#closeConnections();
+    return Promise.resolve();
   }
 
   /** Closes the WAL-holder and the main connection (either may be closed). */

@@ -20,8 +20,8 @@ import { oneSegment } from "../common/tls_response.ts";
 import { describeListenError } from "../common/listen.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
-import { Ledger } from "./_ledger.ts";
-import { SqliteRevocations } from "./_revocations.ts";
+import { openLedgerStore, openRevocationStore } from "./_ledger_pg.ts";
+import type { RevocationStore } from "./_revocations.ts";
 import { CaError } from "./errors.ts";
 import { CA_FILES, loadCa } from "./_store.ts";
 
@@ -62,12 +62,12 @@ export async function startCa(
     createLogger("ca", { level: config.log_level });
   const clock = deps.clock ?? systemClock;
   const store = await loadCa(config.dir);
-  const ledger = Ledger.open(join(config.dir, CA_FILES.ledger));
-  let revocations: SqliteRevocations;
+  const ledger = await openLedgerStore(config.dir, config.store);
+  let revocations: RevocationStore;
   try {
-    revocations = SqliteRevocations.open(ledger.path);
+    revocations = openRevocationStore(ledger);
   } catch (err) {
-    ledger.close();
+    await ledger.close();
     throw err;
   }
   const authority = new CertificateAuthority(store, ledger, {
@@ -129,9 +129,9 @@ export async function startCa(
       },
     }, async (req, info) => oneSegment(await app.fetch(req, info)));
   } catch (err) {
-    ledger.close();
     watch.stop();
     await revocations.close();
+    await ledger.close();
     throw new CaError(
       "ERR_CA_LISTEN",
       `Cannot listen on "${formatAddress(config.listen)}" (ca.listen): ${
@@ -150,8 +150,8 @@ export async function startCa(
   let closed = false;
   const finished = server.finished.then(async () => {
     watch.stop();
-    ledger.close();
     await revocations.close();
+    await ledger.close();
   });
   return {
     address,

@@ -18,7 +18,10 @@ export const STATUS_ROWS = 50;
  * @param ca The running authority.
  * @param now Clock ms.
  */
-export function caStatus(ca: CertificateAuthority, now: number): CaStatus {
+export async function caStatus(
+  ca: CertificateAuthority,
+  now: number,
+): Promise<CaStatus> {
   const row = (e: LedgerEntry): IssuanceStatus => ({
     time: e.time,
     result: e.result,
@@ -34,8 +37,8 @@ export function caStatus(ca: CertificateAuthority, now: number): CaStatus {
     time: new Date(now).toISOString(),
     trust_domain: ca.store.meta.trust_domain,
     issuers: issuers(ca, now),
-    issuances: ca.ledger.recent("issued", STATUS_ROWS).map(row),
-    refusals: ca.ledger.recent("refused", STATUS_ROWS).map(row),
+    issuances: (await ca.ledger.recent("issued", STATUS_ROWS)).map(row),
+    refusals: (await ca.ledger.recent("refused", STATUS_ROWS)).map(row),
     revocations: null,
   };
 }
@@ -52,10 +55,15 @@ function issuers(ca: CertificateAuthority, now: number): CertSummary[] {
         ca.store.intermediatePem,
         0,
       ),
+      ...ca.store.previousIntermediates.map((p) =>
+        certSummary("previous intermediate (its leaves still valid)", p.pem, 0)
+      ),
     ];
     parsed.set(ca, list);
   }
-  return list.map((c) => ({
+  return list.filter((c) =>
+    !c.role.startsWith("previous") || Date.parse(c.not_after) > now
+  ).map((c) => ({
     ...c,
     time_left_ms: Date.parse(c.not_after) - now,
   }));

@@ -24,9 +24,14 @@ import { KEY_TYPES } from "../pki/mod.ts";
 import type { KeyType } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
+import { openLedgerStore, openRevocationStore } from "./_ledger_pg.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";
-import type { Revocation, RevocationKind } from "./_revocations.ts";
+import type {
+  Revocation,
+  RevocationKind,
+  RevocationStore,
+} from "./_revocations.ts";
 import { startCa } from "./_serve.ts";
 import { INSPECT } from "./_inspect.ts";
 import {
@@ -434,7 +439,7 @@ const token: Command = {
 const serve: Command = {
   name: "ca serve",
   summary:
-    "Serve the signing API over HTTPS (POST /v1/sign, /v1/bundle.pem, /v1/jwks.json)",
+    "Serve the signing API over HTTPS (POST /v1/sign, /v1/bundle.pem, /v1/jwks.json, /v1/crl.pem)",
   flags: {
     config: {
       type: "string",
@@ -482,11 +487,17 @@ const revoke: Command = {
     "Revoke a token (--token JTI | --subject S) or an identity (--instance ID | --app GUID)",
   flags: {
     dir: { type: "string", arg: "DIR", description: "CA directory" },
+    config: {
+      type: "string",
+      arg: "FILE",
+      description:
+        "Config file with a ca section: revoke in its ca.store (shared by replicas)",
+    },
     token: {
       type: "string",
       arg: "JTI",
       description:
-        "A token's jti ('sigil inspect' on the token shows it): /v1/sign refuses it with 401",
+        "A token's jti ('sigil ca token' prints it on stderr): /v1/sign refuses it with 401",
     },
     subject: {
       type: "string",
@@ -511,7 +522,11 @@ const revoke: Command = {
     },
   },
   async run(flags) {
-    const dir = requireFlag(flags, "dir");
+    const file = stringFlag(flags, "config");
+    const config = file
+      ? requireSection(await loadConfig(file), "ca", "sigil ca revoke")
+      : undefined;
+    const dir = config?.dir ?? requireFlag(flags, "dir");
     const given = REVOCATION_KINDS.filter((k) => flags[k] !== undefined);
     if (given.length !== 1) {
       throw new UsageError(
@@ -528,9 +543,15 @@ const revoke: Command = {
       );
     }
     await loadCa(dir); // a CA directory, not a typo
-    const path = join(dir, CA_FILES.ledger);
-    Ledger.open(path).close(); // creates the ledger tables on a new CA
-    const store = SqliteRevocations.open(path);
+    // Opening the ledger creates (or migrates) its tables on a new CA.
+    const ledgerStore = await openLedgerStore(dir, config?.store);
+    let store: RevocationStore;
+    try {
+      store = openRevocationStore(ledgerStore);
+    } catch (err) {
+      await ledgerStore.close();
+      throw err;
+    }
     try {
       const { added, revocation } = await store.add({
         kind,
@@ -559,6 +580,7 @@ const revoke: Command = {
       }
     } finally {
       await store.close();
+      await ledgerStore.close();
     }
     return 0;
   },
@@ -587,25 +609,43 @@ const ledger: Command = {
   summary: "List recorded issuances and refusals, then revocations",
   flags: {
     dir: { type: "string", arg: "DIR", description: "CA directory" },
+    config: {
+      type: "string",
+      arg: "FILE",
+      description: "Config file with a ca section (reads ca.store)",
+    },
     instance: { type: "string", arg: "ID", description: "Only this instance" },
     json: { type: "boolean", description: "One JSON object per line" },
   },
   async run(flags) {
-    const dir = requireFlag(flags, "dir");
-    const path = join(dir, CA_FILES.ledger);
-    try {
-      Deno.statSync(path);
-    } catch {
-      throw new CaError(
-        "ERR_CA_LEDGER",
-        `Cannot read ledger "${path}": file not found (nothing issued yet?)`,
-      );
+    const file = stringFlag(flags, "config");
+    const config = file
+      ? requireSection(await loadConfig(file), "ca", "sigil ca ledger")
+      : undefined;
+    const dir = config?.dir ?? requireFlag(flags, "dir");
+    const where = config?.store;
+    if (where?.kind !== "postgres") {
+      const path = where?.path ?? join(dir, CA_FILES.ledger);
+      try {
+        Deno.statSync(path);
+      } catch {
+        throw new CaError(
+          "ERR_CA_LEDGER",
+          `Cannot read ledger "${path}": file not found (nothing issued yet?)`,
+        );
+      }
     }
-    const l = Ledger.open(path, { readOnly: true });
-    const store = SqliteRevocations.open(path, { readOnly: true });
+    const l = await openLedgerStore(dir, where, { readOnly: true });
+    let store: RevocationStore;
+    try {
+      store = openRevocationStore(l, { readOnly: true });
+    } catch (err) {
+      await l.close();
+      throw err;
+    }
     try {
       const instance = stringFlag(flags, "instance");
-      const rows = l.list({ instanceId: instance });
+      const rows = await l.list({ instanceId: instance });
       const revocations = (await store.list()).filter((r) =>
         instance === undefined ||
         (r.kind === "instance" && r.value === instance)
@@ -650,8 +690,8 @@ const ledger: Command = {
         }
       }
     } finally {
-      l.close();
       await store.close();
+      await l.close();
     }
     return 0;
   },

@@ -42,7 +42,14 @@ export {
 export type { Scope, TokenClaims, TokenGrant } from "../token/mod.ts";
 export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
 export { Ledger } from "./_ledger.ts";
-export type { LedgerEntry } from "./_ledger.ts";
+export type { LedgerEntry, LedgerRow, LedgerStore } from "./_ledger.ts";
+export {
+  openLedgerStore,
+  openRevocationStore,
+  PgLedger,
+} from "./_ledger_pg.ts";
+export { PgRevocations } from "./_revocations_pg.ts";
+export { migrate, MIGRATIONS } from "./_pg.ts";
 export { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";
 export type {
   Revocation,

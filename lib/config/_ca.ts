@@ -2,11 +2,18 @@
 import { z } from "zod";
 import { KEY_TYPES } from "../pki/mod.ts";
 import { Address, Duration, FilePath, KeyType, LogLevel } from "./_common.ts";
+import { LedgerStoreSetting } from "./_ca_store.ts";
 
 /** Settings of the certificate authority server. */
 export const CaSection = z.strictObject({
   /** CA directory written by `sigil ca init` (keys, certificates, ledger). */
   dir: FilePath,
+  /**
+   * Where the ledger lives: absent → `<dir>/ledger.sqlite`; a path → that
+   * SQLite file; `postgres://user@host:5432/db?sslmode=verify-full` (or
+   * `{ url, password_file, ca_bundle }`) → PostgreSQL shared by replicas.
+   */
+  store: LedgerStoreSetting.optional(),
   /** HTTPS listen address of the signing API. */
   listen: Address.prefault("127.0.0.1:8443"),
   /** DNS names in the CA server's own TLS certificate. */

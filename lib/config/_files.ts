@@ -58,6 +58,10 @@ function* settings(cfg: Config): Generator<Setting> {
     extra: Partial<Setting> = {},
   ) => file === undefined ? [] : [{ path, file, kind, ...extra }];
   if (cfg.ca) yield* s("ca.dir", cfg.ca.dir, "ca-dir");
+  if (cfg.ca?.store?.kind === "postgres") {
+    yield* s("ca.store.password_file", cfg.ca.store.password_file, "file");
+    yield* s("ca.store.ca_bundle", cfg.ca.store.ca_bundle, "certs");
+  }
   if (cfg.rotator) {
     const r = cfg.rotator;
     yield* s("rotator.ca_bundle", r.ca_bundle, "certs");

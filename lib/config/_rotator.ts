@@ -93,8 +93,14 @@ export type RotatorInstance = z.output<typeof RotatorInstance>;
 
 /** Settings of `sigil rotator`. */
 export const RotatorSection = z.strictObject({
-  /** Base URL of the CA, e.g. `https://ca.internal:8443`. */
-  ca_url: z.url({ protocol: /^https$/ }),
+  /**
+   * Base URL of the CA, e.g. `https://ca.internal:8443`, or a list of CA
+   * replicas tried in turn (starting with the last one that answered).
+   */
+  ca_url: z.union([
+    z.url({ protocol: /^https$/ }),
+    z.array(z.url({ protocol: /^https$/ })).min(1, "list at least one CA URL"),
+  ]).transform((v) => typeof v === "string" ? [v] : v),
   /** Lowest level of log lines written (debug, info, warn, error). */
   log_level: LogLevel,
   /** PEM bundle the CA's TLS certificate and the issued chains must lead to. */

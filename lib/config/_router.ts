@@ -96,10 +96,11 @@ const RouterApi = z.strictObject({
   /** Private key (PEM) for `cert`. */
   key: FilePath.optional(),
   /**
-   * The CA's JWKS URL, e.g. `https://ca.internal:8443/v1/jwks.json`; must be
-   * https unless its host is loopback (127.x, ::1, localhost).
+   * The CA's JWKS URL, e.g. `https://ca.internal:8443/v1/jwks.json`, or a
+   * list of CA replicas' (tried in turn); must be https unless its host is
+   * loopback (127.x, ::1, localhost).
    */
-  jwks_url: z.url().optional(),
+  jwks_url: z.union([z.url(), z.array(z.url()).min(1)]).optional(),
   /** PEM bundle trusted when fetching `jwks_url` over HTTPS. */
   ca_bundle: FilePath.optional(),
   /** Alternatively, a token-verification public key file (JWK JSON or PEM SPKI). */
@@ -126,7 +127,7 @@ const RouterApi = z.strictObject({
 ).refine((a) => !!a.cert === !!a.key, {
   message: "api.cert and api.key go together",
   path: ["key"],
-}).refine((a) => a.jwks_url === undefined || safeJwksUrl(a.jwks_url), {
+}).refine((a) => [a.jwks_url ?? []].flat().every(safeJwksUrl), {
   message:
     "must be an https:// URL unless its host is loopback (127.x, ::1, localhost): keys fetched over plain http can be swapped in transit",
   path: ["jwks_url"],

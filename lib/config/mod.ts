@@ -27,6 +27,7 @@ export {
   KeyType,
 } from "./_common.ts";
 export { CaSection } from "./_ca.ts";
+export type { LedgerStoreConfig, PostgresStore } from "./_ca_store.ts";
 export { CrlSource } from "./_crl.ts";
 export { RotatorSection } from "./_rotator.ts";
 export { checkSanPattern, ProxySection } from "./_proxy.ts";

@@ -71,10 +71,55 @@ export type Signer = (
   signal?: AbortSignal,
 ) => Promise<SignResult>;
 
+/**
+ * Remembers which of several CA replicas answered last, so the next request
+ * starts there instead of paying a failed attempt on a dead replica first.
+ *
+ * @example
+ * ```ts
+ * import { CaEndpoints } from "./_client.ts";
+ * const e = new CaEndpoints();
+ * e.answered("https://b:8443");
+ * console.assert(e.order(["https://a:8443", "https://b:8443"])[0] === "https://b:8443");
+ * ```
+ */
+export class CaEndpoints {
+  #last: string | undefined;
+
+  /** `urls`, starting with the one that answered last (if listed). */
+  order(urls: readonly string[]): string[] {
+    const i = this.#last === undefined ? -1 : urls.indexOf(this.#last);
+    return i <= 0 ? [...urls] : [...urls.slice(i), ...urls.slice(0, i)];
+  }
+
+  /** Notes the URL that answered. */
+  answered(url: string): void {
+    this.#last = url;
+  }
+}
+
+/**
+ * Whether a failed sign may be sent to another CA replica at once: the CA
+ * was not reached or timed out (status 0), or answered 5xx (its database or
+ * itself is down). A 4xx is the same answer from every replica (they share
+ * keys and policy), and 429 is the caller's own rate: neither moves on.
+ */
+export function isFailoverError(err: unknown): boolean {
+  return err instanceof CaRequestError &&
+    (err.status === 0 || err.status >= 500);
+}
+
 /** Options for {@linkcode createCaSigner}. */
 export interface CaSignerOptions {
-  /** Base URL, e.g. `https://127.0.0.1:8443`. */
-  caUrl: string;
+  /**
+   * Base URL, e.g. `https://127.0.0.1:8443`, or several CA replicas: each
+   * request tries them in turn (see {@linkcode isFailoverError}), starting
+   * with the last one that answered; when all fail the request fails with
+   * the last error and the caller's backoff applies.
+   */
+  caUrl: string | readonly string[];
+  /** Shared between signers to remember the replica that answered. */
+  endpoints?: CaEndpoints;
   /** PEM bundle the CA's TLS certificate must chain to. */
   caBundlePem: string;
   /** Path of the bearer token file. */
@@ -105,9 +150,17 @@ export interface CaSigner {
 export function createCaSigner(options: CaSignerOptions): CaSigner {
   const client = Deno.createHttpClient({ caCerts: [options.caBundlePem] });
   const doFetch = options.fetch ?? fetch;
-  const url = new URL("/v1/sign", options.caUrl).toString();
+  const urls = typeof options.caUrl === "string"
+    ? [options.caUrl]
+    : [...options.caUrl];
+  const endpoints = options.endpoints ?? new CaEndpoints();
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const sign: Signer = async (req, signal) => {
+  const signAt = async (
+    caUrl: string,
+    req: SignRequest,
+    signal: AbortSignal | undefined,
+  ): Promise<SignResult> => {
+    const url = new URL("/v1/sign", caUrl).toString();
     const token = await readToken(options.tokenFile);
     const body = JSON.stringify(signRequestBody(req));
     const timeout = AbortSignal.timeout(timeoutMs);
@@ -130,7 +183,7 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
         : describeFetchError(err);
       throw new CaRequestError(
         "ERR_ROTATOR_CA_UNREACHABLE",
-        `Cannot reach CA at "${redactUrl(options.caUrl)}": ${why}`,
+        `Cannot reach CA at "${redactUrl(caUrl)}": ${why}`,
         { status: 0 },
         { cause: err },
       );
@@ -141,7 +194,9 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
     } catch (err) {
       throw new CaRequestError(
         res.ok ? "ERR_ROTATOR_CERT_INVALID" : "ERR_ROTATOR_CA_REJECTED",
-        `Cannot renew "${req.instanceId}": CA answered ${res.status} without a JSON body`,
+        `Cannot renew "${req.instanceId}": CA${
+          urls.length > 1 ? ` at "${redactUrl(caUrl)}"` : ""
+        } answered ${res.status} without a JSON body`,
         { status: res.status },
         { cause: err },
       );
@@ -155,9 +210,9 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
         : "no message";
       throw new CaRequestError(
         "ERR_ROTATOR_CA_REJECTED",
-        `Cannot renew "${req.instanceId}": CA answered ${res.status}${
-          caCode ? ` ${caCode}` : ""
-        }: ${msg}`,
+        `Cannot renew "${req.instanceId}": CA${
+          urls.length > 1 ? ` at "${redactUrl(caUrl)}"` : ""
+        } answered ${res.status}${caCode ? ` ${caCode}` : ""}: ${msg}`,
         {
           status: res.status,
           caCode,
@@ -166,6 +221,38 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
       );
     }
     return parseSignResult(json, req.instanceId);
+  };
+  const sign: Signer = async (req, signal) => {
+    const order = endpoints.order(urls);
+    const failed: string[] = [];
+    for (const [i, caUrl] of order.entries()) {
+      try {
+        const res = await signAt(caUrl, req, signal);
+        endpoints.answered(caUrl);
+        return res;
+      } catch (err) {
+        const last = i === order.length - 1;
+        if (last || signal?.aborted || !isFailoverError(err)) {
+          if (failed.length === 0 || !(err instanceof CaRequestError)) {
+            throw err;
+          }
+          // Every replica failed: the last answer decides the backoff,
+          // the message names them all.
+          throw new CaRequestError(
+            err.code,
+            `${err.message} (after ${failed.join("; ")})`,
+            {
+              status: err.status,
+              caCode: err.caCode,
+              retryAfterMs: err.retryAfterMs,
+            },
+            { cause: err },
+          );
+        }
+        failed.push((err as Error).message);
+      }
+    }
+    throw new RotatorError("ERR_ROTATOR_CA_UNREACHABLE", "No CA URL to try");
   };
   return { sign, close: () => client.close() };
 }

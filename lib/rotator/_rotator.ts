@@ -8,7 +8,7 @@ import { redactUrl, systemClock } from "../common/mod.ts";
 import type { Address, RotatorSection } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import type { Logger } from "../observe/mod.ts";
-import { createCaSigner } from "./_client.ts";
+import { CaEndpoints, createCaSigner } from "./_client.ts";
 import type { Signer } from "./_client.ts";
 import { RotatorMetrics, serveMetrics } from "./_metrics.ts";
 import type { MetricsServer } from "./_metrics.ts";
@@ -77,11 +77,14 @@ function context(
       );
     }
   });
+  // Which CA replica answered last: the next request starts there.
+  const endpoints = new CaEndpoints();
   const sign: Signer = deps.sign ?? (async (req, signal) => {
     // A client per request: a rotated bundle or token is picked up at once.
     const s = section;
     const ca = createCaSigner({
       caUrl: s.ca_url,
+      endpoints,
       caBundlePem: await loadBundle(),
       tokenFile: s.token_file,
       timeoutMs: s.request_timeout,
@@ -153,7 +156,7 @@ export async function startRotator(
   await Promise.all(section.instances.map(add));
   ctx.log.info("rotator-started", {
     instances: section.instances.length,
-    ca_url: redactUrl(section.ca_url),
+    ca_url: section.ca_url.map(redactUrl).join(" "),
   });
 
   return {

@@ -22,7 +22,12 @@ export type {
   RenewReason,
   RotatorInstance,
 } from "./_worker.ts";
-export { createCaSigner, signRequestBody } from "./_client.ts";
+export {
+  CaEndpoints,
+  createCaSigner,
+  isFailoverError,
+  signRequestBody,
+} from "./_client.ts";
 export type {
   CaSigner,
   CaSignerOptions,

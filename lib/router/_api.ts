@@ -44,7 +44,7 @@ export interface ApiContext {
   /** Whether the router is up (false while draining). */
   healthy(): boolean;
   /** The CA key set's URL (`api.jwks_url`), named in health logs. */
-  jwksUrl?: string;
+  jwksUrl?: string | readonly string[];
   /**
    * Whether `/routes`, `/metrics` and `/status` need a `routes.read` token
    * (the API listener is not loopback). @default {false}

@@ -163,6 +163,21 @@ export class RegistryMessageError extends Error {
 
 const utf8 = new TextDecoder();
 
+/** Issues listed in a refusal; the rest are counted. */
+const MAX_ISSUES = 3;
+
+/**
+ * A field path for a refusal: sender-chosen keys (of `tags`) are quoted and
+ * cut, so a key cannot grow the line or forge text in it.
+ */
+function fieldPath(path: readonly PropertyKey[]): string {
+  return path.map((k) =>
+    typeof k === "number" || /^[A-Za-z0-9_]{1,40}$/.test(String(k))
+      ? String(k)
+      : JSON.stringify(String(k).slice(0, 40))
+  ).join(".");
+}
+
 /** JSON from text or bytes; a `RegistryMessageError` names `what` otherwise. */
 function decodeJson(data: string | Uint8Array, what: string): unknown {
   const text = typeof data === "string" ? data : utf8.decode(data);
@@ -205,9 +220,14 @@ export function parseRegistryMessage(
   const raw = decodeJson(data, "registration message");
   const r = RegistryMessage.safeParse(raw);
   if (!r.success) {
-    const detail = r.error.issues
-      .map((i) => `${i.path.join(".") || "(message)"}: ${i.message}`)
-      .join("; ");
+    // Bounded: a message with 20,000 bad tags is refused in one short line.
+    const issues = r.error.issues;
+    const detail = issues.slice(0, MAX_ISSUES)
+      .map((i) => `${fieldPath(i.path) || "(message)"}: ${i.message}`)
+      .join("; ") +
+      (issues.length > MAX_ISSUES
+        ? ` (and ${issues.length - MAX_ISSUES} more)`
+        : "");
     throw new RegistryMessageError(
       "invalid-message",
       `Cannot accept registration message: ${detail}`,

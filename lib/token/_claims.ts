@@ -47,6 +47,19 @@ export interface TokenClaims extends Omit<TokenGrant, "scopes"> {
   id: string;
 }
 
+/**
+ * The first claim whose JSON type is wrong (`sub`, `jti` and `scope` must be
+ * strings), or `undefined`. A correctly signed token with `"sub": []` would
+ * otherwise become a subject that is not a string.
+ */
+export function mistypedClaim(payload: JWTPayload): string | undefined {
+  return ["sub", "jti", "scope"].find((k) =>
+    payload[k] !== undefined && typeof payload[k] !== "string"
+  );
+}
+
+const MAX_DATE_MS = 8.64e15;
+
 /** Reads the claims of a verified payload; absent lists are empty. */
 export function claimsOf(payload: JWTPayload): TokenClaims {
   const list = (v: unknown) =>
@@ -60,7 +73,8 @@ export function claimsOf(payload: JWTPayload): TokenClaims {
     spaces: list(payload.spaces),
     orgs: list(payload.orgs),
     cidrs: list(payload.cidrs),
-    expiresAt: new Date((payload.exp ?? 0) * 1000),
+    // Capped at the latest time a Date holds (a far-future exp is no error).
+    expiresAt: new Date(Math.min((payload.exp ?? 0) * 1000, MAX_DATE_MS)),
     id: payload.jti ?? "",
   };
 }

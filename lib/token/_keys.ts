@@ -26,11 +26,14 @@ export interface RemoteKeysOptions {
 /**
  * A key set fetched from a URL, how to fetch it again now (`reload`, which
  * rejects with the fetch's own error), and how to release its HTTP client.
+ * With several URLs (CA replicas serving the same keys) a fetch that fails
+ * or answers 5xx moves on to the next, starting with the last that answered.
  */
 export function remoteKeys(
-  url: string,
+  url: string | readonly string[],
   options: RemoteKeysOptions,
 ): { key: VerifyKey; reload(): Promise<void>; close(): void } {
+  const urls = typeof url === "string" ? [url] : [...url];
   let client: Deno.HttpClient | undefined;
   let doFetch = options.fetch;
   if (!doFetch && options.caBundle) {
@@ -38,10 +41,36 @@ export function remoteKeys(
     doFetch = (input, init) => fetch(input, { ...init, client: c });
   }
   const f = doFetch;
-  const key = createRemoteJWKSet(new URL(url), {
+  let answered = 0;
+  const failover = async (_u: string, init: RequestInit) => {
+    const get = f ?? fetch;
+    let lastError: unknown;
+    for (let k = 0; k < urls.length; k++) {
+      const i = (answered + k) % urls.length;
+      const last = k === urls.length - 1;
+      try {
+        const res = await get(urls[i]!, init);
+        if (res.status >= 500 && !last) {
+          await res.body?.cancel();
+          continue;
+        }
+        answered = i;
+        return res;
+      } catch (err) {
+        if (last || init.signal?.aborted) throw err;
+        lastError = err;
+      }
+    }
+    throw lastError;
+  };
+  const key = createRemoteJWKSet(new URL(urls[0]!), {
     cooldownDuration: 30_000,
     cacheMaxAge: 600_000,
-    [customFetch]: f ? (u: string, init: RequestInit) => f(u, init) : undefined,
+    [customFetch]: urls.length > 1
+      ? failover
+      : f
+      ? (u: string, init: RequestInit) => f(u, init)
+      : undefined,
   });
   return { key, reload: () => key.reload(), close: () => client?.close() };
 }

@@ -7,7 +7,12 @@ import { errors as joseErrors, jwtVerify } from "jose";
 import type { JWTPayload, JWTVerifyGetKey } from "jose";
 import { describeFetchError, systemClock } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
-import { claimsOf, TOKEN_AUDIENCE, TOKEN_ISSUER } from "./_claims.ts";
+import {
+  claimsOf,
+  mistypedClaim,
+  TOKEN_AUDIENCE,
+  TOKEN_ISSUER,
+} from "./_claims.ts";
 import type { TokenClaims } from "./_claims.ts";
 import { localKey, remoteKeys } from "./_keys.ts";
 import type { VerifyKey } from "./_keys.ts";
@@ -20,7 +25,7 @@ export interface TokenVerifierOptions {
   /** Required `aud`. @default {"sigil"} */
   audience?: string;
   /** The CA's `/v1/jwks.json`; keys are fetched and cached. */
-  jwksUrl?: string;
+  jwksUrl?: string | readonly string[];
   /** PEM bundle trusted when fetching `jwksUrl` over HTTPS. */
   caBundle?: string;
   /** A public key, or its text: JWK JSON, JWKS JSON or PEM SPKI. */
@@ -102,13 +107,15 @@ export async function createTokenVerifier(
   let key: VerifyKey;
   let close = () => {};
   let checkKeys = () => Promise.resolve();
-  const url = options.jwksUrl;
-  if (url !== undefined) {
+  const url = typeof options.jwksUrl === "string"
+    ? options.jwksUrl
+    : options.jwksUrl?.join(" ");
+  if (options.jwksUrl !== undefined) {
     let reload: () => Promise<void>;
-    ({ key, close, reload } = remoteKeys(url, options));
+    ({ key, close, reload } = remoteKeys(options.jwksUrl, options));
     checkKeys = () =>
       reload().catch((err) => {
-        throw unavailable(url, err);
+        throw unavailable(url!, err);
       });
   } else if (options.publicKey !== undefined) {
     key = await localKey(options.publicKey);
@@ -140,6 +147,14 @@ export async function createTokenVerifier(
       }));
     } catch (err) {
       throw refusal(err, url);
+    }
+    const mistyped = mistypedClaim(payload);
+    if (mistyped !== undefined) {
+      throw new TokenError(
+        "claims",
+        `Invalid bearer token: claim "${mistyped}" must be a string`,
+        { claim: mistyped },
+      );
     }
     const claims = claimsOf(payload);
     if (cache.size >= max) cache.clear();

@@ -116,7 +116,7 @@ Deno.test("POST /v1/sign issues a certificate for an identity inside the token's
       Math.abs(lifetime - 2 * 3_600_000) < 2000,
       `lifetime ${lifetime}`,
     );
-    const rows = f.ledger.list({ instanceId: "6a1c2f7e-aaaa" });
+    const rows = f.ledger.listSync({ instanceId: "6a1c2f7e-aaaa" });
     assert.equal(rows.length, 1);
     assert.equal(rows[0]!.result, "issued");
     assert.equal(rows[0]!.serial, info.serial);
@@ -178,7 +178,7 @@ Deno.test("POST /v1/sign answers 400 naming the bad field", async () => {
       "ERR_CA_REQUEST_INVALID",
       /validity/,
     );
-    const refused = f.ledger.list().filter((r) => r.result === "refused");
+    const refused = f.ledger.listSync().filter((r) => r.result === "refused");
     assert.equal(refused.length, 8);
   } finally {
     await f.close();
@@ -356,7 +356,7 @@ Deno.test("POST /v1/sign returns no certificate and /healthz is 503 while the le
     assert.equal((await f.app.request("/healthz")).status, 200);
     assert.equal((await post(f, await body(), await f.token())).status, 201);
     assert.equal(
-      f.ledger.list().filter((r) => r.result === "issued").length,
+      f.ledger.listSync().filter((r) => r.result === "issued").length,
       1,
     );
   } finally {

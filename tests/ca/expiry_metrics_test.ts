@@ -79,6 +79,22 @@ Deno.test("sigil ca serve: /metrics carries the root's, the current and the prev
         metrics,
         /^# TYPE sigil_ca_previous_intermediate_not_after_timestamp_seconds gauge$/m,
       );
+      assert.equal(
+        await (await fetch(`${ca.url}/v1/intermediates.pem`, { client: http }))
+          .text(),
+        current + old,
+      );
+      const roles = async () =>
+        ((await (await fetch(`${ca.url}/status.json`, { client: http }))
+          .json()) as { issuers: Array<{ role: string; serial: string }> })
+          .issuers.map((i) => `${i.role} ${i.serial}`);
+      assert.deepEqual(await roles(), [
+        `root ${parseCertificate(rootPem).serial}`,
+        `intermediate (signs instances) ${parseCertificate(current).serial}`,
+        `previous intermediate (its leaves still valid) ${
+          parseCertificate(old).serial
+        }`,
+      ]);
       const expiring = () =>
         lines.filter((l) => l.event === "ca-certificate-expiring");
       // 10 days left, threshold 7 days: nothing yet.
@@ -96,12 +112,19 @@ Deno.test("sigil ca serve: /metrics carries the root's, the current and the prev
       // Hourly checks, but one warning a day.
       await clock.tick(DAY);
       assert.equal(expiring().length, 2);
-      // A previous intermediate past its notAfter leaves /metrics.
+      // A previous intermediate past its notAfter leaves /metrics...
       await clock.tick(29 * DAY);
       const later = await (await fetch(`${ca.url}/metrics`, {
         client: http,
       })).text();
       assert.doesNotMatch(later, /previous_intermediate_not_after.*\{serial=/);
+      // ...and /v1/intermediates.pem.
+      assert.equal(
+        await (await fetch(`${ca.url}/v1/intermediates.pem`, { client: http }))
+          .text(),
+        current,
+      );
+      assert.equal((await roles()).length, 2);
     } finally {
       http.close();
       await ca.close();

@@ -7,6 +7,7 @@
  * clients of both keep connecting.
  */
 import assert from "node:assert/strict";
+import { request } from "node:https";
 import { join } from "node:path";
 import {
   createCsr,
@@ -97,6 +98,37 @@ async function curlGet(
     body: dec.decode(out.stdout),
     err: dec.decode(out.stderr),
   };
+}
+
+/** A GET as the router's backend client makes it (node:https, ca + client cert). */
+function nodeGet(
+  port: number,
+  ca: string,
+  cert: string,
+  key: string,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: "127.0.0.1",
+      port,
+      path: "/node",
+      servername: "inst-1",
+      ca,
+      cert,
+      key,
+      agent: false,
+      timeout: 20_000,
+    }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve(`${res.statusCode} ${body}`));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 Deno.test("sigil ca intermediate renew: old and new intermediates overlap; every handshake across the switch succeeds and openssl verifies both chains against /v1/bundle.pem", async () => {
@@ -320,6 +352,12 @@ Deno.test("sigil ca intermediate renew: old and new intermediates overlap; every
             );
             assert.equal(r.code, 0, `${when}, ${c}: ${r.err}`);
             assert.equal(r.body, "hello /overlap", `${when}, ${c}`);
+            const leaf = c === "oldClient" ? oldClient : newClient;
+            assert.equal(
+              await nodeGet(port, bundle, leaf.certPem, leaf.keyPem),
+              "200 hello /node",
+              `${when}, ${c} (node:https)`,
+            );
           }
         };
         await round("proxy with the old intermediate's leaf");

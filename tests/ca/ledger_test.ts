@@ -30,7 +30,7 @@ Deno.test("Ledger.commit() groups concurrent rows into one commit; a bad row fai
   assert.equal((rs[1] as PromiseRejectedResult).reason.code, "ERR_CA_LEDGER");
   assert.match((rs[1] as PromiseRejectedResult).reason.message, /l\.sqlite/);
   l.record(row(3));
-  assert.deepEqual(l.list().map((r) => r.serial), ["s1", "s2", "s3"]);
+  assert.deepEqual(l.listSync().map((r) => r.serial), ["s1", "s2", "s3"]);
   l.close();
   await Deno.remove(dir, { recursive: true });
 });
@@ -45,7 +45,7 @@ Deno.test("Ledger.commit() rejects with ERR_CA_LEDGER while another connection l
   assert.equal(one[0]!.status, "rejected");
   other.exec("ROLLBACK");
   await l.commit(row(4));
-  assert.deepEqual(l.list().map((r) => r.serial), ["s4"]);
+  assert.deepEqual(l.listSync().map((r) => r.serial), ["s4"]);
   other.close();
   l.close();
   await Deno.remove(dir, { recursive: true });
@@ -57,7 +57,7 @@ Deno.test("Ledger.close() commits pending rows first", async () => {
   l.close();
   await p;
   const r = Ledger.open(`${dir}/l.sqlite`, { readOnly: true });
-  assert.equal(r.list().length, 1);
+  assert.equal(r.listSync().length, 1);
   r.close();
   await Deno.remove(dir, { recursive: true });
 });

@@ -3,6 +3,7 @@ import { freePort } from "../_helpers/ports.ts";
 import { join } from "node:path";
 import { createCsr, generateKeyPair } from "../../lib/pki/mod.ts";
 import {
+  CaEndpoints,
   CaRequestError,
   createCaSigner,
   RotatorError,
@@ -173,5 +174,65 @@ Deno.test("serveMetrics() on a taken port fails naming the address and metrics_l
     );
   } finally {
     taken.close();
+  }
+});
+
+Deno.test("createCaSigner() with several CA URLs fails over on unreachable and 5xx (not 4xx), starting with the replica that answered last", async () => {
+  const t = await setup();
+  const second = await serveTestCa(t.ca);
+  const dead = `https://127.0.0.1:${freePort()}`;
+  const calls: string[] = [];
+  const countingFetch: typeof fetch = (input, init) => {
+    calls.push(new URL(String(input)).origin);
+    return fetch(input, init);
+  };
+  const endpoints = new CaEndpoints();
+  const signer = (urls: string[]) =>
+    createCaSigner({
+      caUrl: urls,
+      caBundlePem: t.ca.rootPem,
+      tokenFile: t.tokenFile,
+      fetch: countingFetch,
+      endpoints,
+    });
+  const s1 = signer([dead, t.server.url, second.url]);
+  try {
+    const r = await s1.sign({ csr: t.csr, ...ID });
+    assert.match(r.certificatePem, /BEGIN CERTIFICATE/);
+    assert.deepEqual(calls, [dead, t.server.url]);
+
+    // A new signer (the rotator makes one per request) starts where the last answer came from.
+    calls.length = 0;
+    const s2 = signer([dead, t.server.url, second.url]);
+    await s2.sign({ csr: t.csr, ...ID });
+    s2.close();
+    assert.deepEqual(calls, [t.server.url]);
+
+    calls.length = 0;
+    t.ca.failNext(1, { kind: "status", status: 503, retryAfterS: 1 });
+    await s1.sign({ csr: t.csr, ...ID });
+    assert.deepEqual(calls, [t.server.url, second.url], "503 moves on");
+
+    calls.length = 0;
+    t.ca.failNext(1, { kind: "status", status: 403, code: "ERR_CA_FORBIDDEN" });
+    const refused = await s1.sign({ csr: t.csr, ...ID }).catch((e) => e);
+    assert.ok(refused instanceof CaRequestError);
+    assert.equal(refused.status, 403);
+    assert.deepEqual(calls, [second.url], "a refusal is the same everywhere");
+
+    const dead2 = `https://127.0.0.1:${freePort()}`;
+    const s3 = signer([dead, dead2]);
+    const down = await s3.sign({ csr: t.csr, ...ID }).catch((e) => e);
+    s3.close();
+    assert.ok(down instanceof CaRequestError);
+    assert.equal(down.status, 0);
+    assert.ok(
+      down.message.includes(dead) && down.message.includes(dead2),
+      down.message,
+    );
+  } finally {
+    s1.close();
+    await second.close();
+    await t.cleanup();
   }
 });

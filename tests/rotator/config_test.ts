@@ -88,3 +88,20 @@ Deno.test("RotatorSection refuses a key_mode that lets group or others read keys
     0o400,
   );
 });
+
+Deno.test("RotatorSection reads ca_url as one URL or a list of CA replicas, each https", () => {
+  const section = (url: string) =>
+    parseConfig(
+      `rotator:\n  ca_url: ${url}\n  ca_bundle: b\n  token_file: t\n`,
+    ).rotator!;
+  assert.deepEqual(section("https://ca:8443").ca_url, ["https://ca:8443"]);
+  assert.deepEqual(section("[https://ca-1:8443, https://ca-2:8443]").ca_url, [
+    "https://ca-1:8443",
+    "https://ca-2:8443",
+  ]);
+  assert.throws(
+    () => section("[https://ca-1:8443, http://ca-2:8443]"),
+    /rotator.ca_url/,
+  );
+  assert.throws(() => section("[]"), /rotator.ca_url/);
+});

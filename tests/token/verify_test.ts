@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { FakeClock } from "../_helpers/fake_clock.ts";
+import { freePort } from "../_helpers/ports.ts";
 import {
   createTokenVerifier,
+  jwks,
   mintToken,
   TokenError,
 } from "../../lib/token/mod.ts";
@@ -137,4 +139,44 @@ Deno.test("createTokenVerifier() fetches the JWKS through the injected fetch and
   const err = await refusal(cold.verify(jwt));
   assert.equal(err.reason, "unavailable");
   assert.equal(err.status, 503);
+});
+
+Deno.test("createTokenVerifier() with several JWKS URLs (CA replicas) moves past a closed port and a 503 to the one that serves the keys", async () => {
+  const tokenKeys = await keys();
+  const jwt = await mintToken({ tokenKeys }, GRANT);
+  const set = await jwks({ tokenKeys });
+  const hits = { down: 0, up: 0 };
+  const serve = (handler: () => Response) =>
+    Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      handler,
+    );
+  const down = serve(() => {
+    hits.down++;
+    return Response.json({ error: "restarting" }, { status: 503 });
+  });
+  const up = serve(() => {
+    hits.up++;
+    return Response.json(set);
+  });
+  const url = (s: Deno.HttpServer<Deno.NetAddr>) =>
+    `http://127.0.0.1:${s.addr.port}/v1/jwks.json`;
+  const closed = `http://127.0.0.1:${freePort()}/v1/jwks.json`;
+  try {
+    const v = await createTokenVerifier({
+      jwksUrl: [closed, url(down), url(up)],
+    });
+    assert.equal(
+      (await v.verify(jwt, { scopes: ["cert.issue"] })).subject,
+      "cell-1",
+    );
+    assert.deepEqual(hits, { down: 1, up: 1 });
+    const v2 = await createTokenVerifier({ jwksUrl: [closed, url(down)] });
+    const err = await refusal(v2.verify(jwt));
+    assert.equal(err.reason, "unavailable");
+    assert.equal(err.status, 503);
+  } finally {
+    await down.shutdown();
+    await up.shutdown();
+  }
 });
