@@ -371,12 +371,19 @@ const token: Command = {
       arg: "CIDR",
       description: "Address ranges allowed in IP SANs",
     },
+    router: {
+      type: "string",
+      multiple: true,
+      arg: "GLOB",
+      description:
+        "Router names (and their DNS names) a cert.router token may certify",
+    },
     scope: {
       type: "string",
       multiple: true,
       arg: "SCOPE",
       description:
-        `cert.issue (default), routes.write, routes.read, credhub.read or credhub.write`,
+        `cert.issue (default), cert.router, routes.write, routes.read, credhub.read or credhub.write`,
     },
     ttl: {
       type: "string",
@@ -402,7 +409,22 @@ const token: Command = {
       spaces: listFlag(flags, "space"),
       orgs: listFlag(flags, "org"),
       cidrs: listFlag(flags, "cidr"),
+      routers: listFlag(flags, "router"),
     };
+    if (grant.scopes.includes("cert.router")) {
+      if (grant.scopes.includes("cert.issue")) {
+        throw new UsageError(
+          "A token cannot carry both cert.issue and cert.router: mint one token for the cells and another for the routers",
+        );
+      }
+      if (!grant.routers.length) {
+        throw new UsageError(
+          'A cert.router token needs --router (repeatable globs, e.g. "router-*")',
+        );
+      }
+    } else if (grant.routers.length) {
+      throw new UsageError('"--router" goes with "--scope cert.router"');
+    }
     if (
       grant.scopes.includes("cert.issue") &&
       (!grant.apps.length || !grant.spaces.length || !grant.orgs.length)

@@ -40,7 +40,12 @@ export {
   TOKEN_ISSUER,
 } from "../token/mod.ts";
 export type { Scope, TokenClaims, TokenGrant } from "../token/mod.ts";
-export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
+export {
+  authorize,
+  authorizeRouter,
+  cidrMatcher,
+  globMatch,
+} from "./_policy.ts";
 export { Ledger } from "./_ledger.ts";
 export type { LedgerEntry, LedgerRow, LedgerStore } from "./_ledger.ts";
 export { openCaStores, openLedgerStore, PgLedger } from "./_ledger_pg.ts";

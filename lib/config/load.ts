@@ -44,7 +44,22 @@ export function parseConfig(text: string, source = "config"): Config {
       issues,
     );
   }
-  const raw = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // toJS() resolves aliases: an unknown one, or an alias bomb (billion
+    // laughs; the yaml package stops at 100 alias expansions), throws here.
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    const issues: ConfigIssue[] = [{
+      path: "(yaml)",
+      message: err instanceof Error ? err.message : String(err),
+    }];
+    throw new ConfigError(
+      formatIssues(`Cannot parse "${source}": invalid YAML`, issues),
+      issues,
+      { cause: err },
+    );
+  }
   const result = Config.safeParse(raw);
   if (!result.success) {
     const issues = toIssues(result.error, doc, lineCounter);

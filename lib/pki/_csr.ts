@@ -5,6 +5,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { Identity } from "./_identity.ts";
+import { fromBER } from "asn1js";
 import { fromPem, keyTypeOf, signingAlgorithm } from "./_keys.ts";
 import { verifyEcCsr } from "./_fast.ts";
 import type { KeyPair, KeyType } from "./_keys.ts";
@@ -67,6 +68,14 @@ export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
     );
   }
   const der = fromPem(pem, "CERTIFICATE REQUEST");
+  const end = der ? fromBER(der).offset : -1;
+  if (der && end > 0 && end !== der.length) {
+    // Go's x509.ParseCertificateRequest refuses the same ("trailing data").
+    throw new PkiError(
+      "ERR_PKI_CSR_INVALID",
+      "Invalid CSR: bytes after the end of its DER structure; send exactly one DER CSR in the PEM block",
+    );
+  }
   const fast = der ? await verifyEcCsr(der) : undefined;
   if (fast?.ok) return { publicKey: fast.publicKey, keyType: fast.keyType };
   if (fast) {
