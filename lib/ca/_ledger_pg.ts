@@ -242,22 +242,6 @@ export async function openLedgerStore(
   return Ledger.open(store?.path ?? join(dir, CA_FILES.ledger), options);
 }
 
-/**
- * SQLite revocations; a file the CA cannot write now is read read-only (the
- * CA still refuses revoked callers, and `/healthz` reports the ledger).
- */
-function openSqliteRevocations(
-  path: string,
-  readOnly: boolean,
-): RevocationStore {
-  try {
-    return SqliteRevocations.open(path, { readOnly });
-  } catch (err) {
-    if (readOnly || !/readonly/i.test((err as Error).message)) throw err;
-    return SqliteRevocations.open(path, { readOnly: true });
-  }
-}
-
 /** The configured ledger with its revocations (same database). */
 export interface CaStores {
   ledger: LedgerStore;
@@ -282,7 +266,7 @@ export async function openCaStores(
   try {
     revocations = ledger instanceof PgLedger
       ? new PgRevocations(ledger.sql, ledger.path)
-      : openSqliteRevocations(ledger.path, options.readOnly ?? false);
+      : SqliteRevocations.open(ledger.path, options);
   } catch (err) {
     await ledger.close();
     throw err;
