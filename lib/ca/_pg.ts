@@ -47,6 +47,12 @@ const MIGRATION_LOCK = 0x736967696c;
 /** Dependencies of {@linkcode connectPg}. */
 export interface PgDeps {
   readFile?: (path: string) => Promise<string>;
+  /** The setting named in errors (default `ca.store`). */
+  setting?: string;
+  /** What the store holds, in errors (default `ledger`). */
+  what?: string;
+  /** `application_name` of the connections (default `sigil-ca`). */
+  applicationName?: string;
 }
 
 /**
@@ -63,6 +69,7 @@ export async function connectPg(
   deps: PgDeps = {},
 ): Promise<Sql> {
   const readFile = deps.readFile ?? ((p: string) => Deno.readTextFile(p));
+  const setting = deps.setting ?? "ca.store";
   let ssl: boolean | object = false;
   if (store.sslmode !== "disable") {
     let ca: string | undefined;
@@ -72,7 +79,9 @@ export async function connectPg(
       } catch (err) {
         throw new CaError(
           "ERR_CA_LEDGER",
-          `Cannot open ledger "${store.display}": cannot read ca.store.ca_bundle "${store.ca_bundle}": ${
+          `Cannot open ${
+            deps.what ?? "ledger"
+          } "${store.display}": cannot read ${setting}.ca_bundle "${store.ca_bundle}": ${
             (err as Error).message
           }`,
           { cause: err },
@@ -105,7 +114,7 @@ export async function connectPg(
           } catch (err) {
             throw new CaError(
               "ERR_CA_LEDGER_UNAVAILABLE",
-              `Cannot read ca.store.password_file "${passwordFile}": ${
+              `Cannot read ${setting}.password_file "${passwordFile}": ${
                 (err as Error).message
               }`,
               { cause: err },
@@ -122,7 +131,7 @@ export async function connectPg(
     // Every query names its columns; no need to load the server's types.
     fetch_types: false,
     onnotice: () => {},
-    connection: { application_name: "sigil-ca" },
+    connection: { application_name: deps.applicationName ?? "sigil-ca" },
   });
 }
 
@@ -138,28 +147,33 @@ export async function migrate(
   sql: Sql,
   display: string,
   migrations: readonly { version: number; sql: string }[] = MIGRATIONS,
+  options: { table?: string; lock?: number; what?: string } = {},
 ): Promise<number[]> {
+  const table = options.table ?? "sigil_migrations";
   try {
     return await sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
-      await tx.unsafe(`CREATE TABLE IF NOT EXISTS sigil_migrations (
+      await tx`SELECT pg_advisory_xact_lock(${options.lock ?? MIGRATION_LOCK})`;
+      await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (
           version INTEGER PRIMARY KEY,
           applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
       const done = new Set(
-        (await tx<{ version: number }[]>`SELECT version FROM sigil_migrations`)
+        (await tx<{ version: number }[]>`SELECT version FROM ${tx(table)}`)
           .map((r) => Number(r.version)),
       );
       const applied: number[] = [];
       for (const m of migrations) {
         if (done.has(m.version)) continue;
         await tx.unsafe(m.sql);
-        await tx`INSERT INTO sigil_migrations (version) VALUES (${m.version})`;
+        await tx`INSERT INTO ${tx(table)} (version) VALUES (${m.version})`;
         applied.push(m.version);
       }
       return applied;
     });
   } catch (err) {
-    throw pgError(err, `Cannot migrate ledger "${display}"`);
+    throw pgError(
+      err,
+      `Cannot migrate ${options.what ?? "ledger"} "${display}"`,
+    );
   }
 }
 

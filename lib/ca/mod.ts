@@ -51,7 +51,8 @@ export type { LedgerEntry, LedgerRow, LedgerStore } from "./_ledger.ts";
 export { openCaStores, openLedgerStore, PgLedger } from "./_ledger_pg.ts";
 export type { CaStores } from "./_ledger_pg.ts";
 export { PgRevocations } from "./_revocations_pg.ts";
-export { migrate, MIGRATIONS } from "./_pg.ts";
+export { connectPg, isUnavailable, migrate, MIGRATIONS } from "./_pg.ts";
+export type { PgDeps, Sql } from "./_pg.ts";
 export { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";
 export type {
   Revocation,

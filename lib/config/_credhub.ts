@@ -7,6 +7,7 @@ import {
   LogLevel,
   safeJwksUrl,
 } from "./_common.ts";
+import { LedgerStoreSetting } from "./_ca_store.ts";
 
 /**
  * The UAA-compatible token endpoint `sigil credhub` serves for the `credhub`
@@ -37,8 +38,15 @@ export const CredhubSection = z.strictObject({
   listen: Address.prefault("127.0.0.1:8844"),
   /** Lowest level of log lines written (debug, info, warn, error). */
   log_level: LogLevel,
-  /** SQLite database file (created when missing). */
-  database: FilePath,
+  /** SQLite database file (created when missing); or set `store`. */
+  database: FilePath.optional(),
+  /**
+   * Where the credentials live, as `ca.store`: a SQLite path, or
+   * `postgres://user@host:5432/db?sslmode=verify-full` (or
+   * `{ url, password_file, ca_bundle }`) for replicas on one PostgreSQL.
+   * Absent → `database`.
+   */
+  store: LedgerStoreSetting.optional(),
   /** Directory of AES-256-GCM key files (`<id>.key`, mode 0600); one is made when empty. */
   keys_dir: FilePath,
   /** The server's own certificate chain (PEM). */
@@ -65,6 +73,10 @@ export const CredhubSection = z.strictObject({
   max_body_bytes: z.number().int().positive().default(1_048_576),
   /** Serve a UAA-compatible token endpoint for the `credhub` CLI (off when absent). */
   uaa: CredhubUaaSection.optional(),
+}).refine((c) => (c.database === undefined) !== (c.store === undefined), {
+  message:
+    "set exactly one of database (a SQLite file) or store (a SQLite file or a postgres:// URL)",
+  path: ["store"],
 }).refine((c) => !(c.jwks_url && c.public_key_file), {
   message:
     "set at most one of jwks_url or public_key_file (where bearer-token keys come from)",

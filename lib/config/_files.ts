@@ -125,9 +125,17 @@ function* settings(cfg: Config): Generator<Setting> {
   if (cfg.credhub) {
     const c = cfg.credhub;
     yield* s("credhub.keys_dir", c.keys_dir, "keys-dir");
-    yield* s("credhub.database", c.database, "database", {
-      keysDir: c.keys_dir,
-    });
+    const sqlite = c.store?.kind === "sqlite" ? c.store.path : c.database;
+    yield* s(
+      c.database ? "credhub.database" : "credhub.store",
+      sqlite,
+      "database",
+      { keysDir: c.keys_dir },
+    );
+    if (c.store?.kind === "postgres") {
+      yield* s("credhub.store.password_file", c.store.password_file, "file");
+      yield* s("credhub.store.ca_bundle", c.store.ca_bundle, "certs");
+    }
     yield* s("credhub.tls_cert_file", c.tls_cert_file, "certs");
     yield* s("credhub.tls_key_file", c.tls_key_file, "key", {
       cert: c.tls_cert_file,

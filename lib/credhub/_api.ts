@@ -69,7 +69,7 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
   metrics.gauge(
     "credentials",
     "Credential names stored",
-    () => [[{}, options.store.count()]],
+    () => [[{}, options.store.lastCount]],
   );
   const { audit, middleware } = createAudit(options.logger, requests);
   app.onError((err, c) => {
@@ -93,8 +93,13 @@ export function createCredhubApp(options: CredhubAppOptions): Hono<CredhubEnv> {
   app.get("/health", (c) => c.json({ status: "UP" }));
   app.get(
     "/metrics",
-    (c) =>
-      c.body(metrics.render(), 200, { "content-type": METRICS_CONTENT_TYPE }),
+    async (c) => {
+      // Fresh for the gauge (other replicas write to a shared store too).
+      await options.store.count();
+      return c.body(metrics.render(), 200, {
+        "content-type": METRICS_CONTENT_TYPE,
+      });
+    },
   );
   // After CredHub's /info, so the CLI reads auth-server there (the token
   // endpoint's own /info only answers when it is served alone).

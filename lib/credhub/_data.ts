@@ -37,11 +37,11 @@ export function registerData(
   const canRead = (actor: string, name: string) =>
     hasPermission(store, actor, name, "read");
 
-  app.get("/api/v1/data/:id", (c) => {
+  app.get("/api/v1/data/:id", async (c) => {
     const p = c.get("principal");
     requireScope(p, ...READ);
-    const v = store.byId(c.req.param("id"));
-    if (!v || !canRead(p.actor, v.name)) {
+    const v = await store.byId(c.req.param("id"));
+    if (!v || !await canRead(p.actor, v.name)) {
       audit(c, {
         action: "GET",
         name: v?.name ?? "",
@@ -60,13 +60,16 @@ export function registerData(
     return c.json(credentialView(v));
   });
 
-  app.get("/api/v1/data", (c) => {
+  app.get("/api/v1/data", async (c) => {
     const p = c.get("principal");
     requireScope(p, ...READ);
     const q = c.req.query();
     if (q.path !== undefined || q["name-like"] !== undefined) {
-      const results = store.names().filter(({ name }) => {
-        if (!canRead(p.actor, name)) return false;
+      const readable = [];
+      for (const r of await store.names()) {
+        if (await canRead(p.actor, r.name)) readable.push(r);
+      }
+      const results = readable.filter(({ name }) => {
         if (q.path !== undefined) {
           // Without case, as CredHub's name_lowercase LIKE lower(?).
           const prefix = withSlash(q.path).replace(/\/+$/, "") + "/";
@@ -99,12 +102,14 @@ export function registerData(
     if (n !== undefined && (!Number.isInteger(n) || n < 1)) {
       throw bad(`The query parameter versions was not valid for this request.`);
     }
-    const versions = canRead(p.actor, name) ? store.versions(name, n) : [];
+    const versions = await canRead(p.actor, name)
+      ? await store.versions(name, n)
+      : [];
     if (versions.length === 0) {
       audit(c, {
         action: "GET",
         name,
-        result: store.exists(name) ? "denied" : "not_found",
+        result: await store.exists(name) ? "denied" : "not_found",
       });
       throw notFound();
     }
@@ -149,9 +154,9 @@ export function registerData(
     const type = typeof body.type === "string" ? body.type.toLowerCase() : "";
     if (!TYPES.includes(type)) throw bad(MSG.INVALID_TYPE_WITH_SET_PROMPT);
     const value = checkValue(type, body.value);
-    const existing = store.versions(name, 1)[0];
+    const existing = (await store.versions(name, 1))[0];
     if (existing) {
-      if (!hasPermission(store, p.actor, name, "write")) {
+      if (!await hasPermission(store, p.actor, name, "write")) {
         audit(c, { action: "SET", name, result: "denied" });
         throw new CredhubError(
           "ERR_CREDHUB_FORBIDDEN",
@@ -160,14 +165,18 @@ export function registerData(
         );
       }
       if (existing.type !== type) throw bad(MSG.TYPE_MISMATCH);
-    } else if (!p.scopes && !hasPermission(store, p.actor, name, "write")) {
+    } else if (
+      !p.scopes && !await hasPermission(store, p.actor, name, "write")
+    ) {
       // mTLS callers create only where granted; bearer writers may create anywhere new.
       audit(c, { action: "SET", name, result: "denied" });
       throw new CredhubError("ERR_CREDHUB_FORBIDDEN", 403, MSG.INVALID_ACCESS);
     }
     // The creator gets every operation on what it created.
     const grant = !existing &&
-        !store.permissions().some((x) => x.actor === p.actor && x.path === name)
+        !(await store.permissions()).some((x) =>
+          x.actor === p.actor && x.path === name
+        )
       ? {
         uuid: crypto.randomUUID(),
         actor: p.actor,
@@ -175,23 +184,25 @@ export function registerData(
         operations: [...OPERATIONS],
       }
       : undefined;
-    const v = store.put(name, type, value, body.metadata ?? null, { grant });
+    const v = await store.put(name, type, value, body.metadata ?? null, {
+      grant,
+    });
     audit(c, { action: "SET", name, versionId: v.id, result: "success" });
     return c.json(credentialView(v));
   });
 
-  app.delete("/api/v1/data", (c) => {
+  app.delete("/api/v1/data", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.write");
     const q = c.req.query("name");
     if (!q) throw bad(MSG.missingQuery("name"));
     const name = withSlash(q);
-    const allowed = hasPermission(store, p.actor, name, "delete");
-    if (!allowed || !store.delete(name)) {
+    const allowed = await hasPermission(store, p.actor, name, "delete");
+    if (!allowed || !await store.delete(name)) {
       audit(c, {
         action: "DELETE",
         name,
-        result: !allowed && store.exists(name) ? "denied" : "not_found",
+        result: !allowed && await store.exists(name) ? "denied" : "not_found",
       });
       throw notFound();
     }
@@ -217,14 +228,14 @@ export function registerData(
         const ref = creds["credhub_ref"] ?? creds["credhub-ref"];
         if (typeof ref !== "string") continue;
         const name = ref.replace(/^\(\(/, "").replace(/\)\)$/, "");
-        const v = canRead(p.actor, name)
-          ? store.versions(name, 1)[0]
+        const v = await canRead(p.actor, name)
+          ? (await store.versions(name, 1))[0]
           : undefined;
         if (!v) {
           audit(c, {
             action: "INTERPOLATE",
             name,
-            result: store.exists(name) ? "denied" : "not_found",
+            result: await store.exists(name) ? "denied" : "not_found",
           });
           throw notFound();
         }

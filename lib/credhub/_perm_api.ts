@@ -54,16 +54,18 @@ export function registerPermissions(
   store: CredentialStore,
   audit: Audit,
 ): void {
-  const managed = (
+  const managed = async (
     c: Context<CredhubEnv>,
     action: DeviceAction,
     uuid: string,
-  ): Permission => {
+  ): Promise<Permission> => {
     const actor = c.get("principal").actor;
     const found = /^[0-9a-f-]{36}$/i.test(uuid)
-      ? store.permission(uuid)
+      ? await store.permission(uuid)
       : undefined;
-    if (!found || !hasPermission(store, actor, found.path, "write_acl")) {
+    if (
+      !found || !await hasPermission(store, actor, found.path, "write_acl")
+    ) {
       audit(c, {
         action,
         name: found?.path ?? "",
@@ -81,17 +83,19 @@ export function registerPermissions(
     requireScope(p, "credhub.write");
     const r = parseRequest(await jsonBody(c), true);
     c.set("auditName", r.path!);
-    if (!hasPermission(store, p.actor, r.path!, "write_acl")) {
+    if (!await hasPermission(store, p.actor, r.path!, "write_acl")) {
       audit(c, { action: "ADD_PERMISSIONS", name: r.path!, result: "denied" });
       throw err(404, MSG.INVALID_ACCESS);
     }
     if (r.actor === p.actor) throw err(400, MSG.INVALID_UPDATE_OPERATION);
     if (
-      store.permissions().some((x) => x.actor === r.actor && x.path === r.path)
+      (await store.permissions()).some((x) =>
+        x.actor === r.actor && x.path === r.path
+      )
     ) {
       throw err(409, MSG.PERMISSION_ALREADY_EXISTS);
     }
-    const saved = store.savePermission({
+    const saved = await store.savePermission({
       uuid: crypto.randomUUID(),
       actor: r.actor!,
       path: r.path!,
@@ -101,11 +105,13 @@ export function registerPermissions(
     return c.json(permissionView(saved), 201);
   });
 
-  app.get("/api/v2/permissions/:uuid", (c) => {
+  app.get("/api/v2/permissions/:uuid", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.read", "credhub.write");
-    const found = store.permission(c.req.param("uuid"));
-    if (!found || !hasPermission(store, p.actor, found.path, "read_acl")) {
+    const found = await store.permission(c.req.param("uuid"));
+    if (
+      !found || !await hasPermission(store, p.actor, found.path, "read_acl")
+    ) {
       audit(c, {
         action: "GET_PERMISSIONS",
         name: found?.path ?? "",
@@ -121,18 +127,18 @@ export function registerPermissions(
     return c.json(permissionView(found));
   });
 
-  app.get("/api/v2/permissions", (c) => {
+  app.get("/api/v2/permissions", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.read", "credhub.write");
     const path = c.req.query("path"), actor = c.req.query("actor");
     if (!path) throw err(400, MSG.missingQuery("path"));
     if (!actor) throw err(400, MSG.missingQuery("actor"));
     const name = withSlash(path);
-    if (!hasPermission(store, p.actor, name, "read_acl")) {
+    if (!await hasPermission(store, p.actor, name, "read_acl")) {
       audit(c, { action: "GET_PERMISSIONS", name, result: "denied" });
       throw err(404, MSG.PERMISSION_INVALID_ACCESS);
     }
-    const found = store.permissions().find((x) =>
+    const found = (await store.permissions()).find((x) =>
       x.actor === actor && x.path === name
     );
     audit(c, {
@@ -147,7 +153,7 @@ export function registerPermissions(
   app.put("/api/v2/permissions/:uuid", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.write");
-    const found = managed(c, "PUT_PERMISSIONS", c.req.param("uuid"));
+    const found = await managed(c, "PUT_PERMISSIONS", c.req.param("uuid"));
     const r = parseRequest(await jsonBody(c), true);
     if (r.actor !== found.actor || r.path !== found.path) {
       throw err(
@@ -162,7 +168,7 @@ export function registerPermissions(
     });
     return c.json(
       permissionView(
-        store.savePermission({ ...found, operations: r.operations }),
+        await store.savePermission({ ...found, operations: r.operations }),
       ),
     );
   });
@@ -170,7 +176,7 @@ export function registerPermissions(
   app.patch("/api/v2/permissions/:uuid", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.write");
-    const found = managed(c, "PATCH_PERMISSIONS", c.req.param("uuid"));
+    const found = await managed(c, "PATCH_PERMISSIONS", c.req.param("uuid"));
     const r = parseRequest(await jsonBody(c), false);
     audit(c, {
       action: "PATCH_PERMISSIONS",
@@ -179,16 +185,16 @@ export function registerPermissions(
     });
     return c.json(
       permissionView(
-        store.savePermission({ ...found, operations: r.operations }),
+        await store.savePermission({ ...found, operations: r.operations }),
       ),
     );
   });
 
-  app.delete("/api/v2/permissions/:uuid", (c) => {
+  app.delete("/api/v2/permissions/:uuid", async (c) => {
     const p = c.get("principal");
     requireScope(p, "credhub.write");
-    const found = managed(c, "DELETE_PERMISSIONS", c.req.param("uuid"));
-    store.deletePermission(found.uuid);
+    const found = await managed(c, "DELETE_PERMISSIONS", c.req.param("uuid"));
+    await store.deletePermission(found.uuid);
     audit(c, {
       action: "DELETE_PERMISSIONS",
       name: found.path,

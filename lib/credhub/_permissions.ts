@@ -20,14 +20,14 @@ export function pathCovers(path: string, name: string): boolean {
 }
 
 /** Whether `actor` may do `operation` on `name`. */
-export function hasPermission(
+export async function hasPermission(
   store: CredentialStore,
   actor: string,
   name: string,
   operation: string,
   extra: Permission[] = [],
-): boolean {
-  for (const p of [...extra, ...store.permissions()]) {
+): Promise<boolean> {
+  for (const p of [...extra, ...await store.permissions()]) {
     if (
       p.actor === actor && pathCovers(p.path, name) &&
       p.operations.includes(operation)

@@ -12,7 +12,8 @@ import type { CredhubSection } from "../config/mod.ts";
 import { formatAddress } from "../config/mod.ts";
 import { createLogger, MetricsRegistry } from "../observe/mod.ts";
 import type { Logger } from "../observe/mod.ts";
-import { CredentialStore } from "./_store.ts";
+import type { CredentialStore } from "./_store.ts";
+import { openCredentialStore } from "./_store_pg.ts";
 import { createAuthenticator } from "./_auth.ts";
 import { createCredhubApp } from "./_api.ts";
 import { MSG } from "./_messages.ts";
@@ -52,7 +53,7 @@ export async function startCredhub(
 ): Promise<RunningCredhub> {
   const logger = deps.logger ??
     createLogger("credhub", { level: config.log_level });
-  const store = new CredentialStore(config.database, config.keys_dir);
+  const store = await openCredentialStore(config);
   const trusted = await Deno.readTextFile(config.trusted_cas_file);
   const uaa = !deps.uaa && config.uaa
     ? await loadUaa(config.uaa, {
@@ -145,7 +146,7 @@ export async function startCredhub(
       );
     });
   } catch (err) {
-    store.close();
+    await store.close();
     throw new CredhubListenError(
       `Cannot listen on "${formatAddress(config.listen)}" (credhub.listen): ${
         describeListenError(err)
@@ -155,15 +156,17 @@ export async function startCredhub(
   }
   const addr = server.address() as { address: string; port: number };
   url = `https://${formatAddress({ hostname: addr.address, port: addr.port })}`;
-  logger.info("credhub-listening", { url, credentials: store.count() });
+  logger.info("credhub-listening", {
+    url,
+    credentials: await store.count(),
+  });
   return {
     url,
     store,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => {
-          store.close();
-          resolve();
+          store.close().then(resolve, resolve);
         });
         server.closeAllConnections();
       }),

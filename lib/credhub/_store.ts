@@ -28,21 +28,55 @@ export interface Permission {
   operations: string[];
 }
 
-interface Row {
+/** A stored row (both backends). */
+export interface Row {
   id: string;
   name: string;
   type: string;
-  created_at: number;
+  created_at: number | string;
   key_id: string;
   nonce: Uint8Array;
   ciphertext: Uint8Array;
 }
 
-/** The store. */
-export class CredentialStore {
+/**
+ * The credential store the API uses: {@linkcode SqliteCredentialStore} (one
+ * file, one server) or `PgCredentialStore` (PostgreSQL, shared by replicas).
+ * Names are case-insensitive; a new version keeps the first-written name.
+ */
+export interface CredentialStore {
+  readonly keys: KeyRing;
+  /** The file or the server (no password) in messages. */
+  readonly path: string;
+  put(
+    name: string,
+    type: string,
+    value: unknown,
+    metadata: unknown,
+    options?: { now?: number; grant?: Permission },
+  ): Promise<CredentialVersion>;
+  versions(name: string, limit?: number): Promise<CredentialVersion[]>;
+  byId(id: string): Promise<CredentialVersion | undefined>;
+  exists(name: string): Promise<boolean>;
+  names(): Promise<Array<{ name: string; createdAt: number }>>;
+  delete(name: string): Promise<boolean>;
+  count(): Promise<number>;
+  /** The value the last count() (or write) saw, for the metrics gauge. */
+  readonly lastCount: number;
+  permissions(): Promise<Permission[]>;
+  permission(uuid: string): Promise<Permission | undefined>;
+  savePermission(p: Permission): Promise<Permission>;
+  deletePermission(uuid: string): Promise<void>;
+  rotateKey(): Promise<{ keyId: string; rows: number }>;
+  close(): Promise<void>;
+}
+
+/** The SQLite store. */
+export class SqliteCredentialStore implements CredentialStore {
   readonly db: DatabaseSync;
   readonly keys: KeyRing;
   readonly path: string;
+  lastCount = 0;
 
   /** Opens (creating when missing) the database and the key ring. */
   constructor(path: string, keysDir: string) {
@@ -98,18 +132,19 @@ export class CredentialStore {
    * transaction (the creator's permission: a crash never leaves a credential
    * its creator cannot reach).
    */
-  put(
+  // deno-lint-ignore require-await
+  async put(
     name: string,
     type: string,
     value: unknown,
     metadata: unknown,
     options: { now?: number; grant?: Permission } = {},
-  ): CredentialVersion {
+  ): Promise<CredentialVersion> {
     const id = crypto.randomUUID();
     const now = options.now ?? Date.now();
     this.db.exec("BEGIN IMMEDIATE");
     try {
-      if (options.grant) this.savePermission(options.grant);
+      if (options.grant) this.#savePermission(options.grant);
       // Names are case-insensitive, as CredHub's (its name_lowercase column):
       // a new version joins the credential under the name it was first
       // written with.
@@ -127,18 +162,21 @@ export class CredentialStore {
       this.db.exec("ROLLBACK");
       throw err;
     }
+    this.#count();
     return { id, name, type, createdAt: now, value, metadata };
   }
 
   /** Newest versions first (`limit` of them; all when undefined). */
-  versions(name: string, limit?: number): CredentialVersion[] {
+  // deno-lint-ignore require-await
+  async versions(name: string, limit?: number): Promise<CredentialVersion[]> {
     const rows = this.db.prepare(
       "SELECT * FROM credentials WHERE name = ? COLLATE NOCASE ORDER BY created_at DESC, rowid DESC LIMIT ?",
     ).all(name, limit ?? -1) as unknown as Row[];
     return rows.map((r) => this.#open(r));
   }
 
-  byId(id: string): CredentialVersion | undefined {
+  // deno-lint-ignore require-await
+  async byId(id: string): Promise<CredentialVersion | undefined> {
     const r = this.db.prepare("SELECT * FROM credentials WHERE id = ?").get(
       id,
     ) as
@@ -148,7 +186,8 @@ export class CredentialStore {
   }
 
   /** Whether any version of `name` is stored (nothing is decrypted). */
-  exists(name: string): boolean {
+  // deno-lint-ignore require-await
+  async exists(name: string): Promise<boolean> {
     return this.#storedName(name) !== undefined;
   }
 
@@ -161,7 +200,8 @@ export class CredentialStore {
   }
 
   /** Latest version time of every name (for path / name-like searches). */
-  names(): Array<{ name: string; createdAt: number }> {
+  // deno-lint-ignore require-await
+  async names(): Promise<Array<{ name: string; createdAt: number }>> {
     return (this.db.prepare(
       "SELECT name, MAX(created_at) AS t FROM credentials GROUP BY name ORDER BY t DESC",
     ).all() as Array<{ name: string; t: number }>).map((r) => ({
@@ -171,41 +211,61 @@ export class CredentialStore {
   }
 
   /** Deletes every version; false when there was none. */
-  delete(name: string): boolean {
-    return Number(
+  // deno-lint-ignore require-await
+  async delete(name: string): Promise<boolean> {
+    const gone = Number(
       this.db.prepare("DELETE FROM credentials WHERE name = ? COLLATE NOCASE")
         .run(name)
         .changes,
     ) > 0;
+    this.#count();
+    return gone;
   }
 
   /** Number of credential names. */
-  count(): number {
-    return Number(
+  // deno-lint-ignore require-await
+  async count(): Promise<number> {
+    return this.#count();
+  }
+
+  #count(): number {
+    return this.lastCount = Number(
       (this.db.prepare("SELECT COUNT(DISTINCT name) AS n FROM credentials")
         .get() as { n: number }).n,
     );
   }
 
-  permissions(): Permission[] {
+  // deno-lint-ignore require-await
+  async permissions(): Promise<Permission[]> {
+    return this.#permissions();
+  }
+
+  #permissions(): Permission[] {
     return (this.db.prepare("SELECT * FROM permissions").all() as Array<
       { uuid: string; actor: string; path: string; operations: string }
     >).map((r) => ({ ...r, operations: JSON.parse(r.operations) }));
   }
 
-  permission(uuid: string): Permission | undefined {
-    return this.permissions().find((p) => p.uuid === uuid);
+  // deno-lint-ignore require-await
+  async permission(uuid: string): Promise<Permission | undefined> {
+    return this.#permissions().find((p) => p.uuid === uuid);
   }
 
   /** Inserts or replaces a permission entry. */
-  savePermission(p: Permission): Permission {
+  // deno-lint-ignore require-await
+  async savePermission(p: Permission): Promise<Permission> {
+    return this.#savePermission(p);
+  }
+
+  #savePermission(p: Permission): Permission {
     this.db.prepare(
       "INSERT INTO permissions VALUES (?, ?, ?, ?) ON CONFLICT(uuid) DO UPDATE SET actor=excluded.actor, path=excluded.path, operations=excluded.operations",
     ).run(p.uuid, p.actor, p.path, JSON.stringify(p.operations));
     return p;
   }
 
-  deletePermission(uuid: string): void {
+  // deno-lint-ignore require-await
+  async deletePermission(uuid: string): Promise<void> {
     this.db.prepare("DELETE FROM permissions WHERE uuid = ?").run(uuid);
   }
 
@@ -218,7 +278,8 @@ export class CredentialStore {
    * @throws {CredhubError} `ERR_CREDHUB_CHECKPOINT` when the WAL could not be
    *   truncated (the old key files are kept then; run the rotation again).
    */
-  rotateKey(): { keyId: string; rows: number } {
+  // deno-lint-ignore require-await
+  async rotateKey(): Promise<{ keyId: string; rows: number }> {
     // One rotation at a time: a second one waits (an OS lock, released when
     // a killed rotation's process goes); otherwise each would delete the
     // other's new key.
@@ -272,7 +333,8 @@ export class CredentialStore {
     return { keyId, rows };
   }
 
-  close(): void {
+  // deno-lint-ignore require-await
+  async close(): Promise<void> {
     this.db.close();
   }
 
@@ -295,20 +357,25 @@ export class CredentialStore {
   }
 
   #open(r: Row): CredentialVersion {
-    const plain = JSON.parse(
-      this.keys.open({
-        keyId: r.key_id,
-        nonce: r.nonce,
-        ciphertext: r.ciphertext,
-      }, r.id + r.name),
-    );
-    return {
-      id: r.id,
-      name: r.name,
-      type: r.type,
-      createdAt: r.created_at,
-      value: plain.value,
-      metadata: plain.metadata ?? null,
-    };
+    return openRow(this.keys, r);
   }
+}
+
+/** Decrypts one row (`aad` binds the ciphertext to its id and name). */
+export function openRow(keys: KeyRing, r: Row): CredentialVersion {
+  const plain = JSON.parse(
+    keys.open({
+      keyId: r.key_id,
+      nonce: r.nonce,
+      ciphertext: r.ciphertext,
+    }, r.id + r.name),
+  );
+  return {
+    id: r.id,
+    name: r.name,
+    type: r.type,
+    createdAt: Number(r.created_at),
+    value: plain.value,
+    metadata: plain.metadata ?? null,
+  };
 }

@@ -8,7 +8,7 @@ import {
 } from "../config/mod.ts";
 import { createLogger } from "../observe/mod.ts";
 import { startCredhub } from "./_server.ts";
-import { CredentialStore } from "./_store.ts";
+import { openCredentialStore } from "./_store_pg.ts";
 
 const CONFIG = {
   type: "string",
@@ -70,15 +70,15 @@ export const CREDHUB_COMMANDS: Command[] = [{
       "credhub",
       "sigil credhub rotate-key",
     );
-    const store = new CredentialStore(config.database, config.keys_dir);
+    const store = await openCredentialStore(config);
     try {
-      const { keyId, rows } = store.rotateKey();
+      const { keyId, rows } = await store.rotateKey();
       console.log(
         `Rotated to key ${keyId}: ${rows} credential versions re-encrypted`,
       );
       return 0;
     } finally {
-      store.close();
+      await store.close();
     }
   },
 }];

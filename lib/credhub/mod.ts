@@ -14,6 +14,11 @@ export { startCredhub } from "./_server.ts";
 export type { CredhubDeps, RunningCredhub } from "./_server.ts";
 export { createCredhubApp } from "./_api.ts";
 export type { CredhubAppOptions, Principal } from "./_api.ts";
-export { CredentialStore } from "./_store.ts";
-export type { CredentialVersion, Permission } from "./_store.ts";
+export { SqliteCredentialStore } from "./_store.ts";
+export { openCredentialStore, PgCredentialStore } from "./_store_pg.ts";
+export type {
+  CredentialStore,
+  CredentialVersion,
+  Permission,
+} from "./_store.ts";
 export { CredhubError } from "./errors.ts";

@@ -88,7 +88,7 @@ Deno.test("credhub: broker sets and grants; app A reads (200), app B gets 404, u
       ca: pki.rootPem,
     });
     assert.equal(rw.status, 403);
-    const rot = ch.store.rotateKey();
+    const rot = await ch.store.rotateKey();
     assert.equal(rot.rows, 1);
     const again = await call(ch.url, "POST", "/api/v1/interpolate", {
       cert: a.certPem,

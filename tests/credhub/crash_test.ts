@@ -63,8 +63,8 @@ Deno.test("credhub: SIGKILL during a stream of PUTs, restart on the same files: 
     await Promise.all(writers);
 
     // The files as the kill left them: SQLite recovers the WAL on open.
-    assert.ok((await Deno.stat(`${f.config.database}-wal`)).size > 0);
-    const db = new DatabaseSync(f.config.database);
+    assert.ok((await Deno.stat(`${f.config.database!}-wal`)).size > 0);
+    const db = new DatabaseSync(f.config.database!);
     try {
       assert.deepEqual(
         db.prepare("PRAGMA integrity_check").all().map((r) => ({ ...r })),

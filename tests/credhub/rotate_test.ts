@@ -12,7 +12,7 @@ import { Agent } from "node:https";
 import { DatabaseSync } from "node:sqlite";
 import { credhubCall, prepareTestCredhub } from "../_helpers/credhub.ts";
 import { sigil, SigilProcess } from "../_helpers/proc.ts";
-import { CredentialStore, startCredhub } from "../../lib/credhub/mod.ts";
+import { SqliteCredentialStore, startCredhub } from "../../lib/credhub/mod.ts";
 import { silentLogger } from "../../lib/observe/mod.ts";
 
 interface StoredRow {
@@ -70,30 +70,30 @@ Deno.test("credhub rotate-key (separate process) under concurrent mTLS reads: no
   const expected = new Map<string, unknown[]>(); // name -> values, newest first
   // Seed through the library before the server starts: 400 names, every
   // fourth with three versions.
-  const seed = new CredentialStore(f.config.database, f.config.keys_dir);
+  const seed = new SqliteCredentialStore(f.config.database!, f.config.keys_dir);
   try {
     for (let i = 0; i < 400; i++) {
       const name = `/c/rot/${i}`;
       const values: unknown[] = [];
       for (let v = 0; v < (i % 4 === 0 ? 3 : 1); v++) {
         const value = { i, v, secret: `s-${i}-${v}-${crypto.randomUUID()}` };
-        seed.put(name, "json", value, null, { now: Date.now() + v });
+        await seed.put(name, "json", value, null, { now: Date.now() + v });
         values.unshift(value);
       }
       expected.set(name, values);
     }
-    seed.savePermission({
+    await seed.savePermission({
       uuid: crypto.randomUUID(),
       actor: `mtls-app:${app}`,
       path: "/c/rot/*",
       operations: ["read"],
     });
   } finally {
-    seed.close();
+    await seed.close();
   }
   const oldKeys = keyFiles(f.config.keys_dir);
   assert.equal(oldKeys.length, 1);
-  const oldRows = rows(f.config.database);
+  const oldRows = rows(f.config.database!);
   assert.equal(oldRows.length, 400 + 100 * 2);
 
   const server = new SigilProcess(["credhub", "--config", f.configPath]);
@@ -205,7 +205,7 @@ Deno.test("credhub rotate-key (separate process) under concurrent mTLS reads: no
     const newKeys = keyFiles(f.config.keys_dir);
     assert.equal(newKeys.length, 1, "the old key file is deleted");
     assert.notEqual(newKeys[0]!.name, oldKeys[0]!.name);
-    const stored = rows(f.config.database);
+    const stored = rows(f.config.database!);
     assert.equal(stored.length, oldRows.length + written.length);
     const byName = new Map(written.map((w) => [w.name, w.value]));
     for (const r of stored) {
@@ -221,7 +221,7 @@ Deno.test("credhub rotate-key (separate process) under concurrent mTLS reads: no
     }
     // No old ciphertext is left in the database or its WAL (secure_delete,
     // checkpoint after the rotation): a leaked old key opens nothing.
-    for (const file of [f.config.database, `${f.config.database}-wal`]) {
+    for (const file of [f.config.database!, `${f.config.database!}-wal`]) {
       let bytes: Uint8Array;
       try {
         bytes = await Deno.readFile(file);
@@ -246,21 +246,24 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
   const f = await prepareTestCredhub();
   try {
     const expected = new Map<string, string>();
-    const seed = new CredentialStore(f.config.database, f.config.keys_dir);
+    const seed = new SqliteCredentialStore(
+      f.config.database!,
+      f.config.keys_dir,
+    );
     try {
       for (let i = 0; i < 1000; i++) {
         const value = `v-${i}-${crypto.randomUUID()}`;
-        seed.put(`/c/int/${i}`, "value", value, null);
+        await seed.put(`/c/int/${i}`, "value", value, null);
         expected.set(`/c/int/${i}`, value);
       }
-      seed.savePermission({
+      await seed.savePermission({
         uuid: crypto.randomUUID(),
         actor: "uaa-client:broker",
         path: "/c/int/*",
         operations: ["read"],
       });
     } finally {
-      seed.close();
+      await seed.close();
     }
     const before = keyFiles(f.config.keys_dir);
     // Kill the rotation once some rows are under the new key and some are
@@ -276,7 +279,7 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
       attempts++;
       let exited = false;
       rotation.child.status.then(() => (exited = true));
-      const db = new DatabaseSync(f.config.database, { readOnly: true });
+      const db = new DatabaseSync(f.config.database!, { readOnly: true });
       try {
         while (!exited) {
           const groups = db.prepare(
@@ -295,7 +298,7 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
       }
     }
     assert.ok(interrupted, `no rotation caught half-way in ${attempts} tries`);
-    const mixed = rows(f.config.database);
+    const mixed = rows(f.config.database!);
     assert.ok(new Set(mixed.map((r) => r.key_id)).size > 1);
     const kept = keyFiles(f.config.keys_dir).map((k) => k.name);
     for (const k of before) assert.ok(kept.includes(k.name), "old key kept");
@@ -303,13 +306,16 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
     // Every row through the store (what the server reads with), a sample
     // of them over HTTPS from a restarted server.
     const check = async () => {
-      const store = new CredentialStore(f.config.database, f.config.keys_dir);
+      const store = new SqliteCredentialStore(
+        f.config.database!,
+        f.config.keys_dir,
+      );
       try {
         for (const [name, value] of expected) {
-          assert.equal(store.versions(name, 1)[0]?.value, value, name);
+          assert.equal((await store.versions(name, 1))[0]?.value, value, name);
         }
       } finally {
-        store.close();
+        await store.close();
       }
       const t = await startCredhub(f.config, { logger: silentLogger });
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -343,7 +349,7 @@ Deno.test("credhub rotate-key killed with SIGKILL mid-way: every row still reads
     const after = keyFiles(f.config.keys_dir);
     assert.equal(after.length, 1);
     assert.ok(
-      rows(f.config.database).every((r) =>
+      rows(f.config.database!).every((r) =>
         r.key_id === after[0]!.name.replace(".key", "")
       ),
     );
@@ -357,15 +363,18 @@ Deno.test("credhub rotate-key run twice at once: the second waits for the first,
   const f = await prepareTestCredhub();
   try {
     const expected = new Map<string, string>();
-    const seed = new CredentialStore(f.config.database, f.config.keys_dir);
+    const seed = new SqliteCredentialStore(
+      f.config.database!,
+      f.config.keys_dir,
+    );
     try {
       for (let i = 0; i < 300; i++) {
         const value = `v-${i}-${crypto.randomUUID()}`;
-        seed.put(`/c/twice/${i}`, "value", value, null);
+        await seed.put(`/c/twice/${i}`, "value", value, null);
         expected.set(`/c/twice/${i}`, value);
       }
     } finally {
-      seed.close();
+      await seed.close();
     }
     const args = ["credhub", "rotate-key", "--config", f.configPath];
     const [a, b] = await Promise.all([sigil(args), sigil(args)]);
@@ -373,7 +382,7 @@ Deno.test("credhub rotate-key run twice at once: the second waits for the first,
     assert.equal(b.code, 0, b.stderr);
     const left = keyFiles(f.config.keys_dir);
     assert.equal(left.length, 1);
-    const stored = rows(f.config.database);
+    const stored = rows(f.config.database!);
     assert.equal(stored.length, expected.size);
     for (const r of stored) {
       assert.equal(decrypt(left[0]!.key, r).value, expected.get(r.name));
@@ -396,18 +405,18 @@ Deno.test("credhub rotate-key with an operator-named key file (not <id>.key): th
       { mode: 0o600 },
     );
     Deno.chmodSync(`${dir}/prod-2026.key`, 0o600);
-    const seed = new CredentialStore(f.config.database, dir);
+    const seed = new SqliteCredentialStore(f.config.database!, dir);
     try {
-      seed.put("/c/named/one", "value", "kept", null);
+      await seed.put("/c/named/one", "value", "kept", null);
     } finally {
-      seed.close();
+      await seed.close();
     }
     const r = await sigil(["credhub", "rotate-key", "--config", f.configPath]);
     assert.equal(r.code, 0, r.stderr);
     const left = keyFiles(dir);
     assert.equal(left.length, 1);
     assert.notEqual(left[0]!.name, "prod-2026.key");
-    const [row] = rows(f.config.database);
+    const [row] = rows(f.config.database!);
     assert.equal(decrypt(left[0]!.key, row!).value, "kept");
   } finally {
     await Deno.remove(f.dir, { recursive: true });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { generateKeyPairSync } from "node:crypto";
 import { MAIN, ROOT, sigil, SigilProcess } from "../_helpers/proc.ts";
 import { createTestPki } from "../_helpers/pki.ts";
-import { CredentialStore } from "../../lib/credhub/mod.ts";
+import { SqliteCredentialStore } from "../../lib/credhub/mod.ts";
 
 /** Runs `sigil ARGS`, killed after 60 s so a role that does not refuse fails the test. */
 async function bounded(args: string[]) {
@@ -347,12 +347,12 @@ Deno.test("sigil config check and sigil credhub refuse the same broken credhub c
         name: "the key the stored credentials need is missing",
         yaml: yaml(
           await state("i", async (d) => {
-            const store = new CredentialStore(
+            const store = new SqliteCredentialStore(
               join(d, "credhub.db"),
               join(d, "keys"),
             );
-            store.put("/c/x", "value", "secret", null);
-            store.close();
+            await store.put("/c/x", "value", "secret", null);
+            await store.close();
             for await (const e of Deno.readDir(join(d, "keys"))) {
               await Deno.remove(join(d, "keys", e.name));
             }
@@ -479,12 +479,12 @@ Deno.test("sigil config check accepts a usable credhub config and sigil credhub 
     const state = join(dir, "state");
     await Deno.mkdir(state);
     // An existing store whose key is present.
-    const store = new CredentialStore(
+    const store = new SqliteCredentialStore(
       join(state, "credhub.db"),
       join(state, "keys"),
     );
-    store.put("/c/x", "value", "secret", null);
-    store.close();
+    await store.put("/c/x", "value", "secret", null);
+    await store.close();
     const file = join(dir, "ok.yaml");
     await Deno.writeTextFile(file, yaml(state));
     const r = await sigil(["config", "check", file]);
