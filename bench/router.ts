@@ -1,6 +1,6 @@
 /**
  * Router benchmark (not a test): `deno run -A bench/router.ts [--quick]
- * [--only=http,scale-out,scale,nats] [--runs=N] [--cpu-cap=0.4] [--trace-gc]
+ * [--only=http,scale-out,scale,nats,gorouter] [--runs=N] [--cpu-cap=0.4] [--trace-gc]
  * [--cpu-prof]`.
  *
  * Runs the router's sections one after another, each its own script and
@@ -16,6 +16,9 @@
  * - `scale`: `router_table.ts`, the route table at 1k/10k/100k endpoints.
  * - `nats`: `router_nats_bus.ts`, the same registrations into a
  *   `NatsRouteBus` + `Registry` process alone.
+ * - `gorouter`: `router_gorouter.ts`, sigil router vs the real gorouter
+ *   (plain and HTTPS fronts, 1 KB / 200 KB bodies, new connections; 100k
+ *   NATS registrations into both: time-to-routable and RSS).
  *
  * Needs wrk, nginx and nats-server (Debian packages).
  * @module
@@ -28,10 +31,11 @@ const SECTIONS: Array<[string, string]> = [
   ["nats", "router_nats.ts"],
   ["scale", "router_table.ts"],
   ["nats", "router_nats_bus.ts"],
+  ["gorouter", "router_gorouter.ts"],
 ];
 const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(
   ",",
-) ?? ["http", "scale-out", "scale", "nats"];
+) ?? ["http", "scale-out", "scale", "nats", "gorouter"];
 const passOn = Deno.args.filter((a) => !a.startsWith("--only="));
 const summary: string[][] = [];
 

@@ -1,7 +1,9 @@
 /**
  * Router benchmark, `sigil router` vs Cloud Foundry's real gorouter (not a
  * test): `deno run -A bench/router_gorouter.ts [--quick] [--runs=N]
- * [--duration=10s] [--part=http,nats] [--cpu-prof]`.
+ * [--duration=10s] [--part=http,nats] [--front=http|https] [--load=0,1,2]
+ * [--cpu-prof]` (`--load` picks rows: 0 keep-alive 1 KB, 1 keep-alive 200 KB,
+ * 2 new connection per request).
  *
  * Same backend for every row: a strict-mTLS `sigil proxy` in front of a
  * Deno.serve app answering `GET /bytes/N` with N bytes. Both routers reach it
@@ -50,6 +52,13 @@ import type { Proxied, RouterBench } from "./_lib/router.ts";
 import { runWrk } from "./_lib/wrk.ts";
 import type { WrkResult } from "./_lib/wrk.ts";
 
+/** `--front=http` or `https` measures one front only. */
+const FRONTS = (["http", "https"] as const).filter((f) =>
+  (Deno.args.find((a) => a.startsWith("--front="))?.slice(8) ?? f) === f
+);
+/** `--load=0,2`: only these rows of {@linkcode LOADS}. */
+const loadIdx = (Deno.args.find((a) => a.startsWith("--load="))?.slice(7) ??
+  "0,1,2").split(",").map(Number);
 const parts = Deno.args.find((a) => a.startsWith("--part="))?.slice(7)
   .split(",") ?? ["http", "nats"];
 
@@ -153,8 +162,8 @@ async function httpPart(bench: RouterBench, proxied: Proxied): Promise<void> {
     }
     const rows = new Map<string, WrkResult[]>();
     for (let r = 0; r < o.runs; r++) {
-      for (const scheme of ["http", "https"] as const) {
-        for (const load of LOADS) {
+      for (const scheme of FRONTS) {
+        for (const load of LOADS.filter((_, i) => loadIdx.includes(i))) {
           for (const t of targets) {
             const port = scheme === "http" ? t.plain : t.https;
             const url = `${scheme}://127.0.0.1:${port}${load.path}`;
@@ -258,6 +267,9 @@ function httpTables(
   );
   for (const scheme of ["http", "https"]) {
     for (const load of LOADS) {
+      if (!get(scheme, load, tuned).length || !get(scheme, load, dflt).length) {
+        continue;
+      }
       const bt = best(get(scheme, load, tuned));
       const bd = best(get(scheme, load, dflt));
       const ct = bestCpu(get(scheme, load, tuned));
@@ -340,6 +352,10 @@ interface Ingest {
   port: number;
   pid: number;
   ready: () => Promise<void>;
+  /** Endpoints in its table. */
+  count: () => Promise<number>;
+  /** Its last error log lines. */
+  log: () => string;
   rssBefore: number;
   ticks0: number;
   routableMs: number;
@@ -354,7 +370,7 @@ interface Ingest {
 async function natsPart(bench: RouterBench, proxied: Proxied): Promise<void> {
   const { options: o, report, tmp } = bench;
   let router: Proc | undefined;
-  let g: BenchGorouter | undefined;
+  const gos: BenchGorouter[] = [];
   const lastRegistration = JSON.stringify({
     host: "127.0.0.1",
     tls_port: proxied.backend.port,
@@ -372,38 +388,42 @@ async function natsPart(bench: RouterBench, proxied: Proxied): Promise<void> {
     const port = freePort(), api = freePort();
     router = await bench.startRouter(port, api, 2, {
       reusePort: false,
+      keepStderr: /"event":"nats-/,
       ...(o.cpuProf ? { cpuProfDir: `${tmp}/prof-nats` } : {}),
     });
     await bench.routeLands("sigil router", api, router, proxied.register);
-    g = await startBenchGorouter(bench, proxied, "gorouter-nats", {
-      tuned: true,
-    });
-    const gr = g;
-    const sides: Ingest[] = [
-      {
-        name: "sigil router",
-        port,
-        pid: router.child.pid,
-        ready: () => Promise.resolve(),
-      },
-      {
-        name: "gorouter (backend keep-alive)",
+    const sigilProc = router;
+    const sides: Ingest[] = [{
+      name: "sigil router (log_level warn)",
+      port,
+      pid: router.child.pid,
+      ready: () => Promise.resolve(),
+      count: () => metric(api, "endpoints"),
+      log: () => sigilProc.kept.slice(-3).join(" / ").slice(0, 600),
+    }].map(fresh);
+    for (const level of ["info", "error"] as const) {
+      const g = await startBenchGorouter(
+        bench,
+        proxied,
+        `gorouter-nats-${level}`,
+        { tuned: true, logLevel: level },
+      );
+      gos.push(g);
+      sides.push(fresh({
+        name: `gorouter, logging.level ${level}${
+          level === "info" ? " (CF's default)" : ""
+        }`,
         port: g.port,
         pid: g.pid,
-        ready: () => ensureRoute(gr, proxied),
-      },
-    ].map((s) => ({
-      ...s,
-      rssBefore: NaN,
-      ticks0: 0,
-      routableMs: NaN,
-      cpuS: NaN,
-      rssAfter: NaN,
-      endpoints: NaN,
-      rssLoaded: NaN,
-      peak: NaN,
-    }));
-    // Both warmed up the same way: one keep-alive run on their one route.
+        ready: () => ensureRoute(g, proxied),
+        log: () =>
+          g.go.output().split("\n").filter((l) => /"log_level":[2-9]/.test(l))
+            .slice(-2).join(" / ").slice(0, 400),
+        count: async () =>
+          Object.values(await g.go.routes()).reduce((n, e) => n + e.length, 0),
+      }));
+    }
+    // All warmed up the same way: one keep-alive run on their one route.
     for (const s of sides) {
       await s.ready();
       await bench.wrk(s.port, o.warmup);
@@ -412,13 +432,23 @@ async function natsPart(bench: RouterBench, proxied: Proxied): Promise<void> {
     for (const s of sides) s.ticks0 = cpuTicks(s.pid);
     const start = await publishAll(bench.nats.url, msgs);
     const published = wallNow();
-    const deadline = Date.now() + 180_000;
+    const deadline = Date.now() + 120_000;
     await Promise.all(sides.map(async (s) => {
       for (;;) {
         const status = await httpStatus(s.port, LAST_HOST).catch(() => 0);
         if (status === 200) break;
         if (Date.now() > deadline) {
-          throw new Error(`${s.name}: ${LAST_HOST} not routable after 180 s`);
+          // Not fatal: the others are still measured, and this says why.
+          report.notes.push(
+            `- ${s.name}: \`${LAST_HOST}\` not routable 120 s after the first publish, with ${
+              fmt(await s.count())
+            } of ${fmt(msgs.length + 1)} endpoints; its NATS log lines: ${
+              s.log() || "none"
+            }`,
+          );
+          s.cpuS = (cpuTicks(s.pid) - s.ticks0) / HZ;
+          s.rssAfter = rssMb(s.pid);
+          return;
         }
         await new Promise((r) => setTimeout(r, 25));
       }
@@ -437,16 +467,17 @@ async function natsPart(bench: RouterBench, proxied: Proxied): Promise<void> {
     }
     // Counted last: gorouter's /routes answer for the big table is large
     // and would grow its heap before the RSS readings.
-    sides[0]!.endpoints = await metric(api, "endpoints");
-    sides[1]!.endpoints = Object.values(await g.go.routes()).reduce(
-      (n, e) => n + e.length,
-      0,
-    );
+    for (const s of sides) s.endpoints = await s.count();
     natsTable(bench, sides, published - start);
+    report.notes.push(
+      `- gorouter at logging.level info printed ${
+        fmt(gos[0]!.go.output().split("\n").length)
+      } log lines by the end of the NATS part (\`route-registered\` and \`endpoint-registered\` for each new route).`,
+    );
   } catch (err) {
     report.failed("NATS into sigil router and gorouter: failed", err);
   } finally {
-    if (g) await g.go[Symbol.asyncDispose]();
+    for (const g of gos) await g.go[Symbol.asyncDispose]();
     if (router) await bench.procs.stop(router);
   }
   if (o.cpuProf) {
@@ -458,17 +489,39 @@ async function natsPart(bench: RouterBench, proxied: Proxied): Promise<void> {
   }
 }
 
+/** An {@linkcode Ingest} with nothing measured yet. */
+function fresh(
+  s: Pick<Ingest, "name" | "port" | "pid" | "ready" | "count" | "log">,
+): Ingest {
+  return {
+    ...s,
+    rssBefore: NaN,
+    ticks0: 0,
+    routableMs: NaN,
+    cpuS: NaN,
+    rssAfter: NaN,
+    endpoints: NaN,
+    rssLoaded: NaN,
+    peak: NaN,
+  };
+}
+
 function natsTable(
   bench: RouterBench,
   sides: Ingest[],
   publishMs: number,
 ): void {
   const { options: o, report } = bench;
-  const [s, g] = sides as [Ingest, Ingest];
-  const row = (what: string, f: (x: Ingest) => number, unit: string) =>
-    `| ${what} | ${fmt(f(s))}${unit} | ${fmt(f(g))}${unit} | ${
-      fmt(f(s) / f(g), 2)
-    }× |`;
+  const [s, ...gs] = sides as [Ingest, ...Ingest[]];
+  const row = (
+    what: string,
+    f: (x: Ingest) => number,
+    unit: string,
+    digits = 0,
+  ) =>
+    `| ${what} | ${
+      sides.map((x) => `${fmt(f(x), digits)}${unit}`).join(" | ")
+    } | ${gs.map((g) => `${fmt(f(s) / f(g), 2)}×`).join(" / ")} |`;
   report.results.push(
     `### ${
       fmt(o.natsN)
@@ -476,21 +529,24 @@ function natsTable(
     "",
     `Published once by one client in ${
       fmt(publishMs)
-    } ms, then one for \`${LAST_HOST}\` (the real backend); both routers subscribed to the same nats-server.`,
+    } ms, then one for \`${LAST_HOST}\` (the real backend); all routers subscribed to the same nats-server and ingesting at the same time. Both gorouters keep backend connections alive.`,
     "",
-    ...tableHead(["Measure", s.name, g.name, "sigil ÷ gorouter"]),
+    ...tableHead([
+      "Measure",
+      ...sides.map((x) => x.name),
+      "sigil ÷ gorouter (info / error)",
+    ]),
     row(
       "RSS before (1 endpoint, after a keep-alive warm-up)",
       (x) => x.rssBefore,
       " MB",
     ),
     row(
-      `time-to-routable: first publish → \`${LAST_HOST}\` answers 200`,
+      `time-to-routable: first publish → \`${LAST_HOST}\` answers 200 (polled every 25 ms)`,
       (x) => x.routableMs,
       " ms",
     ),
-    row("router CPU-seconds until then", (x) => x.cpuS, " s"),
-    row("endpoints in the table", (x) => x.endpoints, ""),
+    row("router CPU-seconds until then", (x) => x.cpuS, " s", 1),
     row("RSS when routable", (x) => x.rssAfter, " MB"),
     row(
       `keep-alive req/s at ${fmt(o.natsN)} endpoints (wrk -c50, ${o.duration})`,
@@ -500,22 +556,27 @@ function natsTable(
     row("p99 of that run", (x) => x.load?.p99Ms ?? NaN, " ms"),
     row("RSS after that keep-alive run", (x) => x.rssLoaded, " MB"),
     row("peak RSS of the process (VmHWM)", (x) => x.peak, " MB"),
+    row("endpoints in the table at the end", (x) => x.endpoints, ""),
     "",
   );
-  report.summary.push(
-    [
-      "router",
-      `time-to-routable after ${fmt(o.natsN)} NATS registrations vs gorouter`,
-      `${fmt(s.routableMs)} vs ${fmt(g.routableMs)} ms`,
-      `${fmt(s.routableMs / g.routableMs, 2)}×`,
-      "≤ 1.0×",
-    ],
-    [
-      "router",
-      `RSS at ${fmt(o.natsN)} endpoints after keep-alive load vs gorouter`,
-      `${fmt(s.rssLoaded)} vs ${fmt(g.rssLoaded)} MB`,
-      `${fmt(s.rssLoaded / g.rssLoaded, 2)}×`,
-      "≤ 1.0×",
-    ],
-  );
+  for (const g of gs) {
+    report.summary.push(
+      [
+        "router",
+        `time-to-routable after ${
+          fmt(o.natsN)
+        } NATS registrations vs ${g.name}`,
+        `${fmt(s.routableMs)} vs ${fmt(g.routableMs)} ms`,
+        `${fmt(s.routableMs / g.routableMs, 2)}×`,
+        "≤ 1.0×",
+      ],
+      [
+        "router",
+        `RSS at ${fmt(o.natsN)} endpoints after keep-alive load vs ${g.name}`,
+        `${fmt(s.rssLoaded)} vs ${fmt(g.rssLoaded)} MB`,
+        `${fmt(s.rssLoaded / g.rssLoaded, 2)}×`,
+        "≤ 1.0×",
+      ],
+    );
+  }
 }

@@ -51,6 +51,8 @@ export interface BackendOptions {
   instanceDir: string;
   /** The CA client certificates must chain to. */
   caFile: string;
+  /** Client SANs let in (the routers' certificate; mode mtls requires one). */
+  allowedClientSans: string[];
   configFile: string;
   /** Where to say that the stand-in was used instead. */
   notes: string[];
@@ -66,6 +68,7 @@ export async function startBackend(
     credentials_dir: o.instanceDir,
     mode: "mtls",
     trusted_client_cas: [o.caFile],
+    allowed_client_sans: o.allowedClientSans,
     listeners: [{
       listen: `127.0.0.1:${o.port}`,
       app: `127.0.0.1:${o.appPort}`,

@@ -14,7 +14,7 @@ import { freePort } from "../../tests/_helpers/ports.ts";
 import type { TestCredential } from "../../tests/_helpers/pki.ts";
 import { until } from "./proc.ts";
 import type { Proxied, RouterBench } from "./router.ts";
-import { ROUTE_HOST } from "./router.ts";
+import { httpStatus, ROUTE_HOST } from "./router.ts";
 
 /** TLS 1.2 suites for gorouter's front (it refuses `enable_ssl` without). */
 const CIPHERS = [
@@ -30,6 +30,8 @@ export interface BenchGorouterOptions {
   tuned: boolean;
   /** Serve HTTPS on 127.0.0.1:`port` with `cert` too (TLS 1.2 and 1.3). */
   https?: { port: number; cert: TestCredential };
+  /** gorouter's `logging.level` (CF's default, info, logs every new route). */
+  logLevel?: "info" | "error";
 }
 
 /** A running gorouter of the benchmark. */
@@ -54,6 +56,7 @@ export async function startBenchGorouter(
   const dir = `${bench.tmp}/${name}`;
   await Deno.mkdir(dir, { recursive: true });
   const extra: Record<string, unknown> = {
+    logging: { level: o.logLevel ?? "info" },
     access_log: { file: `${dir}/access.log` },
     disable_keep_alives: !o.tuned,
     max_idle_conns_per_host: o.tuned ? 100 : 2,
@@ -90,11 +93,13 @@ export async function startBenchGorouter(
 }
 
 /**
- * Waits until gorouter has `ROUTE_HOST` again, re-sending its registration
- * every 100 ms like a proxy's heartbeat (30 s bound). Call it before every
- * load run: this gorouter prunes a TLS endpoint when a client cancels a
- * request in flight (fixed in routing-release 0.266.0), as wrk does to every
- * connection when a run ends, and only the next registration brings it back.
+ * Waits until gorouter routes `ROUTE_HOST` again (a request answers 200),
+ * re-sending its registration every 100 ms like a proxy's heartbeat (30 s
+ * bound). Call it before every load run: this gorouter prunes a TLS endpoint
+ * when a client cancels a request in flight (fixed in routing-release
+ * 0.266.0), as wrk does to every connection when a run ends, and only the
+ * next registration brings it back. (A request, not `/routes`: with a big
+ * table that answer alone grows gorouter's heap by hundreds of MB.)
  */
 export async function ensureRoute(
   g: BenchGorouter,
@@ -105,8 +110,10 @@ export async function ensureRoute(
   await until(
     `route ${ROUTE_HOST} in gorouter on port ${g.port}`,
     async () => {
-      const routes = await g.go.routes().catch(() => ({}));
-      if (ROUTE_HOST in routes) return true;
+      const s = await httpStatus(g.port, ROUTE_HOST, "/bytes/1024").catch(
+        () => 0,
+      );
+      if (s === 200) return true;
       await proxied.register();
       await new Promise((r) => setTimeout(r, 100));
       return false;

@@ -20,6 +20,8 @@ export interface Proc {
   exited: boolean;
   /** Its last stderr line(s) with an error, short enough for a table cell. */
   stderrTail: () => string;
+  /** Every stderr line matching {@linkcode SpawnOptions.keepStderr}. */
+  kept: string[];
 }
 
 /** Options of {@linkcode ProcGroup.spawn}. */
@@ -29,6 +31,8 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Send stdout and stderr to /dev/null instead of reading them. */
   quiet?: boolean;
+  /** Keep every stderr line matching this in `kept` (not just the last 200). */
+  keepStderr?: RegExp;
 }
 
 /** The processes one benchmark started; `stopAll()` ends them, last first. */
@@ -57,6 +61,7 @@ export class ProcGroup {
       child,
       lines: [],
       exited: false,
+      kept: [],
       stderrTail: () => {
         const clean = err.map((l) => l.trim()).filter(Boolean);
         const errs = clean.filter((l) => /error/i.test(l));
@@ -68,6 +73,7 @@ export class ProcGroup {
     if (!opts.quiet) {
       void readLines(child.stdout, (l) => p.lines.push(l));
       void readLines(child.stderr, (l) => {
+        if (opts.keepStderr?.test(l)) p.kept.push(l);
         err.push(l);
         if (err.length > 200) err.shift();
       });

@@ -28,6 +28,8 @@ import type { Backend } from "./backend.ts";
 export const ROUTE_HOST = "app.bench.test";
 export const UNKNOWN_HOST = "nowhere.bench.test";
 export const INSTANCE_ID = "bench-instance-0001";
+/** The SAN of the routers' client certificate (the backend lets only it in). */
+export const ROUTER_SAN = "router.bench.test";
 const APP_GUID = "11111111-2222-4333-8444-555555555555";
 
 /** The app, its proxy and the registration that routes to them. */
@@ -49,6 +51,8 @@ export interface StartRouterOptions {
   /** Called right after the spawn (e.g. to move it into a cgroup). */
   onSpawn?: (p: Proc) => void;
   v8Flags?: string[];
+  /** Keep the router's log lines matching this (`Proc.kept`). */
+  keepStderr?: RegExp;
   /** Write a `--cpu-prof` profile here (default: router #1 with --cpu-prof). */
   cpuProfDir?: string;
   /** An HTTPS front listener on 127.0.0.1:`port` with this chain and key. */
@@ -104,25 +108,18 @@ export class RouterBench {
       client: {
         name: "router",
         commonName: "router",
-        dnsNames: ["router.bench.test"],
+        dnsNames: [ROUTER_SAN],
       },
     });
     await Deno.writeTextFile(`${creds.instanceDir}/ca.pem`, creds.pki.rootPem);
-    const appPort = freePort();
-    const app = this.procs.spawn("app", DENO, [
-      "run",
-      "-A",
-      "bench/router_backend.ts",
-      "app",
-      String(appPort),
-    ]);
-    await until("app", () => accepts(appPort), 15_000, app);
+    const { port: appPort, proc: app } = await startApp(this.procs);
     const backend = await startBackend(this.procs, {
       port: freePort(),
       appPort,
       instanceId: INSTANCE_ID,
       instanceDir: creds.instanceDir,
       caFile: creds.caFile,
+      allowedClientSans: [ROUTER_SAN],
       configFile: `${this.tmp}/proxy.yaml`,
       notes: this.report.notes,
     });
@@ -224,7 +221,7 @@ export class RouterBench {
       "router",
       "--config",
       cfg,
-    ]);
+    ], { keepStderr: opts.keepStderr });
     opts.onSpawn?.(p);
     await until(`sigil router #${n}`, () => accepts(apiPort), 20_000, p);
     return p;
@@ -271,6 +268,22 @@ export class RouterBench {
     await this.nats.stop();
     await Deno.remove(this.tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** Starts the `bench/router_backend.ts app` on a free port; resolves once it accepts. */
+export async function startApp(
+  procs: ProcGroup,
+): Promise<{ port: number; proc: Proc }> {
+  const port = freePort();
+  const proc = procs.spawn("app", DENO, [
+    "run",
+    "-A",
+    "bench/router_backend.ts",
+    "app",
+    String(port),
+  ]);
+  await until("app", () => accepts(port), 15_000, proc);
+  return { port, proc };
 }
 
 /** The value of metric `name` (no labels) on a router's API, NaN if none. */

@@ -11,16 +11,19 @@ import type { Logger } from "../observe/mod.ts";
 import { MetricsRegistry, silentLogger } from "../observe/mod.ts";
 import {
   issueInstanceCertificate,
+  issueRouterCertificate,
   parseCertificate,
   validateIdentity,
+  validateRouterIdentity,
   verifyCsr,
 } from "../pki/mod.ts";
-import type { Identity, KeyType } from "../pki/mod.ts";
+import type { Identity, KeyType, RouterIdentity } from "../pki/mod.ts";
 import { KEY_TYPES, PkiError } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
-import { authorize } from "./_policy.ts";
+import { authorize, authorizeRouter } from "./_policy.ts";
 import {
   CERT_ISSUE_SCOPE,
+  CERT_ROUTER_SCOPE,
   createTokenVerifier,
   TokenError,
 } from "../token/mod.ts";
@@ -33,6 +36,7 @@ import { CrlPublisher } from "./_crl.ts";
 
 /** The `POST /v1/sign` body. */
 export const SignRequest = z.strictObject({
+  kind: z.literal("instance").optional(),
   csr: z.string().min(1),
   instance_id: z.string(),
   app: z.string(),
@@ -43,6 +47,34 @@ export const SignRequest = z.strictObject({
 });
 /** A parsed sign request. */
 export type SignRequest = z.output<typeof SignRequest>;
+
+/** The `POST /v1/sign` body for a router identity (needs `cert.router`). */
+export const RouterSignRequest = z.strictObject({
+  kind: z.literal("router"),
+  csr: z.string().min(1),
+  name: z.string(),
+  dns_names: z.array(z.string()).default([]),
+  ips: z.array(z.string()).default([]),
+  validity: z.string().optional(),
+});
+/** A parsed router sign request. */
+export type RouterSignRequest = z.output<typeof RouterSignRequest>;
+
+/** The ledger row of a router: app "router", space and org "system". */
+function routerLedgerIdentity(r: RouterIdentity): Identity {
+  return {
+    instanceId: r.name,
+    app: "router",
+    space: "system",
+    org: "system",
+    ips: r.ips,
+  };
+}
+
+function isRouterBody(body: unknown): boolean {
+  return !!body && typeof body === "object" &&
+    (body as Record<string, unknown>).kind === "router";
+}
 
 /** The `201` answer of `POST /v1/sign`. */
 export interface SignResponse {
@@ -182,9 +214,10 @@ export class CertificateAuthority {
     const started = performance.now();
     let claims: TokenClaims | undefined;
     let identity: Identity | undefined;
+    const routerKind = isRouterBody(body);
     try {
       claims = await (await this.#verifier).verify(token, {
-        scopes: [CERT_ISSUE_SCOPE],
+        scopes: [routerKind ? CERT_ROUTER_SCOPE : CERT_ISSUE_SCOPE],
       }).catch((err) => {
         if (!(err instanceof TokenError)) throw err;
         throw new CaError(
@@ -195,14 +228,26 @@ export class CertificateAuthority {
       });
       await this.#checkToken(claims);
       this.#rateLimit(claims.subject);
-      const req = this.#parse(body);
-      identity = this.#identity(req);
-      authorize(claims, identity);
+      let req: { csr: string; validity?: string };
+      let router: RouterIdentity | undefined;
+      if (routerKind) {
+        const r = this.#parseRouter(body);
+        router = this.#routerIdentity(r);
+        authorizeRouter(claims, router);
+        identity = routerLedgerIdentity(router);
+        req = r;
+      } else {
+        const r = this.#parse(body);
+        identity = this.#identity(r);
+        authorize(claims, identity);
+        req = r;
+      }
       await this.#checkIdentity(identity);
+      const subject = identity.instanceId;
       const csr = await verifyCsr(req.csr).catch((err) => {
         throw new CaError(
           "ERR_CA_CSR_INVALID",
-          `Cannot issue certificate for "${req.instance_id}": ${
+          `Cannot issue certificate for "${subject}": ${
             (err as Error).message
           }`,
           { cause: err },
@@ -217,17 +262,25 @@ export class CertificateAuthority {
         );
       }
       const validityMs = this.#validity(req, identity.instanceId);
-      const leaf = await issueInstanceCertificate(
-        csr.publicKey,
-        identity,
-        this.store.issuer,
-        {
-          trustDomain: this.store.meta.trust_domain,
-          validityMs,
-          backdateMs: this.#o.backdateMs,
-          now: this.#o.clock.now(),
-        },
-      );
+      const leafOptions = {
+        trustDomain: this.store.meta.trust_domain,
+        validityMs,
+        backdateMs: this.#o.backdateMs,
+        now: this.#o.clock.now(),
+      };
+      const leaf = router
+        ? await issueRouterCertificate(
+          csr.publicKey,
+          router,
+          this.store.issuer,
+          leafOptions,
+        )
+        : await issueInstanceCertificate(
+          csr.publicKey,
+          identity,
+          this.store.issuer,
+          leafOptions,
+        );
       await this.ledger.commit(
         issuedEntry(
           identity,
@@ -246,6 +299,7 @@ export class CertificateAuthority {
       this.#o.logger.info("cert-issued", {
         instance: identity.instanceId,
         app: identity.app,
+        kind: router ? "router" : undefined,
         serial: leaf.serial,
         not_after: leaf.notAfter.toISOString(),
         caller: claims.subject,
@@ -358,6 +412,31 @@ export class CertificateAuthority {
     b.tokens -= 1;
   }
 
+  #parseRouter(body: unknown): RouterSignRequest {
+    const r = RouterSignRequest.safeParse(body);
+    if (!r.success) {
+      throw new CaError(
+        "ERR_CA_REQUEST_INVALID",
+        `Invalid router sign request: ${describeIssues(r.error.issues)}`,
+      );
+    }
+    return r.data;
+  }
+
+  #routerIdentity(req: RouterSignRequest): RouterIdentity {
+    try {
+      return validateRouterIdentity({
+        name: req.name,
+        dnsNames: req.dns_names,
+        ips: req.ips,
+      });
+    } catch (err) {
+      throw new CaError("ERR_CA_IDENTITY_INVALID", (err as Error).message, {
+        cause: err,
+      });
+    }
+  }
+
   #parse(body: unknown): SignRequest {
     if (body === undefined) {
       throw new CaError(
@@ -367,14 +446,9 @@ export class CertificateAuthority {
     }
     const r = SignRequest.safeParse(body);
     if (!r.success) {
-      const detail = r.error.issues.map((i) =>
-        i.code === "unrecognized_keys"
-          ? `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(", ")}`
-          : `${i.path.join(".") || "body"}: ${i.message}`
-      ).join("; ");
       throw new CaError(
         "ERR_CA_REQUEST_INVALID",
-        `Invalid sign request: ${detail}`,
+        `Invalid sign request: ${describeIssues(r.error.issues)}`,
       );
     }
     return r.data;
@@ -396,7 +470,7 @@ export class CertificateAuthority {
     }
   }
 
-  #validity(req: SignRequest, instance: string): number {
+  #validity(req: { validity?: string }, instance: string): number {
     if (req.validity === undefined) {
       return Math.min(this.#o.defaultValidityMs, this.#o.maxValidityMs);
     }
@@ -460,6 +534,14 @@ export class CertificateAuthority {
       });
     });
   }
+}
+
+function describeIssues(issues: z.core.$ZodIssue[]): string {
+  return issues.map((i) =>
+    i.code === "unrecognized_keys"
+      ? `unknown field(s) ${i.keys.map((k) => `"${k}"`).join(", ")}`
+      : `${i.path.join(".") || "body"}: ${i.message}`
+  ).join("; ");
 }
 
 /** "revoked 2026-…Z: reason" for messages. */

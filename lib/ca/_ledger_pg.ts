@@ -242,18 +242,41 @@ export async function openLedgerStore(
   return Ledger.open(store?.path ?? join(dir, CA_FILES.ledger), options);
 }
 
+/** The configured ledger with its revocations (same database). */
+export interface CaStores {
+  ledger: LedgerStore;
+  revocations: RevocationStore;
+  /** Closes the revocations, then the ledger. */
+  close(): Promise<void>;
+}
+
 /**
- * The revocation store beside a ledger: the same PostgreSQL pool, or the
- * ledger's SQLite file.
+ * Opens the ledger ({@linkcode openLedgerStore}) and the revocation store
+ * beside it: the same PostgreSQL pool, or the ledger's SQLite file.
  *
- * @throws {CaError} `ERR_CA_LEDGER` when the SQLite file cannot be opened.
+ * @throws {CaError} `ERR_CA_LEDGER` / `ERR_CA_LEDGER_UNAVAILABLE` naming the file or server.
  */
-export function openRevocationStore(
-  ledger: LedgerStore,
-  options: { readOnly?: boolean } = {},
-): RevocationStore {
-  if (ledger instanceof PgLedger) {
-    return new PgRevocations(ledger.sql, ledger.path);
+export async function openCaStores(
+  dir: string,
+  store: LedgerStoreConfig | undefined,
+  options: { readOnly?: boolean } & PgDeps = {},
+): Promise<CaStores> {
+  const ledger = await openLedgerStore(dir, store, options);
+  let revocations: RevocationStore;
+  try {
+    revocations = ledger instanceof PgLedger
+      ? new PgRevocations(ledger.sql, ledger.path)
+      : SqliteRevocations.open(ledger.path, options);
+  } catch (err) {
+    await ledger.close();
+    throw err;
   }
-  return SqliteRevocations.open(ledger.path, options);
+  return {
+    ledger,
+    revocations,
+    async close() {
+      await revocations.close();
+      await ledger.close();
+    },
+  };
 }

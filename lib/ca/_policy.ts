@@ -4,7 +4,7 @@
  * @module
  */
 import { BlockList, isIP } from "node:net";
-import type { Identity } from "../pki/mod.ts";
+import type { Identity, RouterIdentity } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import type { TokenClaims } from "../token/mod.ts";
 
@@ -76,7 +76,7 @@ export function cidrMatcher(cidrs: string[]): (ip: string) => boolean {
  * ```
  */
 export function authorize(
-  grant: Omit<TokenClaims, "expiresAt" | "id">,
+  grant: Omit<TokenClaims, "expiresAt" | "id" | "routers">,
   id: Identity,
 ): void {
   const deny = (what: string) =>
@@ -93,11 +93,52 @@ export function authorize(
   if (!grant.orgs.some((g) => globMatch(g, id.org))) {
     throw deny(`org "${id.org}"`);
   }
+  checkAddresses(grant.cidrs, id.ips, deny);
+}
+
+/**
+ * Throws unless a `cert.router` grant covers the router identity: its name
+ * and every DNS name match the token's `routers` globs, every address is in
+ * its `cidrs`.
+ *
+ * @throws {CaError} `ERR_CA_FORBIDDEN`, naming what is outside the claims.
+ * @example
+ * ```ts
+ * import { authorizeRouter } from "./_policy.ts";
+ * authorizeRouter(
+ *   { subject: "routers", routers: ["router-*"], cidrs: ["10.0.0.0/24"] },
+ *   { name: "router-1", dnsNames: [], ips: ["10.0.0.10"] },
+ * );
+ * ```
+ */
+export function authorizeRouter(
+  grant: { subject: string; routers: string[]; cidrs: string[] },
+  router: RouterIdentity,
+): void {
+  const deny = (what: string) =>
+    new CaError(
+      "ERR_CA_FORBIDDEN",
+      `Cannot issue router certificate for "${router.name}": ${what} is outside the claims of token "${grant.subject}"`,
+    );
+  for (const name of [router.name, ...router.dnsNames]) {
+    if (!grant.routers.some((g) => globMatch(g, name))) {
+      throw deny(`name "${name}"`);
+    }
+  }
+  checkAddresses(grant.cidrs, router.ips, deny);
+}
+
+/** Throws `deny(...)` unless every address is inside the token's CIDRs. */
+function checkAddresses(
+  cidrs: string[],
+  ips: string[],
+  deny: (what: string) => CaError,
+): void {
   let inRange: (ip: string) => boolean;
   try {
-    inRange = cidrMatcher(grant.cidrs);
+    inRange = cidrMatcher(cidrs);
   } catch {
     throw deny("the address list (the token carries a malformed CIDR)");
   }
-  for (const ip of id.ips) if (!inRange(ip)) throw deny(`address "${ip}"`);
+  for (const ip of ips) if (!inRange(ip)) throw deny(`address "${ip}"`);
 }

@@ -98,6 +98,21 @@ type Row = Record<string, string | null>;
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
+/** The revocations table (and the app index the CRL lookup uses). */
+function createSchema(db: DatabaseSync): void {
+  db.prepare("PRAGMA journal_mode = WAL").get();
+  db.exec(`CREATE TABLE IF NOT EXISTS revocations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    reason TEXT, UNIQUE (kind, value))`);
+  const ledger = db.prepare(
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'issuances'",
+  ).get();
+  if (ledger) {
+    db.exec("CREATE INDEX IF NOT EXISTS issuances_app ON issuances(app)");
+  }
+}
+
 export class SqliteRevocations implements RevocationStore {
   readonly path: string;
   #db: DatabaseSync;
@@ -122,18 +137,12 @@ export class SqliteRevocations implements RevocationStore {
     try {
       db = new DatabaseSync(path, { readOnly, timeout: 2000 });
       if (!readOnly) {
-        db.prepare("PRAGMA journal_mode = WAL").get();
-        db.exec(`CREATE TABLE IF NOT EXISTS revocations (
-          id INTEGER PRIMARY KEY AUTOINCREMENT,
-          time TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
-          reason TEXT, UNIQUE (kind, value))`);
-        const ledger = db.prepare(
-          "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'issuances'",
-        ).get();
-        if (ledger) {
-          db.exec(
-            "CREATE INDEX IF NOT EXISTS issuances_app ON issuances(app)",
-          );
+        try {
+          createSchema(db);
+        } catch (err) {
+          // A ledger the CA cannot write now (healthz says so) must not stop
+          // it from starting; `add` creates the table once it can write.
+          if (!/readonly/i.test((err as Error).message)) throw err;
         }
       }
       return new SqliteRevocations(path, db);
@@ -174,6 +183,7 @@ export class SqliteRevocations implements RevocationStore {
     r: Omit<Revocation, "time"> & { time?: string },
   ): Promise<{ added: boolean; revocation: Revocation }> {
     return this.#run("write", () => {
+      if (!this.#has("revocations")) createSchema(this.#db);
       const time = r.time ?? new Date().toISOString();
       const res = this.#db.prepare(
         "INSERT OR IGNORE INTO revocations (time, kind, value, reason) VALUES (?, ?, ?, ?)",

@@ -20,8 +20,7 @@ import { oneSegment } from "../common/tls_response.ts";
 import { describeListenError } from "../common/listen.ts";
 import { CertificateAuthority } from "./_authority.ts";
 import { createCaApp } from "./_api.ts";
-import { openLedgerStore, openRevocationStore } from "./_ledger_pg.ts";
-import type { RevocationStore } from "./_revocations.ts";
+import { openCaStores } from "./_ledger_pg.ts";
 import { CaError } from "./errors.ts";
 import { CA_FILES, loadCa } from "./_store.ts";
 
@@ -62,14 +61,8 @@ export async function startCa(
     createLogger("ca", { level: config.log_level });
   const clock = deps.clock ?? systemClock;
   const store = await loadCa(config.dir);
-  const ledger = await openLedgerStore(config.dir, config.store);
-  let revocations: RevocationStore;
-  try {
-    revocations = openRevocationStore(ledger);
-  } catch (err) {
-    await ledger.close();
-    throw err;
-  }
+  const stores = await openCaStores(config.dir, config.store);
+  const { ledger, revocations } = stores;
   const authority = new CertificateAuthority(store, ledger, {
     defaultValidityMs: config.default_validity,
     maxValidityMs: config.max_validity,
@@ -130,8 +123,7 @@ export async function startCa(
     }, async (req, info) => oneSegment(await app.fetch(req, info)));
   } catch (err) {
     watch.stop();
-    await revocations.close();
-    await ledger.close();
+    await stores.close();
     throw new CaError(
       "ERR_CA_LISTEN",
       `Cannot listen on "${formatAddress(config.listen)}" (ca.listen): ${
@@ -150,8 +142,7 @@ export async function startCa(
   let closed = false;
   const finished = server.finished.then(async () => {
     watch.stop();
-    await revocations.close();
-    await ledger.close();
+    await stores.close();
   });
   return {
     address,

@@ -24,14 +24,10 @@ import { KEY_TYPES } from "../pki/mod.ts";
 import type { KeyType } from "../pki/mod.ts";
 import { CaError } from "./errors.ts";
 import { issuedEntry, Ledger } from "./_ledger.ts";
-import { openLedgerStore, openRevocationStore } from "./_ledger_pg.ts";
+import { openCaStores } from "./_ledger_pg.ts";
 import { cidrMatcher } from "./_policy.ts";
 import { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";
-import type {
-  Revocation,
-  RevocationKind,
-  RevocationStore,
-} from "./_revocations.ts";
+import type { Revocation, RevocationKind } from "./_revocations.ts";
 import { startCa } from "./_serve.ts";
 import { INSPECT } from "./_inspect.ts";
 import {
@@ -375,12 +371,19 @@ const token: Command = {
       arg: "CIDR",
       description: "Address ranges allowed in IP SANs",
     },
+    router: {
+      type: "string",
+      multiple: true,
+      arg: "GLOB",
+      description:
+        "Router names (and their DNS names) a cert.router token may certify",
+    },
     scope: {
       type: "string",
       multiple: true,
       arg: "SCOPE",
       description:
-        `cert.issue (default), routes.write, routes.read, credhub.read or credhub.write`,
+        `cert.issue (default), cert.router, routes.write, routes.read, credhub.read or credhub.write`,
     },
     ttl: {
       type: "string",
@@ -406,7 +409,22 @@ const token: Command = {
       spaces: listFlag(flags, "space"),
       orgs: listFlag(flags, "org"),
       cidrs: listFlag(flags, "cidr"),
+      routers: listFlag(flags, "router"),
     };
+    if (grant.scopes.includes("cert.router")) {
+      if (grant.scopes.includes("cert.issue")) {
+        throw new UsageError(
+          "A token cannot carry both cert.issue and cert.router: mint one token for the cells and another for the routers",
+        );
+      }
+      if (!grant.routers.length) {
+        throw new UsageError(
+          'A cert.router token needs --router (repeatable globs, e.g. "router-*")',
+        );
+      }
+    } else if (grant.routers.length) {
+      throw new UsageError('"--router" goes with "--scope cert.router"');
+    }
     if (
       grant.scopes.includes("cert.issue") &&
       (!grant.apps.length || !grant.spaces.length || !grant.orgs.length)
@@ -544,14 +562,8 @@ const revoke: Command = {
     }
     await loadCa(dir); // a CA directory, not a typo
     // Opening the ledger creates (or migrates) its tables on a new CA.
-    const ledgerStore = await openLedgerStore(dir, config?.store);
-    let store: RevocationStore;
-    try {
-      store = openRevocationStore(ledgerStore);
-    } catch (err) {
-      await ledgerStore.close();
-      throw err;
-    }
+    const stores = await openCaStores(dir, config?.store);
+    const store = stores.revocations;
     try {
       const { added, revocation } = await store.add({
         kind,
@@ -579,8 +591,7 @@ const revoke: Command = {
         console.log("  /v1/sign refuses it from now on (401 token revoked)");
       }
     } finally {
-      await store.close();
-      await ledgerStore.close();
+      await stores.close();
     }
     return 0;
   },
@@ -635,14 +646,8 @@ const ledger: Command = {
         );
       }
     }
-    const l = await openLedgerStore(dir, where, { readOnly: true });
-    let store: RevocationStore;
-    try {
-      store = openRevocationStore(l, { readOnly: true });
-    } catch (err) {
-      await l.close();
-      throw err;
-    }
+    const stores = await openCaStores(dir, where, { readOnly: true });
+    const { ledger: l, revocations: store } = stores;
     try {
       const instance = stringFlag(flags, "instance");
       const rows = await l.list({ instanceId: instance });
@@ -690,8 +695,7 @@ const ledger: Command = {
         }
       }
     } finally {
-      await store.close();
-      await l.close();
+      await stores.close();
     }
     return 0;
   },

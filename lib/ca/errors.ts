@@ -5,8 +5,10 @@ import { ApplianceError } from "../common/errors.ts";
  * A CA condition callers catch. The HTTP edge maps `code` to a status:
  * `ERR_CA_REQUEST_INVALID`/`ERR_CA_CSR_INVALID`/`ERR_CA_IDENTITY_INVALID` 400,
  * `ERR_CA_UNAUTHENTICATED` 401, `ERR_CA_FORBIDDEN` 403, `ERR_CA_TOO_LARGE` 413,
- * `ERR_CA_RATE_LIMITED` 429. Store problems (`ERR_CA_EXISTS`, `ERR_CA_NOT_FOUND`,
- * `ERR_CA_KEY_PERMISSIONS`, `ERR_CA_LEDGER`) stop the command.
+ * `ERR_CA_RATE_LIMITED` 429, `ERR_CA_LEDGER_UNAVAILABLE` 503 (the shared
+ * PostgreSQL ledger cannot be reached; nothing was signed). Store problems
+ * (`ERR_CA_EXISTS`, `ERR_CA_NOT_FOUND`, `ERR_CA_KEY_PERMISSIONS`,
+ * `ERR_CA_LEDGER`) stop the command.
  *
  * @example
  * ```ts

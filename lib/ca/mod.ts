@@ -40,14 +40,16 @@ export {
   TOKEN_ISSUER,
 } from "../token/mod.ts";
 export type { Scope, TokenClaims, TokenGrant } from "../token/mod.ts";
-export { authorize, cidrMatcher, globMatch } from "./_policy.ts";
+export {
+  authorize,
+  authorizeRouter,
+  cidrMatcher,
+  globMatch,
+} from "./_policy.ts";
 export { Ledger } from "./_ledger.ts";
 export type { LedgerEntry, LedgerRow, LedgerStore } from "./_ledger.ts";
-export {
-  openLedgerStore,
-  openRevocationStore,
-  PgLedger,
-} from "./_ledger_pg.ts";
+export { openCaStores, openLedgerStore, PgLedger } from "./_ledger_pg.ts";
+export type { CaStores } from "./_ledger_pg.ts";
 export { PgRevocations } from "./_revocations_pg.ts";
 export { migrate, MIGRATIONS } from "./_pg.ts";
 export { REVOCATION_KINDS, SqliteRevocations } from "./_revocations.ts";

@@ -230,6 +230,15 @@ export const ProxySection = z.strictObject({
   crl: CrlSource.optional(),
   /** The app instances this process serves. */
   instances: z.array(ProxyInstance).min(1, "must list at least one instance"),
+  /**
+   * Warn (`credential-expiring`) when a router token (`register.routers[].token_file`)
+   * expires within `token`, or an instance certificate has less than
+   * `cert_fraction` of its lifetime left.
+   */
+  expiry_warning: z.strictObject({
+    token: Duration.prefault("7d"),
+    cert_fraction: z.number().gt(0).lt(1).default(0.2),
+  }).prefault({}),
 }).superRefine((s, ctx) => {
   if (!isLoopback(s.admin_listen.hostname)) {
     ctx.addIssue({

@@ -69,6 +69,17 @@ const Hooks = {
   pid_file: FilePath.optional(),
 };
 
+/** `reload_signal` and `pid_file` are set together or not at all. */
+function hooksPaired(
+  i: { reload_signal?: unknown; pid_file?: unknown },
+): boolean {
+  return (i.reload_signal === undefined) === (i.pid_file === undefined);
+}
+const HOOKS_PAIRED = {
+  message: "reload_signal and pid_file go together",
+  path: ["pid_file"],
+};
+
 /** One instance the rotator keeps credentials for. */
 export const RotatorInstance = z.strictObject({
   /** Instance (container) GUID: the certificate's CN and DNS SAN. */
@@ -81,15 +92,28 @@ export const RotatorInstance = z.strictObject({
   /** Credentials directory: `instance.crt` and `instance.key` live here. */
   dir: FilePath,
   ...Hooks,
-}).refine(
-  (i) => (i.reload_signal === undefined) === (i.pid_file === undefined),
-  {
-    message: "reload_signal and pid_file go together",
-    path: ["pid_file"],
-  },
-);
+}).refine(hooksPaired, HOOKS_PAIRED);
 /** A resolved instance entry. */
 export type RotatorInstance = z.output<typeof RotatorInstance>;
+
+/**
+ * A router identity the rotator keeps fresh (needs a `cert.router` token):
+ * one pair for the router's backend client certificate and, with the API's
+ * address in `ips` or `dns_names`, its API server certificate.
+ */
+export const RotatorRouter = z.strictObject({
+  /** Router name: the CN, first DNS SAN and `spiffe://<td>/router/<name>`. */
+  name: IdentityValue,
+  /** More DNS SANs (e.g. the name proxies dial the API by). */
+  dns_names: z.array(z.string().min(1)).default([]),
+  /** IP SANs (e.g. the API's address). */
+  ips: z.array(z.ipv4().or(z.ipv6())).default([]),
+  /** Credentials directory: `instance.crt` and `instance.key` live here. */
+  dir: FilePath,
+  ...Hooks,
+}).refine(hooksPaired, HOOKS_PAIRED);
+/** A resolved router entry. */
+export type RotatorRouter = z.output<typeof RotatorRouter>;
 
 /** Settings of `sigil rotator`. */
 export const RotatorSection = z.strictObject({
@@ -146,19 +170,39 @@ export const RotatorSection = z.strictObject({
   ...Hooks,
   /** The instances on this cell. */
   instances: z.array(RotatorInstance).default([]),
-}).refine(
-  (s) => (s.reload_signal === undefined) === (s.pid_file === undefined),
-  {
-    message: "reload_signal and pid_file go together",
-    path: ["pid_file"],
-  },
-).refine(
+  /** Router identities on this VM (the token must have scope `cert.router`). */
+  routers: z.array(RotatorRouter).default([]),
+  /**
+   * Warn (`credential-expiring`) when the token in `token_file` expires
+   * within this long; certificates warn when less than
+   * `expiry_warning.cert_fraction` of their lifetime is left.
+   */
+  expiry_warning: z.strictObject({
+    token: Duration.prefault("7d"),
+    cert_fraction: z.number().gt(0).lt(1).default(0.2),
+  }).prefault({}),
+}).refine(hooksPaired, HOOKS_PAIRED).refine(
   (s) =>
     new Set(s.instances.map((i) => i.instance_id)).size === s.instances.length,
   { message: "instance_id values must be unique", path: ["instances"] },
 ).refine(
   (s) => new Set(s.instances.map((i) => i.dir)).size === s.instances.length,
   { message: "each instance needs its own dir", path: ["instances"] },
+).refine(
+  (s) =>
+    new Set([
+      ...s.instances.map((i) => i.instance_id),
+      ...s.routers.map((r) => r.name),
+    ]).size === s.instances.length + s.routers.length,
+  {
+    message: "router names must be unique and differ from every instance_id",
+    path: ["routers"],
+  },
+).refine(
+  (s) =>
+    new Set([...s.instances, ...s.routers].map((i) => i.dir)).size ===
+      s.instances.length + s.routers.length,
+  { message: "each router needs its own dir", path: ["routers"] },
 ).refine((s) => s.backoff.initial > 0 && s.backoff.initial <= s.backoff.max, {
   message: "initial must be positive and at most max",
   path: ["backoff", "initial"],

@@ -289,8 +289,32 @@ export const RouterSection = z.strictObject({
   route_services: RouterRouteServices.prefault({}),
   /** Time limit for a whole backend request (not applied to WebSockets). */
   request_timeout: Duration.prefault("900s"),
-  /** Largest accepted request header block in KiB (431 beyond). */
-  max_header_kb: z.number().int().positive().default(1024),
+  /**
+   * Largest accepted request head (request line and header fields) in KiB;
+   * larger heads, or more than 100 header fields, get a 431. At most 60: the
+   * HTTP engine (Deno.serve) refuses heads over 64 KiB itself.
+   */
+  max_header_kb: z.number().int().positive().max(60, {
+    message:
+      "must be at most 60: the router's HTTP engine (Deno.serve) refuses request heads over 64 KiB",
+  }).default(60),
+  /**
+   * How long a client may take to send a request's head: from accept (TLS
+   * handshake included), or from the first byte of a keep-alive
+   * connection's next request (gorouter's `read_header_timeout`, Go's
+   * `ReadHeaderTimeout`); "0s": no limit.
+   */
+  read_header_timeout: Duration.prefault("10s"),
+  /** How long a client keep-alive connection may wait for its next request; "0s": no limit. */
+  idle_timeout: Duration.prefault("90s"),
+  /**
+   * Concurrent client connections per listener (plain and HTTPS each);
+   * more are closed at accept and counted in
+   * `sigil_router_client_connections_refused_total`. A connection that has
+   * sent a request holds 3 file descriptors (client, relay, engine): keep it
+   * under a third of the process's open-files limit. 0: no cap.
+   */
+  max_connections: z.number().int().min(0).default(10000),
   /**
    * On SIGTERM, how long the router keeps accepting and serving while
    * `/healthz` answers 503 `draining`, so a load balancer checking it moves
@@ -306,6 +330,18 @@ export const RouterSection = z.strictObject({
   access_log: RouterAccessLog.prefault({}),
   /** Log level of the router's own events. */
   log_level: LogLevel,
+  /**
+   * How often `backends.cert`/`key` and `api.cert`/`key` are re-read; a
+   * changed pair (e.g. renewed by `sigil rotator`) is loaded without a restart.
+   */
+  cert_check_interval: Duration.prefault("5s"),
+  /**
+   * `credential-expiring` is logged when less than this fraction of a
+   * certificate's lifetime is left.
+   */
+  expiry_warning: z.strictObject({
+    cert_fraction: z.number().gt(0).lt(1).default(0.2),
+  }).prefault({}),
 }).refine(
   (r) =>
     r.route_services_secret_decrypt_only === undefined ||

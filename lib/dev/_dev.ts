@@ -18,7 +18,8 @@ import type { LogLevel } from "../observe/mod.ts";
 import {
   exportPrivateKeyPem,
   generateKeyPair,
-  issueServiceCertificate,
+  issueRouterCertificate,
+  routerSpiffeId,
 } from "../pki/mod.ts";
 import { startProxy } from "../proxy/mod.ts";
 import type { RunningProxy } from "../proxy/mod.ts";
@@ -204,12 +205,14 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
     const clientCert = join(dir, "router", "client.crt");
     const clientKey = join(dir, "router", "client.key");
     const routerKeys = await generateKeyPair();
-    const routerCert = await issueServiceCertificate(
+    // A router identity (URI SAN spiffe://<td>/router/<name>), as
+    // `sigil rotator` keeps one for a real router.
+    const routerCert = await issueRouterCertificate(
       routerKeys.publicKey,
+      { name: ROUTER_SAN, dnsNames: [], ips: [] },
       store.issuer,
       {
-        commonName: ROUTER_SAN,
-        dnsNames: [ROUTER_SAN],
+        trustDomain: store.meta.trust_domain,
         validityMs: 30 * 86_400_000,
       },
     );
@@ -329,7 +332,9 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
               credentials_dir: credDir(d),
               mode: "mtls",
               trusted_client_cas: [bundle],
-              allowed_client_sans: [ROUTER_SAN],
+              allowed_client_sans: [
+                routerSpiffeId(store.meta.trust_domain, ROUTER_SAN),
+              ],
               listeners: [{
                 name: "http",
                 listen: "127.0.0.1:0",

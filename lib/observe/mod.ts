@@ -12,6 +12,8 @@
  * @module
  */
 export { createLogger, silentLogger, stderrSink } from "./log.ts";
+export { certWarnAt, ExpiryWatch } from "./expiry.ts";
+export type { ExpiryClock, WatchedCredential } from "./expiry.ts";
 export type { Logger, LoggerOptions, LogLevel, LogSink } from "./log.ts";
 export {
   Counter,

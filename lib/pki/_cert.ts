@@ -10,6 +10,8 @@ import * as x509 from "@peculiar/x509";
 import { createHash } from "node:crypto";
 import { spiffeId } from "./_identity.ts";
 import type { Identity } from "./_identity.ts";
+import { parseRouterSpiffeId, routerSpiffeId } from "./_router_identity.ts";
+import type { RouterIdentity } from "./_router_identity.ts";
 import {
   importPrivateKeyPem,
   publicKeyId,
@@ -224,6 +226,44 @@ export async function issueInstanceCertificate(
   return await buildLeaf(publicKey, subject, names, issuer, options);
 }
 
+/**
+ * Issues a router leaf: CN = router name; OU = `router`; SAN DNS = the name
+ * and each extra name, IP = each address, URI = `spiffe://<td>/router/<name>`;
+ * EKU serverAuth + clientAuth (one pair serves the backend client and the
+ * API server). The identity must already be validated.
+ *
+ * @example
+ * ```ts
+ * import { createRootCa, generateKeyPair, issueRouterCertificate, parseCertificate } from "./mod.ts";
+ * const rk = await generateKeyPair();
+ * const root = await createRootCa(rk, { commonName: "R", validityMs: 7200_000 });
+ * const leaf = await issueRouterCertificate((await generateKeyPair()).publicKey, { name: "router-1", dnsNames: [], ips: [] }, { certPem: root.pem, keys: rk, chainPem: "" }, { trustDomain: "t.example", validityMs: 3600_000 });
+ * console.assert(parseCertificate(leaf.pem).router?.name === "router-1");
+ * ```
+ */
+export async function issueRouterCertificate(
+  publicKey: CryptoKey,
+  router: RouterIdentity,
+  issuer: Issuer,
+  options: InstanceCertOptions,
+): Promise<IssuedCertificate> {
+  const names: AltName[] = [
+    ...[router.name, ...router.dnsNames].map((value): AltName => ({
+      type: "dns",
+      value,
+    })),
+    ...router.ips.map((ip): AltName => ({ type: "ip", value: ip })),
+    { type: "url", value: routerSpiffeId(options.trustDomain, router.name) },
+  ];
+  return await buildLeaf(
+    publicKey,
+    [["CN", router.name], ["OU", "router"]],
+    names,
+    issuer,
+    options,
+  );
+}
+
 /** Options for {@linkcode issueServiceCertificate}. */
 export interface ServiceCertOptions extends ValidityOptions {
   commonName: string;
@@ -311,6 +351,8 @@ export interface CertInfo {
   isCa: boolean;
   /** Present when the certificate carries a Sigil instance identity. */
   identity?: Identity & { trustDomain?: string; spiffeId?: string };
+  /** Present when the certificate carries a Sigil router identity. */
+  router?: RouterIdentity & { trustDomain: string; spiffeId: string };
 }
 
 /**
@@ -394,6 +436,17 @@ export function parseCertificate(pem: string): CertInfo {
       .match(/../g)!.join(":"),
     isCa: bc?.ca ?? false,
   };
+  const routerUri = uris.map((u) => [u, parseRouterSpiffeId(u)] as const)
+    .find(([, r]) => r !== undefined && r.name === cn);
+  if (routerUri && ous.includes("router")) {
+    info.router = {
+      name: cn!,
+      dnsNames: dnsNames.filter((d) => d !== cn),
+      ips,
+      spiffeId: routerUri[0],
+      trustDomain: routerUri[1]!.trustDomain,
+    };
+  }
   if (cn && app && space && org) {
     const spiffe = uris.find((u) => u.startsWith("spiffe://"));
     info.identity = {

@@ -32,6 +32,12 @@ export {
   validateTrustDomain,
 } from "./_identity.ts";
 export type { Identity } from "./_identity.ts";
+export {
+  parseRouterSpiffeId,
+  routerSpiffeId,
+  validateRouterIdentity,
+} from "./_router_identity.ts";
+export type { RouterIdentity } from "./_router_identity.ts";
 export { createCsr, verifyCsr } from "./_csr.ts";
 export type { VerifiedCsr } from "./_csr.ts";
 export {
@@ -39,6 +45,7 @@ export {
   createIntermediateCa,
   createRootCa,
   issueInstanceCertificate,
+  issueRouterCertificate,
   issueServiceCertificate,
   parseCertificate,
   randomSerial,

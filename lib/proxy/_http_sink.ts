@@ -24,6 +24,8 @@ export interface HttpRouteSinkOptions {
   timeoutMs?: number;
   /** `fetch` replacement (tests). */
   fetch?: typeof fetch;
+  /** Sees each token read from `tokenFile` (expiry watch; never log it). */
+  onToken?: (token: string) => void;
 }
 
 /**
@@ -78,6 +80,7 @@ export class HttpRouteSink implements RouteSink {
       let token: string;
       try {
         token = await readTokenFile(this.#o.tokenFile);
+        this.#o.onToken?.(token);
       } catch (err) {
         throw new RegistrationError(
           `Cannot ${action} routes with "${this.#shown}": ${

@@ -10,6 +10,7 @@ import { describeError } from "../common/mod.ts";
 import type { Clock } from "../common/mod.ts";
 import type { ProxySection } from "../config/mod.ts";
 import type { Logger } from "../observe/mod.ts";
+import { certWarnAt } from "../observe/mod.ts";
 import {
   fileSignature,
   loadCredentials,
@@ -127,6 +128,7 @@ export class InstanceRuntime {
     if (this.config.id === undefined && this.#creds.commonName) {
       this.#label = this.#creds.commonName;
     }
+    this.#watchExpiry();
     if (this.config.mode === "mtls") {
       this.#trust = await loadTrustBundle(
         this.config.trusted_client_cas,
@@ -197,6 +199,7 @@ export class InstanceRuntime {
         });
         const prev = this.#creds;
         this.#creds = next;
+        this.#watchExpiry();
         changed = true;
         out.cert = "ok";
         out.serial = next.serial;
@@ -262,6 +265,21 @@ export class InstanceRuntime {
       }
     }
     return out;
+  }
+
+  /** Warns when the served certificate enters its warning window. */
+  #watchExpiry(): void {
+    const c = this.#creds;
+    this.#deps.metrics.expiry?.certs.track(this.#label, {
+      labels: { instance: this.#label },
+      notAfter: c.notAfter.getTime(),
+      warnAt: certWarnAt(
+        c.notBefore.getTime(),
+        c.notAfter.getTime(),
+        this.#deps.section.expiry_warning.cert_fraction,
+      ),
+      fields: { serial: c.serial },
+    });
   }
 
   /** Counts one reload attempt in `reloads_total{instance,what,result}`. */

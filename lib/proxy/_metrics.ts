@@ -1,6 +1,6 @@
 /** The proxy's Prometheus metrics (prefix `sigil_proxy`). @module */
-import { MetricsRegistry } from "../observe/mod.ts";
-import type { Counter, Gauge } from "../observe/mod.ts";
+import { ExpiryWatch, MetricsRegistry } from "../observe/mod.ts";
+import type { Counter, ExpiryClock, Gauge, Logger } from "../observe/mod.ts";
 
 type Sample = [Record<string, string>, number];
 
@@ -105,6 +105,39 @@ export class ProxyMetrics {
           c.notBefore.getTime() / 1000,
         ]),
     );
+  }
+
+  /**
+   * Expiry warnings: instance certificates (their gauge is
+   * `cert_not_after_timestamp_seconds`) and router tokens
+   * (`router_token_not_after_timestamp_seconds{instance,router}`).
+   */
+  expiry?: { certs: ExpiryWatch; tokens: ExpiryWatch };
+
+  /** Starts the expiry warnings (they log). */
+  watchExpiry(logger: Logger, clock: ExpiryClock): void {
+    this.expiry = {
+      certs: new ExpiryWatch({
+        credential: "instance-cert",
+        logger,
+        clock,
+      }),
+      tokens: new ExpiryWatch({
+        registry: this.registry,
+        name: "router_token_not_after_timestamp_seconds",
+        help:
+          "Expiry of the bearer token sent to a router's registration API (Unix time)",
+        credential: "router-token",
+        logger,
+        clock,
+      }),
+    };
+  }
+
+  /** Clears the expiry timers. */
+  closeExpiry(): void {
+    this.expiry?.certs.close();
+    this.expiry?.tokens.close();
   }
 
   /** Installs the scrape-time providers. */

@@ -134,6 +134,7 @@ export async function startProxy(
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger("proxy");
   const metrics = new ProxyMetrics();
+  metrics.watchExpiry(logger, clock);
   const parts: ProxyParts & {
     instances: InstanceRuntime[];
     registrars: RouteRegistrar[];
@@ -173,6 +174,7 @@ export async function startProxy(
   } catch (err) {
     crl?.close();
     await drainAndRelease(parts, 0);
+    metrics.closeExpiry();
     throw err;
   }
   const { instances } = parts;
@@ -226,6 +228,7 @@ export async function startProxy(
           parts,
           options.drainTimeoutMs ?? config.drain_timeout,
         );
+        metrics.closeExpiry();
         crl?.close();
         logger.info("proxy-stopped", {});
       })();
@@ -264,6 +267,7 @@ export async function startProxy(
       logger,
       random: deps.random ?? Math.random,
       metrics,
+      tokenWarnMs: config.expiry_warning.token,
       sinks: deps.sinks,
     }, parts.registrars);
   } catch (err) {

@@ -9,6 +9,7 @@ import type { Clock } from "../common/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { NatsRouteBus, redactUrl } from "../routes/mod.ts";
 import { RegistrationError } from "./errors.ts";
+import { tokenExpiry } from "../token/mod.ts";
 import { HttpRouteSink } from "./_http_sink.ts";
 import type { InstanceRuntime } from "./_instance.ts";
 import type { ProxyMetrics } from "./_metrics.ts";
@@ -21,6 +22,8 @@ export interface RegistrationOptions {
   logger: Logger;
   random: () => number;
   metrics: ProxyMetrics;
+  /** `expiry_warning.token`: warn this long before a router token expires. */
+  tokenWarnMs?: number;
   /** Builds an instance's targets. @default {defaultSinks} */
   sinks?: (
     instance: string,
@@ -45,7 +48,11 @@ export async function startRegistration(
     if (!reg) continue;
     const sinks = o.sinks
       ? await o.sinks(inst.id, reg)
-      : await defaultSinks(reg, o.clock, o.logger);
+      : await defaultSinks(reg, o.clock, o.logger, {
+        instance: inst.id,
+        metrics: o.metrics,
+        tokenWarnMs: o.tokenWarnMs ?? 7 * 86_400_000,
+      });
     const listenerIdx = typeof reg.tls_listener === "number"
       ? reg.tls_listener
       : inst.listeners.findIndex((l) => l.options.name === reg.tls_listener);
@@ -88,15 +95,30 @@ async function defaultSinks(
   reg: RegisterConfig,
   clock: Clock,
   logger: Logger,
+  watch: { instance: string; metrics: ProxyMetrics; tokenWarnMs: number },
 ): Promise<NamedSink[]> {
-  const sinks: NamedSink[] = reg.routers.map((r) => ({
-    name: redactUrl(r.url),
-    sink: new HttpRouteSink({
-      url: r.url,
-      tokenFile: r.token_file,
-      caBundle: r.ca_bundle,
-    }),
-  }));
+  const sinks: NamedSink[] = reg.routers.map((r) => {
+    const router = redactUrl(r.url);
+    return {
+      name: router,
+      sink: new HttpRouteSink({
+        url: r.url,
+        tokenFile: r.token_file,
+        caBundle: r.ca_bundle,
+        onToken: (token) => {
+          const exp = tokenExpiry(token);
+          const key = `${watch.instance} ${router}`;
+          if (!exp) return watch.metrics.expiry?.tokens.forget(key);
+          watch.metrics.expiry?.tokens.track(key, {
+            labels: { instance: watch.instance, router },
+            notAfter: exp.getTime(),
+            warnAt: exp.getTime() - watch.tokenWarnMs,
+            fields: { file: r.token_file },
+          });
+        },
+      }),
+    };
+  });
   if (reg.nats) {
     let ca: string | undefined;
     if (reg.nats.tls_ca !== undefined) {

@@ -17,6 +17,10 @@ export interface SignRequest {
   ips: string[];
   /** Requested validity such as `"24h"`; the CA default when absent. */
   validity?: string;
+  /** `"router"`: a router identity named `instanceId` (scope `cert.router`). */
+  kind?: "router";
+  /** More DNS names of a router. */
+  dnsNames?: string[];
 }
 
 /** What the CA returns. */
@@ -38,6 +42,28 @@ export interface SignRequestBody {
   org: string;
   ips: string[];
   validity?: string;
+}
+
+/** The JSON body of `POST /v1/sign` for a router identity. */
+export interface RouterSignRequestBody {
+  kind: "router";
+  csr: string;
+  name: string;
+  dns_names: string[];
+  ips: string[];
+  validity?: string;
+}
+
+/** The `POST /v1/sign` body of a router {@linkcode SignRequest}. */
+export function routerSignRequestBody(req: SignRequest): RouterSignRequestBody {
+  return {
+    kind: "router",
+    csr: req.csr,
+    name: req.instanceId,
+    dns_names: req.dnsNames ?? [],
+    ips: req.ips,
+    ...(req.validity ? { validity: req.validity } : {}),
+  };
 }
 
 /**
@@ -162,7 +188,9 @@ export function createCaSigner(options: CaSignerOptions): CaSigner {
   ): Promise<SignResult> => {
     const url = new URL("/v1/sign", caUrl).toString();
     const token = await readToken(options.tokenFile);
-    const body = JSON.stringify(signRequestBody(req));
+    const body = JSON.stringify(
+      req.kind === "router" ? routerSignRequestBody(req) : signRequestBody(req),
+    );
     const timeout = AbortSignal.timeout(timeoutMs);
     const signals = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let res: Response;

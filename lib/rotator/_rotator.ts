@@ -6,14 +6,20 @@
 import type { Clock } from "../common/mod.ts";
 import { redactUrl, systemClock } from "../common/mod.ts";
 import type { Address, RotatorSection } from "../config/mod.ts";
-import { createLogger } from "../observe/mod.ts";
+import { createLogger, ExpiryWatch } from "../observe/mod.ts";
+import { readTokenFile } from "../common/mod.ts";
+import { tokenExpiry } from "../token/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { CaEndpoints, createCaSigner } from "./_client.ts";
 import type { Signer } from "./_client.ts";
 import { RotatorMetrics, serveMetrics } from "./_metrics.ts";
 import type { MetricsServer } from "./_metrics.ts";
-import { InstanceWorker } from "./_worker.ts";
-import type { InstanceStatus, WorkerContext } from "./_worker.ts";
+import { InstanceWorker, sectionEntries } from "./_worker.ts";
+import type {
+  InstanceStatus,
+  RotatorInstance,
+  WorkerContext,
+} from "./_worker.ts";
 import { RotatorError } from "./errors.ts";
 
 /** Injected dependencies of the rotator (all optional). */
@@ -53,11 +59,19 @@ export interface RunningRotator {
   close(): Promise<void>;
 }
 
+/** How often the token file is re-read for its expiry (besides each renewal). */
+export const TOKEN_CHECK_INTERVAL_MS = 300_000;
+
 /** Shared setup of {@linkcode startRotator} and {@linkcode runOnce}. */
 function context(
   initial: RotatorSection,
   deps: RotatorDeps,
-): { ctx: WorkerContext; setSection(s: RotatorSection): void } {
+): {
+  ctx: WorkerContext;
+  setSection(s: RotatorSection): void;
+  checkToken(): Promise<void>;
+  closeExpiry(): void;
+} {
   let section = initial;
   const clock = deps.clock ?? systemClock;
   const log = deps.logger ??
@@ -95,17 +109,63 @@ function context(
       ca.close();
     }
   });
+  const metrics = deps.metrics ?? new RotatorMetrics(clock);
+  const tokenWatch = new ExpiryWatch({
+    registry: metrics.registry,
+    name: "token_not_after_timestamp_seconds",
+    help: "Expiry of the bearer token in token_file (Unix time)",
+    credential: "cell-token",
+    logger: log,
+    clock,
+  });
+  const certExpiry = new ExpiryWatch({
+    credential: "certificate",
+    logger: log,
+    clock,
+  });
+  // Reads the token file's expiry (never the token itself into a log).
+  const checkToken = async () => {
+    const file = section.token_file;
+    let exp: Date | undefined;
+    try {
+      exp = tokenExpiry(await readTokenFile(file));
+    } catch {
+      return; // A renewal reports an unusable token file.
+    }
+    if (!exp) return tokenWatch.forget("token");
+    tokenWatch.track("token", {
+      labels: {},
+      notAfter: exp.getTime(),
+      warnAt: exp.getTime() - section.expiry_warning.token,
+      fields: { file },
+    });
+  };
   const ctx: WorkerContext = {
     clock,
     log,
     random: deps.random ?? Math.random,
-    metrics: deps.metrics ?? new RotatorMetrics(clock),
+    metrics,
     section: () => section,
-    sign,
+    sign: async (req, signal) => {
+      try {
+        return await sign(req, signal);
+      } finally {
+        await checkToken();
+      }
+    },
     loadBundle,
     sync: deps.sync ?? true,
+    certExpiry,
   };
-  return { ctx, setSection: (s) => (section = s) };
+  return {
+    ctx,
+    setSection: (s) => (section = s),
+    checkToken,
+    closeExpiry: () => {
+      tokenWatch.close();
+      certExpiry.close();
+    },
+  };
 }
 
 /**
@@ -129,8 +189,21 @@ export async function startRotator(
   section: RotatorSection,
   deps: RotatorDeps = {},
 ): Promise<RunningRotator> {
-  const { ctx, setSection } = context(section, deps);
+  const { ctx, setSection, checkToken, closeExpiry } = context(
+    section,
+    deps,
+  );
   const workers = new Map<string, InstanceWorker>();
+  await checkToken();
+  // A real-time poll (not on the injected clock, whose timers drive the
+  // renewal schedule): it only re-reads a file.
+  let tokenTimer: ReturnType<typeof setTimeout> | undefined;
+  const tokenLoop = () => {
+    tokenTimer = setTimeout(async () => {
+      await checkToken();
+      if (!closed) tokenLoop();
+    }, TOKEN_CHECK_INTERVAL_MS);
+  };
   let metricsServer: MetricsServer | undefined;
   if (section.metrics_listen) {
     metricsServer = await serveMetrics(
@@ -139,7 +212,7 @@ export async function startRotator(
       ctx.log,
     );
   }
-  const add = async (inst: RotatorSection["instances"][number]) => {
+  const add = async (inst: RotatorInstance) => {
     const w = new InstanceWorker(ctx, inst);
     workers.set(inst.instance_id, w);
     await w.start();
@@ -153,9 +226,11 @@ export async function startRotator(
     return p;
   };
 
-  await Promise.all(section.instances.map(add));
+  await Promise.all(sectionEntries(section).map(add));
+  tokenLoop();
   ctx.log.info("rotator-started", {
     instances: section.instances.length,
+    routers: section.routers.length,
     ca_url: section.ca_url.map(redactUrl).join(" "),
   });
 
@@ -184,16 +259,22 @@ export async function startRotator(
       return serial(async () => {
         if (closed) return;
         setSection(next);
-        const wanted = new Map(next.instances.map((i) => [i.instance_id, i]));
+        await checkToken();
+        const wanted = new Map(
+          sectionEntries(next).map((i) => [i.instance_id, i]),
+        );
         for (const [id, w] of workers) {
           const inst = wanted.get(id);
-          if (!inst || inst.dir !== w.instance.dir) {
+          if (
+            !inst || inst.dir !== w.instance.dir ||
+            inst.kind !== w.instance.kind
+          ) {
             workers.delete(id);
             await w.close();
             ctx.log.info("instance-removed", { instance: id });
           }
         }
-        for (const inst of next.instances) {
+        for (const inst of wanted.values()) {
           const w = workers.get(inst.instance_id);
           if (w) w.update(inst);
           else {
@@ -214,7 +295,9 @@ export async function startRotator(
       return serial(async () => {
         if (closed) return;
         closed = true;
+        clearTimeout(tokenTimer);
         await Promise.all([...workers.values()].map((w) => w.close()));
+        closeExpiry();
         await metricsServer?.close();
         ctx.log.info("rotator-stopped", {});
       });
@@ -246,27 +329,31 @@ export async function runOnce(
   section: RotatorSection,
   deps: RotatorDeps = {},
 ): Promise<OnceResult> {
-  const { ctx } = context(section, deps);
+  const { ctx, checkToken, closeExpiry } = context(section, deps);
+  await checkToken();
   const result: OnceResult = { renewed: [], skipped: [], failed: [] };
-  await Promise.all(section.instances.map(async (inst) => {
-    const w = new InstanceWorker(ctx, inst);
-    const id = inst.instance_id;
-    try {
-      const reason = await w.prepare();
-      if (!reason) result.skipped.push(id);
-      else if (await w.renewNow(reason, { retry: false })) {
-        result.renewed.push(id);
-      } else result.failed.push(id);
-    } catch (err) {
-      ctx.log.error("cert-renew-failed", {
-        instance: id,
-        error: (err as Error).message,
-      });
-      result.failed.push(id);
-    } finally {
-      await w.close();
-    }
-  }));
+  await Promise.all(
+    sectionEntries(section).map(async (inst) => {
+      const w = new InstanceWorker(ctx, inst);
+      const id = inst.instance_id;
+      try {
+        const reason = await w.prepare();
+        if (!reason) result.skipped.push(id);
+        else if (await w.renewNow(reason, { retry: false })) {
+          result.renewed.push(id);
+        } else result.failed.push(id);
+      } catch (err) {
+        ctx.log.error("cert-renew-failed", {
+          instance: id,
+          error: (err as Error).message,
+        });
+        result.failed.push(id);
+      } finally {
+        await w.close();
+      }
+    }),
+  );
+  closeExpiry();
   ctx.log.info("rotator-once-done", {
     renewed: result.renewed.length,
     skipped: result.skipped.length,

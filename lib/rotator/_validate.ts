@@ -19,6 +19,8 @@ export interface PairCheck {
   certPem: string;
   keyPem: string;
   identity: Identity;
+  /** Set for a router entry: the certificate must name this router instead. */
+  router?: { name: string; dnsNames: string[] };
   /** Trust bundle (roots). */
   bundlePem: string;
   now: number;
@@ -61,7 +63,24 @@ export async function checkPair(check: PairCheck): Promise<CertInfo> {
   if (!matches) throw fail(`key does not match certificate ${info.serial}`);
   const got = info.identity;
   const want = check.identity;
-  if (
+  if (check.router) {
+    const r = info.router;
+    if (
+      !r || r.name !== check.router.name ||
+      !sameSet(r.dnsNames, check.router.dnsNames.filter((d) => d !== r.name)) ||
+      !sameSet(r.ips, want.ips)
+    ) {
+      throw fail(
+        `certificate ${info.serial} names a different identity (${
+          r
+            ? `router "${r.name}", dns [${r.dnsNames.join(", ")}], ips [${
+              r.ips.join(", ")
+            }]`
+            : "no Sigil router identity"
+        })`,
+      );
+    }
+  } else if (
     !got || got.instanceId !== want.instanceId || got.app !== want.app ||
     got.space !== want.space || got.org !== want.org ||
     !sameSet(got.ips, want.ips)

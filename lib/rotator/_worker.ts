@@ -7,7 +7,8 @@
 import type { Clock, TimerId } from "../common/mod.ts";
 import { describeError } from "../common/mod.ts";
 import type { RotatorSection } from "../config/mod.ts";
-import type { Logger } from "../observe/mod.ts";
+import type { ExpiryWatch, Logger } from "../observe/mod.ts";
+import { certWarnAt } from "../observe/mod.ts";
 import {
   certificateMatchesKey,
   createCsr,
@@ -25,8 +26,37 @@ import { abortable, joinChain } from "./_util.ts";
 import { checkPair } from "./_validate.ts";
 import { CaRequestError, RotatorError } from "./errors.ts";
 
-/** One entry of `rotator.instances`. */
-export type RotatorInstance = RotatorSection["instances"][number];
+/**
+ * One entry of `rotator.instances`, or of `rotator.routers` seen as one
+ * (`kind: "router"`, `instance_id` = the router name).
+ */
+export type RotatorInstance = RotatorSection["instances"][number] & {
+  kind?: "router";
+  dns_names?: string[];
+};
+
+/**
+ * Every identity a section lists: its instances, then its routers (app
+ * "router", space and org "system", as the CA's ledger records them).
+ */
+export function sectionEntries(s: RotatorSection): RotatorInstance[] {
+  return [
+    ...s.instances,
+    ...s.routers.map((r): RotatorInstance => ({
+      kind: "router",
+      instance_id: r.name,
+      app: "router",
+      space: "system",
+      org: "system",
+      ips: r.ips,
+      dns_names: r.dns_names,
+      dir: r.dir,
+      on_rotate: r.on_rotate,
+      reload_signal: r.reload_signal,
+      pid_file: r.pid_file,
+    })),
+  ];
+}
 
 /** What every worker shares with the rotator. */
 export interface WorkerContext {
@@ -40,6 +70,8 @@ export interface WorkerContext {
   loadBundle(): Promise<string>;
   /** fsync files and directories. */
   sync: boolean;
+  /** Warns when a certificate nears its expiry. */
+  certExpiry?: ExpiryWatch;
 }
 
 /** Why a renewal was started. */
@@ -94,6 +126,14 @@ export class InstanceWorker {
 
   get #id(): string {
     return this.#inst.instance_id;
+  }
+
+  /** The router identity when this entry is a router. */
+  get #router(): { name: string; dnsNames: string[] } | undefined {
+    const i = this.#inst;
+    return i.kind === "router"
+      ? { name: i.instance_id, dnsNames: i.dns_names ?? [] }
+      : undefined;
   }
 
   get #identity(): Identity {
@@ -161,6 +201,7 @@ export class InstanceWorker {
         certPem: pair.certPem,
         keyPem: pair.keyPem,
         identity: this.#identity,
+        router: this.#router,
         bundlePem: await this.#ctx.loadBundle(),
         now: this.#ctx.clock.now(),
       });
@@ -211,10 +252,10 @@ export class InstanceWorker {
 
   /** Replaces the instance settings (same id and dir) after a reload. */
   update(inst: RotatorInstance): void {
-    const before = JSON.stringify(this.#identity);
+    const before = JSON.stringify([this.#identity, this.#router]);
     this.#inst = inst;
     // A changed identity makes the current certificate wrong: replace it now.
-    if (JSON.stringify(this.#identity) !== before) {
+    if (JSON.stringify([this.#identity, this.#router]) !== before) {
       void this.renewNow("invalid");
     }
   }
@@ -268,6 +309,7 @@ export class InstanceWorker {
     this.#abort.abort();
     await this.idle();
     this.#ctx.metrics.forget(this.#id);
+    this.#ctx.certExpiry?.forget(this.#id);
   }
 
   async #renew(reason: RenewReason, retry: boolean): Promise<boolean> {
@@ -277,11 +319,17 @@ export class InstanceWorker {
     try {
       const keys = await generateKeyPair(s.key_type);
       const identity = this.#identity;
+      const router = this.#router;
       const csr = await createCsr(keys, identity);
       if (this.#closed) return false;
       const res = await abortable(
         this.#ctx.sign(
-          { csr, ...identity, validity: s.validity },
+          {
+            csr,
+            ...identity,
+            validity: s.validity,
+            ...(router ? { kind: "router", dnsNames: router.dnsNames } : {}),
+          },
           this.#abort.signal,
         ),
         this.#abort.signal,
@@ -292,6 +340,7 @@ export class InstanceWorker {
         certPem,
         keyPem,
         identity,
+        router,
         bundlePem: await this.#ctx.loadBundle(),
         now: clock.now(),
       });
@@ -415,9 +464,19 @@ export class InstanceWorker {
   }
 
   #publish(): void {
-    if (this.#info) {
-      this.#ctx.metrics.cert(this.#id, this.#info.notAfter.getTime());
-    }
+    const info = this.#info;
+    if (!info) return;
+    this.#ctx.metrics.cert(this.#id, info.notAfter.getTime());
+    this.#ctx.certExpiry?.track(this.#id, {
+      labels: { instance: this.#id },
+      notAfter: info.notAfter.getTime(),
+      warnAt: certWarnAt(
+        info.notBefore.getTime(),
+        info.notAfter.getTime(),
+        this.#ctx.section().expiry_warning.cert_fraction,
+      ),
+      fields: { serial: info.serial, kind: this.#inst.kind ?? "instance" },
+    });
   }
 
   #runHooks(info: CertInfo): void {

@@ -17,6 +17,7 @@ import { createApiApp } from "./_api.ts";
 import type { Registry } from "./_registry.ts";
 import type { RouterStats } from "./_stats.ts";
 import { serveApi } from "./_listeners.ts";
+import type { ListenTls } from "./_listeners.ts";
 import type { RouterStatus } from "../status/mod.ts";
 
 /** Options of {@linkcode startApi}. */
@@ -43,9 +44,17 @@ export interface ApiServerOptions {
 
 /** A started registration API. */
 export interface ApiServer {
+  /** The current listener (replaced by {@linkcode ApiServer.swapTls}). */
   server: Deno.HttpServer<Deno.NetAddr>;
   port: number;
   verifier: TokenVerifier;
+  /**
+   * Serves a new certificate: the old listener stops accepting and lets its
+   * requests finish while a new one binds the same port. Deno.serve cannot
+   * swap a certificate in place, so a connection attempted in the few
+   * milliseconds between the two is refused (a client retries it).
+   */
+  swapTls(tls: ListenTls): Promise<void>;
 }
 
 /**
@@ -102,5 +111,34 @@ export async function startApi(o: ApiServerOptions): Promise<ApiServer> {
         "the registration API takes bearer tokens over plain HTTP on a non-loopback address; set api.cert and api.key",
     });
   }
-  return { server, port, verifier };
+  const result: ApiServer = {
+    server,
+    port,
+    verifier,
+    async swapTls(next) {
+      const old = result.server;
+      const closing = old.shutdown().catch(() => {});
+      const addr = { hostname: api.listen.hostname, port };
+      let bound: Deno.HttpServer<Deno.NetAddr> | undefined;
+      let lastErr: unknown;
+      // The old socket is released asynchronously: retry the bind briefly.
+      for (let i = 0; i < 200 && !bound; i++) {
+        try {
+          bound = serveApi(addr, app.fetch, next);
+        } catch (err) {
+          lastErr = err;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      if (!bound) {
+        // Keep serving with what we had rather than not at all.
+        result.server = serveApi(addr, app.fetch, tls);
+        await closing;
+        throw lastErr;
+      }
+      result.server = bound;
+      await closing;
+    },
+  };
+  return result;
 }

@@ -1,5 +1,6 @@
 /**
- * Binding the router's listeners with `Deno.serve`, and turning a bind
+ * Binding the router's listeners (the client fronts of `_front.ts`, the API
+ * with `Deno.serve`), and turning a bind
  * failure into a `RouterError` that names the address and what to do.
  * @module
  */
@@ -8,9 +9,12 @@ import {
   describeListenError,
   oneSegment,
 } from "../common/mod.ts";
+import type { Clock } from "../common/mod.ts";
 import { formatAddress } from "../config/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import { RouterError } from "./errors.ts";
+import { startFront } from "./_front.ts";
+import type { ClientFront, FrontCounters, FrontLimits } from "./_front.ts";
 
 const REUSE_PORT_NEEDS_FLAG =
   'reuse_port needs Deno\'s --unstable-net flag (deno run --unstable-net ..., or "unstable": ["net"] in deno.json)';
@@ -77,6 +81,11 @@ export interface ClientListenerOptions {
   setting: string;
   tls?: ListenTls;
   reusePort: boolean;
+  /** Deadlines, the connection cap and the head size limit. */
+  limits: FrontLimits;
+  /** Connection counts for the router's metrics. */
+  counters: FrontCounters;
+  clock: Clock;
   logger: Logger;
   /**
    * True while the router drains: HTTP/1.1 responses then carry
@@ -108,11 +117,12 @@ export function closeAfter(res: Response): Response {
 }
 
 /**
- * Binds a client listener.
+ * Binds a client listener: a {@linkcode startFront} front (TCP_NODELAY,
+ * deadlines, connection cap, 431) before `Deno.serve`.
  *
  * @throws {RouterError} `ERR_ROUTER_LISTEN` when the address cannot be bound.
  */
-export function serveClients(
+export async function serveClients(
   addr: ListenAddress,
   handle: (
     req: Request,
@@ -120,45 +130,32 @@ export function serveClients(
     proto: string,
   ) => Response | Promise<Response>,
   o: ClientListenerOptions,
-): ClientListener {
-  const { proto, tls, closing } = o;
+): Promise<ClientFront> {
+  const { proto, closing } = o;
   const served = closing
     ? async (req: Request, info: Deno.ServeHandlerInfo) => {
       const res = await handle(req, info, proto);
       return closing() ? closeAfter(res) : res;
     }
     : (req: Request, info: Deno.ServeHandlerInfo) => handle(req, info, proto);
-  let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve(
-      {
-        hostname: addr.hostname,
-        port: addr.port,
-        // Only pass the flag when asked: Deno 2.9 treats it as unstable.
-        ...(o.reusePort ? { reusePort: true } : {}),
-        onListen: () => {},
-        onError: (err) => {
-          o.logger.error("request-failed", { error: describeError(err) });
-          return new Response("500 Internal Server Error\n", {
-            status: 500,
-          });
-        },
-        ...tls,
+    return await startFront(served, {
+      hostname: addr.hostname,
+      port: addr.port,
+      tls: o.tls,
+      reusePort: o.reusePort,
+      limits: o.limits,
+      counters: o.counters,
+      clock: o.clock,
+      logger: o.logger,
+      onError: (err) => {
+        o.logger.error("request-failed", { error: describeError(err) });
+        return new Response("500 Internal Server Error\n", { status: 500 });
       },
-      // Over TLS, stream the body (see oneSegment) or each keep-alive
-      // response waits ~40 ms for the client's delayed ACK.
-      tls ? async (req, info) => oneSegment(await served(req, info)) : served,
-    );
+    });
   } catch (err) {
     throw listenError(addr, o.setting, err);
   }
-  return {
-    addr: server.addr,
-    // Deno's graceful shutdown closes the listener and idle connections at
-    // once, then waits for the requests in flight.
-    stopAccepting: () => server.shutdown(),
-    finished: server.finished,
-  };
 }
 
 /**

@@ -35,6 +35,7 @@ import { startLoops } from "./_loops.ts";
 import type { Loops } from "./_loops.ts";
 import { shutdown } from "./_shutdown.ts";
 import { RouteServiceSigner } from "./_route_service.ts";
+import { RouterCertWatch } from "./_cert_watch.ts";
 
 export type { RouteBusLike };
 
@@ -76,7 +77,10 @@ export interface RunningRouter {
   ): void;
   /** Runs one prune cycle now and waits for its probes. */
   pruneNow(): Promise<void>;
-  /** Re-reads the backend CA and client certificate; new connections use them. */
+  /**
+   * Re-reads the backend CA and client certificate (new connections use
+   * them) and serves a changed API certificate.
+   */
   reload(): Promise<void>;
   /**
    * Drains as gorouter does: `/healthz` answers 503 and responses carry
@@ -170,6 +174,9 @@ export async function startRouter(
     ? await createAccessLog({
       file: config.access_log.file,
       sink: deps.accessLogSink,
+    }).catch((err) => {
+      crl?.close(); // its reload timer would keep the process alive
+      throw err;
     })
     : undefined;
   const events = new RouteEvents();
@@ -241,6 +248,7 @@ export async function startRouter(
   let api: ApiServer | undefined;
   let source: RouteSource | undefined;
   let loops: Loops | undefined;
+  let certWatch: RouterCertWatch | undefined;
   let draining = false;
   let stopping: Promise<void> | undefined;
   const skip = Promise.withResolvers<void>();
@@ -253,7 +261,10 @@ export async function startRouter(
       servers,
       api: api?.server,
       inflight: () => handler.inflight,
-      stopLoops: () => loops?.stop(),
+      stopLoops: () => {
+        void certWatch?.close();
+        return loops?.stop();
+      },
       closeUpgrades: () => handler.closeUpgrades(),
       closeBackends: () => transports.closeAll(),
       closeRest: async () => {
@@ -269,10 +280,18 @@ export async function startRouter(
     const listenOpts = {
       reusePort: config.reuse_port,
       logger,
+      clock,
+      counters: stats,
+      limits: {
+        readHeaderTimeoutMs: config.read_header_timeout,
+        idleTimeoutMs: config.idle_timeout,
+        maxConnections: config.max_connections,
+        maxHeaderBytes: config.max_header_kb * 1024,
+      },
       closing: () => draining,
     };
     servers.push(
-      serveClients(config.listen, handler.handle, {
+      await serveClients(config.listen, handler.handle, {
         ...listenOpts,
         proto: "http",
         setting: "router.listen",
@@ -280,7 +299,7 @@ export async function startRouter(
     );
     if (config.https) {
       servers.push(
-        serveClients(config.https.listen, handler.handle, {
+        await serveClients(config.https.listen, handler.handle, {
           ...listenOpts,
           proto: "https",
           setting: "router.https.listen",
@@ -367,6 +386,44 @@ export async function startRouter(
       idleSweepIntervalMs: transports.sweepIntervalMs,
     });
 
+    const reloadBackend = async () => {
+      currentTls = await loadBackendTls(b, read);
+      transports.setTls(currentTls);
+      // Fresh agents with the new material; the old ones finish their
+      // requests, then close.
+      for (const pool of registry.pools()) {
+        for (const ep of pool.endpoints) transports.release(ep);
+      }
+      logger.info("backend-tls-reloaded", {});
+      return currentTls.cert;
+    };
+    const apiServer = api;
+    certWatch = new RouterCertWatch({
+      config,
+      read,
+      clock,
+      logger,
+      registry: stats.registry,
+      initial: {
+        backend: currentTls.cert !== undefined && currentTls.key !== undefined
+          ? { cert: currentTls.cert, key: currentTls.key }
+          : undefined,
+        api: files.apiCert !== undefined && files.apiKey !== undefined
+          ? { cert: files.apiCert, key: files.apiKey }
+          : undefined,
+        httpsCert: files.httpsCert,
+      },
+      reloadBackend,
+      swapApi: apiServer && files.apiCert !== undefined
+        ? async (pair) => {
+          await apiServer.swapTls(pair);
+          files.apiCert = pair.cert;
+          files.apiKey = pair.key;
+        }
+        : undefined,
+    });
+    certWatch.start();
+
     logger.info("router-started", {
       port,
       https_port: httpsPort,
@@ -387,14 +444,9 @@ export async function startRouter(
       apply,
       pruneNow: () => loops!.pruneNow(),
       async reload() {
-        currentTls = await loadBackendTls(b, read);
-        transports.setTls(currentTls);
-        // Fresh agents with the new material; the old ones finish their
-        // requests, then close.
-        for (const pool of registry.pools()) {
-          for (const ep of pool.endpoints) transports.release(ep);
-        }
-        logger.info("backend-tls-reloaded", {});
+        // The CA file is not watched: reload the backend material always.
+        await reloadBackend();
+        await certWatch!.check();
       },
       async drain(
         timeoutMs = config.drain_timeout,

@@ -23,6 +23,12 @@ export class RouterStats {
   backendExhaustedConns = 0;
   retries = 0;
   websocketUpgrades = 0;
+  /** Client connections open now (both fronts; see `_front.ts`). */
+  clientConnections = 0;
+  clientConnectionsRefused = 0;
+  clientHeaderTimeouts = 0;
+  clientIdleTimeouts = 0;
+  clientHeadersTooLarge = 0;
   websocketFailures = 0;
   readonly latencyBounds = DEFAULT_BUCKETS;
   readonly latencyBuckets: number[] = DEFAULT_BUCKETS.map(() => 0);
@@ -163,6 +169,27 @@ export class RouterStats {
       "websocket_failures_total",
       "WebSocket upgrades that failed",
       this.websocketFailures,
+    );
+    lines.push(
+      `# HELP ${p}_client_connections Client connections open now`,
+      `# TYPE ${p}_client_connections gauge`,
+      `${p}_client_connections ${this.clientConnections}`,
+    );
+    counter(
+      "client_connections_refused_total",
+      "Client connections closed at accept because max_connections were open",
+      this.clientConnectionsRefused,
+    );
+    lines.push(
+      `# HELP ${p}_client_connections_timed_out_total Client connections closed by a deadline (read_header_timeout, idle_timeout)`,
+      `# TYPE ${p}_client_connections_timed_out_total counter`,
+      `${p}_client_connections_timed_out_total{reason="read_header"} ${this.clientHeaderTimeouts}`,
+      `${p}_client_connections_timed_out_total{reason="idle"} ${this.clientIdleTimeouts}`,
+    );
+    counter(
+      "request_headers_too_large_total",
+      "Request heads refused with 431 before parsing (over max_header_kb or 100 fields)",
+      this.clientHeadersTooLarge,
     );
     const h = `${p}_request_duration_seconds`;
     lines.push(

@@ -4,6 +4,7 @@
  * identity globs the CA's policy checks).
  * @module
  */
+import { decodeJwt } from "jose";
 import type { JWTPayload } from "jose";
 
 /** Token issuer claim. */
@@ -13,6 +14,7 @@ export const TOKEN_AUDIENCE = "sigil";
 /** Scopes `sigil ca token` mints. */
 export const SCOPES = [
   "cert.issue",
+  "cert.router",
   "routes.write",
   "routes.read",
   "credhub.read",
@@ -22,6 +24,12 @@ export const SCOPES = [
 export type Scope = typeof SCOPES[number];
 /** The scope the CA's `/v1/sign` requires. */
 export const CERT_ISSUE_SCOPE: Scope = "cert.issue";
+/**
+ * The scope `/v1/sign` requires for a router identity (`kind: "router"`). A
+ * token carries it or {@linkcode CERT_ISSUE_SCOPE}, never both: a cell token
+ * cannot mint a router's identity, nor a router token an instance's.
+ */
+export const CERT_ROUTER_SCOPE: Scope = "cert.router";
 /** The scope the router's registration API requires. */
 export const ROUTES_WRITE_SCOPE: Scope = "routes.write";
 /**
@@ -38,11 +46,14 @@ export interface TokenGrant {
   spaces: string[];
   orgs: string[];
   cidrs: string[];
+  /** Router names (and their DNS names) a `cert.router` token may certify. */
+  routers?: string[];
 }
 
 /** Verified claims. `scopes` lists every scope the token carries. */
-export interface TokenClaims extends Omit<TokenGrant, "scopes"> {
+export interface TokenClaims extends Omit<TokenGrant, "scopes" | "routers"> {
   scopes: string[];
+  routers: string[];
   expiresAt: Date;
   id: string;
 }
@@ -73,8 +84,29 @@ export function claimsOf(payload: JWTPayload): TokenClaims {
     spaces: list(payload.spaces),
     orgs: list(payload.orgs),
     cidrs: list(payload.cidrs),
+    routers: list(payload.routers),
     // Capped at the latest time a Date holds (a far-future exp is no error).
     expiresAt: new Date(Math.min((payload.exp ?? 0) * 1000, MAX_DATE_MS)),
     id: payload.jti ?? "",
   };
+}
+
+/**
+ * The expiry of a token, read without verifying it (for expiry metrics and
+ * warnings of a token this process holds); `undefined` when it has no `exp`
+ * or is not a JWT.
+ *
+ * @example
+ * ```ts
+ * import { tokenExpiry } from "./_claims.ts";
+ * console.assert(tokenExpiry("not-a-jwt") === undefined);
+ * ```
+ */
+export function tokenExpiry(token: string): Date | undefined {
+  try {
+    const exp = decodeJwt(token).exp;
+    return typeof exp === "number" ? new Date(exp * 1000) : undefined;
+  } catch {
+    return undefined;
+  }
 }

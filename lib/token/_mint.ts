@@ -43,6 +43,7 @@ export async function mintToken(
     spaces: grant.spaces,
     orgs: grant.orgs,
     cidrs: grant.cidrs,
+    ...(grant.routers?.length ? { routers: grant.routers } : {}),
   })
     .setProtectedHeader({
       alg: "ES256",

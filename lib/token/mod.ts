@@ -21,12 +21,14 @@ export { TokenError } from "./errors.ts";
 export type { TokenRefusal } from "./errors.ts";
 export {
   CERT_ISSUE_SCOPE,
+  CERT_ROUTER_SCOPE,
   claimsOf,
   ROUTES_READ_SCOPE,
   ROUTES_WRITE_SCOPE,
   SCOPES,
   TOKEN_AUDIENCE,
   TOKEN_ISSUER,
+  tokenExpiry,
 } from "./_claims.ts";
 export type { Scope, TokenClaims, TokenGrant } from "./_claims.ts";
 export { jwks, mintToken, tokenKeyId } from "./_mint.ts";

@@ -51,7 +51,8 @@ export const GOROUTER_STATUS_AUTH = { user: "u", pass: "p" };
 
 /**
  * Writes gorouter's config into `dir`, gunzips the binary there, runs it and
- * resolves once it logs `gorouter.started` (60 s bound); SIGKILLed when
+ * resolves once it logs `gorouter.started` (or, with a `logging.level` in
+ * `extra` that hides info lines, once its status port answers; 60 s bound); SIGKILLed when
  * disposed.
  */
 export async function startGorouter(
@@ -112,17 +113,28 @@ export async function startGorouter(
     await child.status;
     await pumps;
   };
+  const auth = btoa(
+    `${GOROUTER_STATUS_AUTH.user}:${GOROUTER_STATUS_AUTH.pass}`,
+  );
+  const level = (options.extra?.logging as { level?: string } | undefined)
+    ?.level ?? "info";
+  const statusAnswers = () =>
+    fetch(`http://127.0.0.1:${statusPort}/routes`, {
+      headers: { authorization: `Basic ${auth}` },
+    }).then(async (r) => (await r.body?.cancel(), r.status === 200))
+      .catch(() => false);
   const deadline = Date.now() + 60_000;
-  while (!out.includes('"gorouter.started"')) {
+  while (
+    ["info", "debug"].includes(level)
+      ? !out.includes('"gorouter.started"')
+      : !(await statusAnswers())
+  ) {
     if (Date.now() > deadline) {
       await dispose();
       throw new Error(`gorouter did not start:\n${out.slice(-2000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  const auth = btoa(
-    `${GOROUTER_STATUS_AUTH.user}:${GOROUTER_STATUS_AUTH.pass}`,
-  );
   return {
     port,
     statusPort,

@@ -3,7 +3,7 @@ import {
   type CaError,
   migrate,
   MIGRATIONS,
-  openRevocationStore,
+  openCaStores,
   PgLedger,
 } from "../../lib/ca/mod.ts";
 import type { LedgerRow } from "../../lib/ca/mod.ts";
@@ -174,12 +174,11 @@ Deno.test({
   async fn() {
     await using pg = await startPostgres();
     const store = storeOf(pg.url, pg.passwordFile);
-    const [la, lb] = await Promise.all([
-      PgLedger.open(store),
-      PgLedger.open(store),
+    const [sa, sb] = await Promise.all([
+      openCaStores("/nonexistent", store),
+      openCaStores("/nonexistent", store),
     ]);
-    const a = openRevocationStore(la);
-    const b = openRevocationStore(lb);
+    const [la, a, b] = [sa.ledger, sa.revocations, sb.revocations];
     try {
       const future = new Date(Date.now() + 3_600_000).toISOString();
       await la.commit({ ...row("c1"), not_after: future });
@@ -211,10 +210,8 @@ Deno.test({
         "cell-9",
       ]);
     } finally {
-      await a.close();
-      await b.close();
-      await la.close();
-      await lb.close();
+      await sa.close();
+      await sb.close();
     }
   },
 });

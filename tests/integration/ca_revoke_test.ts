@@ -256,6 +256,9 @@ Deno.test("sigil ca revoke --instance/--app: /v1/sign refuses the identity (403)
       assert.match(errorOf(r.body).message, /app "app-2" is revoked/);
       const listed = await crl();
       assert.ok(listed.includes(i3) && !listed.includes(i2), String(listed));
+      const metrics = await (await fetch(`${ca.url}/metrics`, { client }))
+        .text();
+      assert.match(metrics, /^sigil_ca_crl_entries 3$/m);
 
       // The offline `ca issue` refuses it too.
       const offline = await sigil([

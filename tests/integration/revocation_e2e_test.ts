@@ -93,6 +93,7 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
     () => new Response("hello from the app\n"),
   );
   let client: Deno.HttpClient | undefined;
+  let held: Deno.ChildProcess | undefined;
   try {
     assert.equal((await sigil(["ca", "init", "--dir", caDir])).code, 0);
     const root = join(caDir, "root.crt");
@@ -142,12 +143,13 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
         `${indent}  refresh: 1s`,
       ].join("\n");
     const proxyPort = freePort();
+    const adminPort = freePort();
     const appPort = app.addr.port;
     await Deno.writeTextFile(
       join(dir, "proxy.yaml"),
       [
         "proxy:",
-        `  admin_listen: 127.0.0.1:${freePort()}`,
+        `  admin_listen: 127.0.0.1:${adminPort}`,
         crlBlock("  "),
         "  instances:",
         "    - id: i-backend",
@@ -263,6 +265,44 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout, "hello from the app\n");
 
+    // A connection openssl holds open with that certificate: cut when the
+    // reloaded CRL lists it.
+    held = new Deno.Command("openssl", {
+      args: [
+        "s_client",
+        "-quiet",
+        "-connect",
+        `127.0.0.1:${proxyPort}`,
+        "-servername",
+        "i-backend",
+        "-CAfile",
+        root,
+        "-verify_return_error",
+        "-cert",
+        join(dir, "curl", "instance.crt"),
+        "-key",
+        join(dir, "curl", "instance.key"),
+        // -cert sends only the leaf; the proxy trusts the root alone.
+        "-cert_chain",
+        join(dir, "curl", "instance.crt"),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const heldWriter = held.stdin.getWriter();
+    await heldWriter.write(
+      new TextEncoder().encode("GET / HTTP/1.1\r\nHost: i-backend\r\n\r\n"),
+    );
+    const heldOut = held.stdout.getReader();
+    const first = await heldOut.read();
+    if (first.done) {
+      throw new Error(
+        `openssl s_client ended: ${await new Response(held.stderr).text()}`,
+      );
+    }
+    assert.match(new TextDecoder().decode(first.value), /HTTP\/1\.1 200/);
+
     // Revoke the client curl uses: the proxy's next reload lists it and the
     // handshake is refused before a byte reaches the app.
     const out = await sigil([
@@ -282,6 +322,22 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
       l.event === "client-refused" && l.reason === "revoked"
     );
     assert.match(String(refused.detail), new RegExp(curlSerial));
+    const cut = await proxy.waitFor((l) => l.event === "client-cut-revoked");
+    const proxyMetrics = await (await fetch(
+      `http://127.0.0.1:${adminPort}/metrics`,
+    )).text();
+    assert.match(proxyMetrics, /^sigil_proxy_crl_revoked_serials 1$/m);
+    assert.match(proxyMetrics, /^sigil_proxy_crl_fetch_failures_total 0$/m);
+    assert.match(
+      proxyMetrics,
+      /^sigil_proxy_handshake_failures_total\{[^}]*reason="revoked"[^}]*\} [1-9]/m,
+    );
+    assert.equal(cut.serial, curlSerial);
+    // openssl sees the connection end (it exits without being asked).
+    while (!(await heldOut.read()).done) { /* drain until closed */ }
+    await heldWriter.close().catch(() => {});
+    await held.stderr.cancel();
+    await held.status;
     // The router's own client certificate is not revoked: still 200.
     r = await viaRouter();
     assert.equal(r.status, 200, JSON.stringify(r));
@@ -326,11 +382,20 @@ Deno.test("revocation end to end: after one CRL reload the proxy refuses a revok
     assert.equal(r.status, 526, JSON.stringify(r));
     assert.equal(r.error, "endpoint_failure (CERT_REVOKED)");
     assert.equal(r.body, "526 Invalid SSL Certificate (certificate revoked)\n");
+    const routerMetrics = await (await fetch(
+      `http://127.0.0.1:${started.api_port}/metrics`,
+    )).text();
+    assert.match(routerMetrics, /^sigil_router_crl_revoked_serials 2$/m);
     assert.ok(
       router.lines.some((l) => l.includes(backendSerial)),
       "the router's log names the revoked serial",
     );
   } finally {
+    try {
+      held?.kill();
+    } catch {
+      // already exited
+    }
     client?.close();
     for (const p of procs.reverse()) await p.stop();
     await app.shutdown();
