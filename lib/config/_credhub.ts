@@ -73,6 +73,14 @@ export const CredhubSection = z.strictObject({
   max_body_bytes: z.number().int().positive().default(1_048_576),
   /** Serve a UAA-compatible token endpoint for the `credhub` CLI (off when absent). */
   uaa: CredhubUaaSection.optional(),
+  /**
+   * Warn (`credential-expiring`) once less than this fraction of the TLS
+   * certificate's lifetime is left; its expiry is on /metrics as
+   * `sigil_credhub_tls_cert_not_after_timestamp_seconds`.
+   */
+  expiry_warning: z.strictObject({
+    cert_fraction: z.number().gt(0).lt(1).default(0.2),
+  }).prefault({}),
 }).refine((c) => (c.database === undefined) !== (c.store === undefined), {
   message:
     "set exactly one of database (a SQLite file) or store (a SQLite file or a postgres:// URL)",

@@ -10,7 +10,13 @@ import type { TLSSocket } from "node:tls";
 import type { Hono } from "hono";
 import type { CredhubSection } from "../config/mod.ts";
 import { formatAddress } from "../config/mod.ts";
-import { createLogger, MetricsRegistry } from "../observe/mod.ts";
+import {
+  certWarnAt,
+  createLogger,
+  ExpiryWatch,
+  MetricsRegistry,
+} from "../observe/mod.ts";
+import { parseCertificate } from "../pki/mod.ts";
 import type { Logger } from "../observe/mod.ts";
 import type { CredentialStore } from "./_store.ts";
 import { openCredentialStore } from "./_store_pg.ts";
@@ -80,10 +86,30 @@ export async function startCredhub(
     audience: config.token_audience,
   });
   let url = "";
+  const metrics = new MetricsRegistry("sigil_credhub");
+  const tlsCert = await Deno.readTextFile(config.tls_cert_file);
+  const expiry = new ExpiryWatch({
+    registry: metrics,
+    name: "tls_cert_not_after_timestamp_seconds",
+    help: "When the CredHub TLS certificate expires (Unix time)",
+    credential: "credhub-tls-cert",
+    logger,
+  });
+  const leaf = parseCertificate(tlsCert);
+  expiry.track("tls", {
+    labels: {},
+    notAfter: leaf.notAfter.getTime(),
+    warnAt: certWarnAt(
+      leaf.notBefore.getTime(),
+      leaf.notAfter.getTime(),
+      config.expiry_warning.cert_fraction,
+    ),
+    fields: { serial: leaf.serial, file: config.tls_cert_file },
+  });
   const app = createCredhubApp({
     store,
     logger,
-    metrics: new MetricsRegistry("sigil_credhub"),
+    metrics,
     uaa: deps.uaa ?? uaa?.app,
     get authServerUrl() {
       return config.auth_server_url ?? url;
@@ -119,7 +145,7 @@ export async function startCredhub(
     }
   }
   const server = createServer({
-    cert: await Deno.readTextFile(config.tls_cert_file),
+    cert: tlsCert,
     key: await Deno.readTextFile(config.tls_key_file),
     ca: trusted,
     requestCert: true,
@@ -146,6 +172,7 @@ export async function startCredhub(
       );
     });
   } catch (err) {
+    expiry.close();
     await store.close();
     throw new CredhubListenError(
       `Cannot listen on "${formatAddress(config.listen)}" (credhub.listen): ${
@@ -165,6 +192,7 @@ export async function startCredhub(
     store,
     close: () =>
       new Promise<void>((resolve) => {
+        expiry.close();
         server.close(() => {
           store.close().then(resolve, resolve);
         });

@@ -8,6 +8,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { KeyRing } from "./_keys.ts";
+import type { Sealed } from "./_keys.ts";
 import { CredhubError } from "./errors.ts";
 
 /** One stored version of a credential. */
@@ -104,19 +105,13 @@ export class SqliteCredentialStore implements CredentialStore {
     }
     const active = this.activeKeyId()!;
     if (!this.keys.has(active)) this.keys.reload();
-    for (
-      const { key_id } of this.db.prepare(
-        "SELECT DISTINCT key_id FROM credentials",
-      ).all() as Array<{ key_id: string }>
-    ) {
-      if (!this.keys.has(key_id)) {
-        this.keys.open({
-          keyId: key_id,
-          nonce: new Uint8Array(12),
-          ciphertext: new Uint8Array(16),
-        }, "");
-      }
-    }
+    requireKeys(
+      this.keys,
+      (this.db.prepare("SELECT DISTINCT key_id FROM credentials")
+        .all() as Array<
+          { key_id: string }
+        >).map((r) => r.key_id),
+    );
   }
 
   activeKeyId(): string | undefined {
@@ -310,12 +305,7 @@ export class SqliteCredentialStore implements CredentialStore {
       this.db.exec("BEGIN IMMEDIATE");
       try {
         for (const r of batch) {
-          const plain = this.keys.open({
-            keyId: r.key_id,
-            nonce: r.nonce,
-            ciphertext: r.ciphertext,
-          }, r.id + r.name);
-          const s = this.keys.seal(keyId, plain, r.id + r.name);
+          const s = resealRow(this.keys, r, keyId);
           this.db.prepare(
             "UPDATE credentials SET key_id = ?, nonce = ?, ciphertext = ? WHERE id = ? AND key_id = ?",
           )
@@ -358,6 +348,32 @@ export class SqliteCredentialStore implements CredentialStore {
 
   #open(r: Row): CredentialVersion {
     return openRow(this.keys, r);
+  }
+}
+
+/** Seals a row's value again under `keyId` (a key rotation). */
+export function resealRow(keys: KeyRing, r: Row, keyId: string): Sealed {
+  const plain = keys.open({
+    keyId: r.key_id,
+    nonce: r.nonce,
+    ciphertext: r.ciphertext,
+  }, r.id + r.name);
+  return keys.seal(keyId, plain, r.id + r.name);
+}
+
+/**
+ * Refuses to open a store whose rows need a key not in the ring (the error
+ * names the key and the directory).
+ */
+export function requireKeys(keys: KeyRing, ids: string[]): void {
+  for (const keyId of ids) {
+    if (!keys.has(keyId)) {
+      keys.open({
+        keyId,
+        nonce: new Uint8Array(12),
+        ciphertext: new Uint8Array(16),
+      }, "");
+    }
   }
 }
 

@@ -11,7 +11,12 @@ import type { LedgerStoreConfig, PostgresStore } from "../config/mod.ts";
 import { connectPg, isUnavailable, migrate } from "../ca/mod.ts";
 import type { PgDeps, Sql } from "../ca/mod.ts";
 import { KeyRing } from "./_keys.ts";
-import { openRow, SqliteCredentialStore } from "./_store.ts";
+import {
+  openRow,
+  requireKeys,
+  resealRow,
+  SqliteCredentialStore,
+} from "./_store.ts";
 import type {
   CredentialStore,
   CredentialVersion,
@@ -104,19 +109,13 @@ export class PgCredentialStore implements CredentialStore {
       }
       const active = (await s.#activeKeyId())!;
       if (!keys.has(active)) keys.reload();
-      for (
-        const { key_id } of await sql<{ key_id: string }[]>`
-          SELECT DISTINCT key_id FROM credhub_credentials`
-      ) {
-        // Refuses to start (naming the key) when a key file is missing.
-        if (!keys.has(key_id)) {
-          keys.open({
-            keyId: key_id,
-            nonce: new Uint8Array(12),
-            ciphertext: new Uint8Array(16),
-          }, "");
-        }
-      }
+      requireKeys(
+        keys,
+        (await sql<{ key_id: string }[]>`
+          SELECT DISTINCT key_id FROM credhub_credentials`).map((r) =>
+          r.key_id
+        ),
+      );
       await s.count();
     } catch (err) {
       await sql.end({ timeout: 1 }).catch(() => {});
@@ -308,12 +307,7 @@ export class PgCredentialStore implements CredentialStore {
             WHERE key_id <> ${keyId} LIMIT 100`;
             if (batch.length === 0) break;
             for (const r of batch) {
-              const plain = this.keys.open({
-                keyId: r.key_id,
-                nonce: r.nonce,
-                ciphertext: r.ciphertext,
-              }, r.id + r.name);
-              const s = this.keys.seal(keyId, plain, r.id + r.name);
+              const s = resealRow(this.keys, r, keyId);
               await tx`UPDATE credhub_credentials SET key_id = ${keyId},
                 nonce = ${s.nonce}, ciphertext = ${s.ciphertext}
               WHERE id = ${r.id}`;

@@ -5,7 +5,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import type { Identity } from "./_identity.ts";
-import { fromBER } from "asn1js";
+import { fromBER, Sequence } from "asn1js";
 import { fromPem, keyTypeOf, signingAlgorithm } from "./_keys.ts";
 import { verifyEcCsr } from "./_fast.ts";
 import type { KeyPair, KeyType } from "./_keys.ts";
@@ -68,13 +68,9 @@ export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
     );
   }
   const der = fromPem(pem, "CERTIFICATE REQUEST");
-  const end = der ? fromBER(der).offset : -1;
-  if (der && end > 0 && end !== der.length) {
-    // Go's x509.ParseCertificateRequest refuses the same ("trailing data").
-    throw new PkiError(
-      "ERR_PKI_CSR_INVALID",
-      "Invalid CSR: bytes after the end of its DER structure; send exactly one DER CSR in the PEM block",
-    );
+  const problem = der ? outerProblem(der) : undefined;
+  if (problem) {
+    throw new PkiError("ERR_PKI_CSR_INVALID", `Invalid CSR: ${problem}`);
   }
   const fast = der ? await verifyEcCsr(der) : undefined;
   if (fast?.ok) return { publicKey: fast.publicKey, keyType: fast.keyType };
@@ -127,4 +123,28 @@ export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
     );
   }
   return { publicKey, keyType };
+}
+
+/**
+ * What is wrong with the outer DER structure that the field parsers let
+ * through (they read the fields whatever the outer tag, and stop at its
+ * end): a tag other than SEQUENCE, or bytes after it. Go's
+ * x509.ParseCertificateRequest refuses both ("trailing data"). Input the
+ * DER reader cannot read at all is left to the parsers, which word it.
+ */
+function outerProblem(der: Uint8Array): string | undefined {
+  let outer: ReturnType<typeof fromBER>;
+  try {
+    outer = fromBER(der);
+  } catch {
+    return undefined;
+  }
+  if (outer.offset <= 0) return undefined;
+  if (!(outer.result instanceof Sequence)) {
+    return "its DER structure is not a SEQUENCE";
+  }
+  if (outer.offset !== der.length) {
+    return "bytes after the end of its DER structure; send exactly one DER CSR in the PEM block";
+  }
+  return undefined;
 }

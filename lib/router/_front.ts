@@ -95,6 +95,9 @@ export interface ClientFront {
 }
 
 /** How long a shut-down front waits for connections to close (real time). */
+/** Connections cut per sweep step, and the pause between steps. */
+const SWEEP_BATCH = 200;
+const SWEEP_BATCH_PAUSE_MS = 5;
 const CLOSE_WAIT_MS = 2000;
 
 const IDLE = 0;
@@ -393,9 +396,18 @@ export async function startFront(
   let timer: TimerId | undefined;
   const sweep = () => {
     const now = clock.now();
+    let cut = 0;
     for (const c of conns) {
       if (c.deadline === 0 || c.state === BUSY || c.upgraded) continue;
       if (now < c.deadline) continue;
+      // Thousands due at once (a slowloris wave) are cut in batches with
+      // the event loop free between them, so requests in flight and the
+      // attackers' reconnects interleave instead of stalling everyone.
+      if (cut === SWEEP_BATCH) {
+        timer = clock.setTimeout(sweep, SWEEP_BATCH_PAUSE_MS);
+        return;
+      }
+      cut++;
       if (c.state === IDLE) n.clientIdleTimeouts++;
       else n.clientHeaderTimeouts++;
       c.deadline = 0;

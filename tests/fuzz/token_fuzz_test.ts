@@ -168,9 +168,14 @@ Deno.test("fuzz token verifier: tokens signed with the CA key but carrying arbit
               ...extra,
             }
             : extra;
+          // jose will not sign some claims (an infinite nbf): nothing to send.
           const jwt = await new SignJWT(claims as JWTPayload)
             .setProtectedHeader({ alg: "ES256" })
-            .sign(tokenKeys.privateKey);
+            .sign(tokenKeys.privateKey).catch((e) => {
+              if (e instanceof TypeError) return undefined;
+              throw e;
+            });
+          if (jwt === undefined) return;
           const r = await check(v, `Bearer ${jwt}`, jwt);
           if (!(r instanceof TokenError)) assertClaims(r);
         },
