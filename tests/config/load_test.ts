@@ -81,3 +81,36 @@ Deno.test("parseDuration() and formatDuration() round-trip", () => {
     assert.throws(() => parseDuration(bad), SyntaxError, bad);
   }
 });
+
+Deno.test("credhub.store: a SQLite path or a postgres:// URL, exactly one of database or store, no password in the URL", () => {
+  const base =
+    "credhub:\n  keys_dir: /k\n  tls_cert_file: /c\n  tls_key_file: /k\n  trusted_cas_file: /t\n  public_key_file: /p\n";
+  const pg = parseConfig(
+    base +
+      "  store:\n    url: postgres://sigil@db.internal:5432/sigil\n    password_file: /etc/pw\n",
+  ).credhub!;
+  assert.equal(pg.store?.kind, "postgres");
+  assert.equal(
+    pg.store?.kind === "postgres" && pg.store.sslmode,
+    "verify-full",
+  );
+  const file = parseConfig(base + "  store: /var/lib/ch.db\n").credhub!;
+  assert.deepEqual(file.store, { kind: "sqlite", path: "/var/lib/ch.db" });
+  const issue = (yaml: string) => {
+    try {
+      parseConfig(yaml, "f.yaml");
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      return e.issues.map((i) => `${i.path}: ${i.message}`).join("\n");
+    }
+    assert.fail("accepted");
+  };
+  assert.match(issue(base), /credhub\.store: set exactly one of database/);
+  assert.match(
+    issue(base + "  database: /d\n  store: /e\n"),
+    /credhub\.store: set exactly one of database/,
+  );
+  const leak = issue(base + "  store: postgres://sigil:hunter2@db/sigil\n");
+  assert.match(leak, /carries a password: remove it from the URL/);
+  assert.ok(!leak.includes("hunter2"));
+});
