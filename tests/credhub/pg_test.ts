@@ -1,8 +1,9 @@
 /**
  * Two `sigil credhub` servers on one PostgreSQL (issue 18): a credential set
  * through A is read through B over mTLS, `sigil credhub rotate-key` (a real
- * subprocess) re-encrypts for both, names stay case-insensitive, and the
- * database password is in no log line.
+ * subprocess) re-encrypts for both, names stay case-insensitive, a stopped
+ * PostgreSQL answers 503 until it is back, and the database password is in
+ * no log line or answer.
  * @module
  */
 import assert from "node:assert/strict";
@@ -19,7 +20,7 @@ if (skip) console.warn(`credhub pg_test: skipped: ${skip}`);
 
 Deno.test({
   name:
-    "credhub store on PostgreSQL: set through A, read through B, rotate-key, both still read, no password in logs",
+    "credhub store on PostgreSQL: set through A, read through B, rotate-key, both still read, 503 while the server is down, no password in logs",
   ignore: skip !== undefined,
   async fn() {
     await using pg = await startPostgres();
@@ -115,6 +116,31 @@ Deno.test({
         "SELECT encode(ciphertext, 'escape') FROM credhub_credentials",
       );
       assert.ok(!stored.includes("first"), "values are encrypted at rest");
+
+      // PostgreSQL stopped: 503 with a reason (no password), then recovery.
+      await pg.stop();
+      const down = await credhubCall(
+        a.url,
+        "GET",
+        `/api/v1/data?name=${encodeURIComponent(name)}`,
+        { cert: inst.certPem, key: inst.keyPem, ca: pki.rootPem },
+      );
+      assert.equal(down.status, 503);
+      assert.match(down.body.error, /PostgreSQL is unavailable/);
+      assert.ok(!JSON.stringify(down.body).includes(password));
+      await pg.start();
+      // Recovers by itself (a stale pooled connection may fail once).
+      let back = 0;
+      for (let i = 0; i < 60 && back !== 200; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 500));
+        back = (await credhubCall(
+          a.url,
+          "GET",
+          `/api/v1/data?name=${encodeURIComponent(name)}`,
+          { cert: inst.certPem, key: inst.keyPem, ca: pki.rootPem },
+        )).status;
+      }
+      assert.deepEqual(await read(a.url), ["3rd", "2nd", "first"]);
 
       const all = lines.join("\n") + rot.stdout + rot.stderr;
       assert.ok(lines.some((l) => l.includes("credhub-listening")));
