@@ -1,6 +1,6 @@
 /**
- * `sigil credhub`: a CredHub-compatible credential store (encrypted SQLite,
- * CredHub's API and v2 permissions, mTLS instance identities and bearer
+ * `sigil credhub`: a CredHub-compatible credential store (encrypted SQLite or
+ * PostgreSQL, CredHub's API and v2 permissions, mTLS instance identities and bearer
  * tokens), and `sigil launch`, which interpolates `VCAP_SERVICES` for an app.
  *
  * @example
